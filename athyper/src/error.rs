@@ -1,0 +1,20 @@
+//! The crate-wide error.
+
+use crate::queue::QueueError;
+use crate::registry::RegistryError;
+use crate::runtime::RuntimeError;
+
+/// Any error of athyper; each concern's own error converts into it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// From the job queue.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// From collecting job handlers.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// From configuring or starting the runtime.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}

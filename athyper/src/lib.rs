@@ -1,0 +1,66 @@
+//! # athyper
+//!
+//! Production infrastructure for Rust services, by annotation. Write a job
+//! handler, annotate it, and the runtime registers it, runs it on a worker
+//! with retries, backoff, timeouts and tracing, and keeps every job that
+//! could not run.
+//!
+//! ```rust,standalone_crate
+//! use athyper::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Email { to: String }
+//!
+//! #[athyper::job(queue = "emails", priority = "high", retry = "exponential", attempts = 5)]
+//! async fn send_email(ctx: JobContext, email: Email) -> Result<(), std::io::Error> {
+//!     tracing::info!(to = %email.to, attempt = ctx.attempt(), "sending");
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), athyper::Error> {
+//! let runtime = Runtime::builder().build()?;          // embedded backend unless ATHYPER_REDIS_URL is set
+//! let running = runtime.start()?;                     // a worker per queue, unless ATHYPER_MODE=api
+//! let emails = runtime.queue_for(&send_email);
+//! emails.add(&send_email, Email { to: "ada@example.com".into() }).await?;
+//! running.shutdown().await;                           // drains within the shutdown deadline
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is here
+//!
+//! | module | what it gives |
+//! |---|---|
+//! | [`queue`] | [`Queue`](queue::Queue) (producer), [`Worker`](queue::Worker) (consumer), [`JobContext`](queue::JobContext), the [`Backend`](queue::Backend) trait and the embedded [`MemoryBackend`](queue::MemoryBackend) |
+//! | [`resilience`] | [`Backoff`](resilience::Backoff) schedules with jitter and a cap |
+//! | [`registry`] | what `#[job]` registers, collected at start-up |
+//! | [`runtime`] | [`Runtime`](runtime::Runtime): configuration from the environment, modes, run until a signal |
+//!
+//! ## The `#[job]` attribute
+//!
+//! See [`job`] for every option.
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod error;
+pub mod queue;
+pub mod registry;
+pub mod resilience;
+pub mod runtime;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+#[doc = include_str!("docs/job.md")]
+pub use athyper_macros::job;
+
+pub use crate::error::Error;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::job;
+    pub use crate::queue::{JobContext, JobId, JobOptions, Priority, Queue};
+    pub use crate::registry::Job;
+    pub use crate::runtime::{Mode, Runtime};
+}

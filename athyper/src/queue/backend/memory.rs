@@ -1,0 +1,805 @@
+//! The embedded backend: every queue in this process's memory.
+//!
+//! The default when no Redis URL is configured. It keeps the whole contract
+//! of [`Backend`] (priorities, delays, retries, leases, retention), so a
+//! service developed against it behaves the same on Redis; what it cannot
+//! give is durability or sharing between processes.
+//!
+//! Each queue sits behind its own mutex, held only for the few map
+//! operations of one step, never across an `.await`. Idle workers park on a
+//! [`Notify`]: an add wakes every parked worker and leaves a permit for a
+//! worker that is between its empty fetch and its wait, so no wake-up is
+//! lost and nothing polls.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{
+    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
+};
+use crate::queue::QueueError;
+use crate::queue::job::{
+    AttemptError, Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Retention,
+};
+use crate::queue::time::{duration_millis, from_millis};
+
+/// The in-memory backend. Cloning it shares the same queues.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queues: Mutex<HashMap<String, Arc<QueueCell>>>,
+    clock: Clock,
+}
+
+/// Wall-clock milliseconds that advance with `tokio::time`, so tests under
+/// paused time see delays and leases expire as the runtime's clock moves.
+#[derive(Debug)]
+struct Clock {
+    origin_ms: u64,
+    origin: tokio::time::Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            origin_ms: crate::queue::time::to_millis(std::time::SystemTime::now()),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.origin_ms + duration_millis(self.origin.elapsed())
+    }
+}
+
+#[derive(Debug, Default)]
+struct QueueCell {
+    state: Mutex<QueueState>,
+    notify: Notify,
+}
+
+impl QueueCell {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic while holding the lock leaves maps that are each
+        // consistent; carrying on beats poisoning every later call.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every parked worker, and leaves a permit for one that is about
+    /// to park.
+    fn wake(&self) {
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Debug)]
+struct Record {
+    info: JobInfo,
+    /// Place in line: within a priority while waiting, among delayed jobs
+    /// with the same due time, and among finished jobs with the same finish
+    /// time.
+    seq: u64,
+    owner: Option<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct Lease {
+    expires_at: u64,
+    jobs: HashSet<JobId>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    jobs: HashMap<JobId, Record>,
+    /// Per handler name: (priority, seq) → id.
+    waiting: HashMap<Arc<str>, BTreeMap<(usize, u64), JobId>>,
+    /// (due ms, seq) → id.
+    delayed: BTreeMap<(u64, u64), JobId>,
+    /// (finished ms, seq) → id.
+    completed: BTreeMap<(u64, u64), JobId>,
+    failed: BTreeMap<(u64, u64), JobId>,
+    leases: HashMap<Arc<str>, Lease>,
+    counts: JobCounts,
+    paused: bool,
+    seq: u64,
+    last_id: u64,
+}
+
+impl QueueState {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn add(&mut self, now: u64, job: NewJob) -> Added {
+        let id = match job.id {
+            Some(id) => {
+                let id = JobId::from(id);
+                if self.jobs.contains_key(&id) {
+                    return Added { id, created: false };
+                }
+                id
+            }
+            None => {
+                self.last_id += 1;
+                JobId::from(self.last_id.to_string())
+            }
+        };
+        let due = now.saturating_add(duration_millis(job.delay));
+        let info = JobInfo {
+            id: id.clone(),
+            name: job.name,
+            payload: job.payload,
+            priority: job.priority,
+            state: JobState::Waiting,
+            attempts_made: 0,
+            max_attempts: job.max_attempts.max(1),
+            backoff: job.backoff,
+            timeout: job.timeout,
+            enqueued_at: from_millis(now),
+            due_at: from_millis(due),
+            started_at: None,
+            finished_at: None,
+            stalled: 0,
+            errors: Vec::new(),
+            progress: None,
+        };
+        let seq = self.next_seq();
+        self.jobs.insert(
+            id.clone(),
+            Record {
+                info,
+                seq,
+                owner: None,
+            },
+        );
+        if due > now {
+            self.enter_delayed(&id, due);
+        } else {
+            self.enter_waiting(&id);
+        }
+        Added { id, created: true }
+    }
+
+    /// Puts a job that is in no set into waiting, at its current seq.
+    fn enter_waiting(&mut self, id: &JobId) {
+        let rec = self.jobs.get_mut(id).expect("job record exists");
+        rec.info.state = JobState::Waiting;
+        rec.owner = None;
+        let key = (rec.info.priority.index(), rec.seq);
+        self.counts.add(JobState::Waiting, rec.info.priority, 1);
+        match self.waiting.get_mut(rec.info.name.as_str()) {
+            Some(tree) => {
+                tree.insert(key, id.clone());
+            }
+            None => {
+                let name: Arc<str> = rec.info.name.as_str().into();
+                self.waiting
+                    .entry(name)
+                    .or_default()
+                    .insert(key, id.clone());
+            }
+        }
+    }
+
+    fn enter_delayed(&mut self, id: &JobId, due: u64) {
+        let rec = self.jobs.get_mut(id).expect("job record exists");
+        rec.info.state = JobState::Delayed;
+        rec.info.due_at = from_millis(due);
+        rec.owner = None;
+        self.counts.add(JobState::Delayed, rec.info.priority, 1);
+        self.delayed.insert((due, rec.seq), id.clone());
+    }
+
+    fn enter_finished(&mut self, id: &JobId, now: u64, state: Finished, keep: KeepJobs) {
+        let rec = self.jobs.get_mut(id).expect("job record exists");
+        rec.owner = None;
+        rec.info.finished_at = Some(from_millis(now));
+        if keep.keeps_none() {
+            self.jobs.remove(id);
+            return;
+        }
+        rec.info.state = state.into();
+        let key = (now, rec.seq);
+        self.counts.add(state.into(), rec.info.priority, 1);
+        self.finished_mut(state).insert(key, id.clone());
+        self.trim(now, state, keep);
+    }
+
+    fn finished_mut(&mut self, state: Finished) -> &mut BTreeMap<(u64, u64), JobId> {
+        match state {
+            Finished::Completed => &mut self.completed,
+            Finished::Failed => &mut self.failed,
+        }
+    }
+
+    /// Drops the oldest finished jobs beyond what `keep` allows.
+    fn trim(&mut self, now: u64, state: Finished, keep: KeepJobs) {
+        let cutoff = keep.age.map(|age| now.saturating_sub(duration_millis(age)));
+        loop {
+            let set = self.finished_mut(state);
+            let over_count = keep.count.is_some_and(|c| set.len() as u64 > c);
+            let oldest_expired = match (cutoff, set.first_key_value()) {
+                (Some(cutoff), Some((&(at, _), _))) => at < cutoff,
+                _ => false,
+            };
+            if !(over_count || oldest_expired) {
+                break;
+            }
+            let (_, id) = set.pop_first().expect("set is not empty");
+            self.forget(&id);
+        }
+    }
+
+    /// Takes a job out of whichever set holds it, leaving the record.
+    fn detach(&mut self, id: &JobId) -> Option<JobState> {
+        let rec = self.jobs.get(id)?;
+        let state = rec.info.state;
+        let priority = rec.info.priority;
+        let seq = rec.seq;
+        match state {
+            JobState::Waiting => {
+                let name = rec.info.name.as_str();
+                if let Some(tree) = self.waiting.get_mut(name) {
+                    tree.remove(&(priority.index(), seq));
+                    if tree.is_empty() {
+                        self.waiting.remove(name);
+                    }
+                }
+            }
+            JobState::Delayed => {
+                let due = crate::queue::time::to_millis(rec.info.due_at);
+                self.delayed.remove(&(due, seq));
+            }
+            JobState::Active => {
+                if let Some(lease) = rec.owner.as_ref().and_then(|o| self.leases.get_mut(o)) {
+                    lease.jobs.remove(id);
+                }
+            }
+            JobState::Completed | JobState::Failed => {
+                let at = rec
+                    .info
+                    .finished_at
+                    .map_or(0, crate::queue::time::to_millis);
+                let finished = if state == JobState::Completed {
+                    &mut self.completed
+                } else {
+                    &mut self.failed
+                };
+                finished.remove(&(at, seq));
+            }
+        }
+        self.counts.add(state, priority, -1);
+        Some(state)
+    }
+
+    /// Removes a record that is already out of every set.
+    fn forget(&mut self, id: &JobId) {
+        if let Some(rec) = self.jobs.remove(id) {
+            self.counts.add(rec.info.state, rec.info.priority, -1);
+        }
+    }
+
+    fn promote_due(&mut self, now: u64) -> bool {
+        let mut promoted = false;
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            let rec = self.jobs.get_mut(&id).expect("job record exists");
+            self.counts.add(JobState::Delayed, rec.info.priority, -1);
+            // A job that falls due joins the back of its priority.
+            self.seq += 1;
+            rec.seq = self.seq;
+            self.enter_waiting(&id);
+            promoted = true;
+        }
+        promoted
+    }
+
+    fn apply_ack(&mut self, now: u64, worker: &str, ack: &Ack, retention: Retention) -> bool {
+        let owned = self.jobs.get(ack.id()).is_some_and(|rec| {
+            rec.info.state == JobState::Active && rec.owner.as_deref() == Some(worker)
+        });
+        if !owned {
+            return false;
+        }
+        let id = ack.id().clone();
+        self.detach(&id);
+        let rec = self.jobs.get_mut(&id).expect("owned job exists");
+        rec.info.attempts_made += 1;
+        match ack {
+            Ack::Completed { .. } => {
+                self.enter_finished(&id, now, Finished::Completed, retention.completed);
+            }
+            Ack::Failed {
+                error, retry_in, ..
+            } => {
+                rec.info.errors.push(AttemptError {
+                    attempt: rec.info.attempts_made,
+                    at: from_millis(now),
+                    message: error.clone(),
+                });
+                let attempts_left = rec.info.attempts_made < rec.info.max_attempts;
+                match *retry_in {
+                    Some(delay) if attempts_left => {
+                        rec.seq = self.seq + 1;
+                        self.seq += 1;
+                        self.enter_delayed(&id, now.saturating_add(duration_millis(delay)));
+                    }
+                    _ => self.enter_finished(&id, now, Finished::Failed, retention.failed),
+                }
+            }
+        }
+        true
+    }
+
+    fn renew(&mut self, now: u64, worker: &str, lease: Duration) {
+        let expires_at = now.saturating_add(duration_millis(lease));
+        match self.leases.get_mut(worker) {
+            Some(entry) => entry.expires_at = expires_at,
+            None => {
+                let entry = self.leases.entry(worker.into()).or_default();
+                entry.expires_at = expires_at;
+            }
+        }
+    }
+
+    /// Takes up to `max` waiting jobs by priority then age, honouring
+    /// per-name caps.
+    fn take(
+        &mut self,
+        now: u64,
+        worker: &str,
+        max: usize,
+        limits: &[(&str, usize)],
+    ) -> Vec<JobInfo> {
+        let mut caps: Vec<(Arc<str>, usize)> = self
+            .waiting
+            .keys()
+            .map(|name| {
+                let cap = limits
+                    .iter()
+                    .find(|(n, _)| *n == &**name)
+                    .map_or(max, |&(_, c)| c.min(max));
+                (name.clone(), cap)
+            })
+            .filter(|(_, cap)| *cap > 0)
+            .collect();
+        let Some((owner, _)) = self.leases.get_key_value(worker) else {
+            return Vec::new();
+        };
+        let owner = owner.clone();
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            // The best head among names with capacity; names are few.
+            let best = caps
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, cap))| *cap > 0)
+                .filter_map(|(i, (name, _))| {
+                    let key = *self.waiting.get(name)?.first_key_value()?.0;
+                    Some((key, i))
+                })
+                .min();
+            let Some((_, i)) = best else { break };
+            let name = caps[i].0.clone();
+            caps[i].1 -= 1;
+            let tree = self.waiting.get_mut(&name).expect("name has jobs");
+            let (_, id) = tree.pop_first().expect("tree is not empty");
+            if tree.is_empty() {
+                self.waiting.remove(&name);
+            }
+            let rec = self.jobs.get_mut(&id).expect("job record exists");
+            self.counts.add(JobState::Waiting, rec.info.priority, -1);
+            self.counts.add(JobState::Active, rec.info.priority, 1);
+            rec.info.state = JobState::Active;
+            rec.info.started_at = Some(from_millis(now));
+            rec.owner = Some(owner.clone());
+            taken.push(rec.info.clone());
+            self.leases
+                .get_mut(worker)
+                .expect("lease renewed before taking")
+                .jobs
+                .insert(id);
+        }
+        taken
+    }
+
+    fn next_due_in(&self, now: u64) -> Option<Duration> {
+        self.delayed
+            .first_key_value()
+            .map(|(&(due, _), _)| Duration::from_millis(due.saturating_sub(now)))
+    }
+
+    /// Puts an active job back in its old place, without counting an attempt.
+    fn put_back(&mut self, id: &JobId) {
+        self.detach(id);
+        self.enter_waiting(id);
+    }
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn cell(&self, queue: &str) -> Arc<QueueCell> {
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = queues.get(queue) {
+            return cell.clone();
+        }
+        queues.entry(queue.to_owned()).or_default().clone()
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T, QueueError>) -> BackendFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Backend for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn add<'a>(&'a self, queue: &'a str, jobs: Vec<NewJob>) -> BackendFuture<'a, Vec<Added>> {
+        let cell = self.cell(queue);
+        let now = self.now();
+        let added = {
+            let mut state = cell.lock();
+            jobs.into_iter().map(|job| state.add(now, job)).collect()
+        };
+        cell.wake();
+        ready(Ok(added))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        queue: &'a str,
+        request: FetchRequest<'a>,
+    ) -> BackendFuture<'a, Fetched> {
+        let cell = self.cell(queue);
+        let now = self.now();
+        let mut state = cell.lock();
+        let mut lost = Vec::new();
+        for ack in request.acks {
+            if !state.apply_ack(now, request.worker, ack, request.retention) {
+                lost.push(ack.id().clone());
+            }
+        }
+        state.renew(now, request.worker, request.lease);
+        let promoted = state.promote_due(now);
+        let jobs = if state.paused {
+            Vec::new()
+        } else {
+            state.take(now, request.worker, request.max, request.limits)
+        };
+        let fetched = Fetched {
+            jobs,
+            lost,
+            next_due_in: state.next_due_in(now),
+            paused: state.paused,
+        };
+        let more = !state.paused && !state.waiting.is_empty();
+        drop(state);
+        if promoted && more {
+            // Other parked workers may take what this one left.
+            cell.wake();
+        }
+        ready(Ok(fetched))
+    }
+
+    fn wait<'a>(&'a self, queue: &'a str, timeout: Duration) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        Box::pin(async move {
+            let _ = tokio::time::timeout(timeout, cell.notify.notified()).await;
+            Ok(())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        let now = self.now();
+        cell.lock().renew(now, worker, lease);
+        ready(Ok(()))
+    }
+
+    fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
+        let cell = self.cell(queue);
+        let released = {
+            let mut state = cell.lock();
+            let lease = state.leases.remove(worker).unwrap_or_default();
+            let mut released: Vec<JobId> = lease
+                .jobs
+                .into_iter()
+                .filter(|id| {
+                    state.jobs.get(id).is_some_and(|rec| {
+                        rec.info.state == JobState::Active && rec.owner.as_deref() == Some(worker)
+                    })
+                })
+                .collect();
+            released.sort_by_key(|id| state.jobs[id].seq);
+            for id in &released {
+                state.put_back(id);
+            }
+            released
+        };
+        if !released.is_empty() {
+            cell.wake();
+        }
+        ready(Ok(released))
+    }
+
+    fn recover_stalled<'a>(
+        &'a self,
+        queue: &'a str,
+        max_stalled: u32,
+    ) -> BackendFuture<'a, Recovered> {
+        let cell = self.cell(queue);
+        let now = self.now();
+        let mut recovered = Recovered::default();
+        {
+            let mut state = cell.lock();
+            let expired: Vec<Arc<str>> = state
+                .leases
+                .iter()
+                .filter(|(_, lease)| lease.expires_at <= now)
+                .map(|(worker, _)| worker.clone())
+                .collect();
+            for worker in expired {
+                let lease = state.leases.remove(&worker).unwrap_or_default();
+                let mut ids: Vec<JobId> = lease
+                    .jobs
+                    .into_iter()
+                    .filter(|id| {
+                        state.jobs.get(id).is_some_and(|rec| {
+                            rec.info.state == JobState::Active
+                                && rec.owner.as_deref() == Some(&*worker)
+                        })
+                    })
+                    .collect();
+                ids.sort_by_key(|id| state.jobs[id].seq);
+                for id in ids {
+                    let rec = state.jobs.get_mut(&id).expect("job record exists");
+                    rec.info.stalled += 1;
+                    if rec.info.stalled > max_stalled {
+                        let message = stalled_message(max_stalled);
+                        let attempt = rec.info.attempts_made + 1;
+                        rec.info.errors.push(AttemptError {
+                            attempt,
+                            at: from_millis(now),
+                            message,
+                        });
+                        state.detach(&id);
+                        state.enter_finished(&id, now, Finished::Failed, KeepJobs::ALL);
+                        recovered.failed.push(id);
+                    } else {
+                        state.put_back(&id);
+                        recovered.requeued.push(id);
+                    }
+                }
+            }
+        }
+        if !recovered.requeued.is_empty() {
+            cell.wake();
+        }
+        ready(Ok(recovered))
+    }
+
+    fn progress<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a JobId,
+        progress: String,
+    ) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        let mut state = cell.lock();
+        let result = match state.jobs.get_mut(id) {
+            Some(rec) => {
+                rec.info.progress = Some(progress);
+                Ok(())
+            }
+            None => Err(QueueError::NotFound {
+                queue: queue.to_owned(),
+                id: id.to_string(),
+            }),
+        };
+        ready(result)
+    }
+
+    fn get<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Option<JobInfo>> {
+        let cell = self.cell(queue);
+        let info = cell.lock().jobs.get(id).map(|rec| rec.info.clone());
+        ready(Ok(info))
+    }
+
+    fn counts<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, JobCounts> {
+        let cell = self.cell(queue);
+        let state = cell.lock();
+        let mut counts = state.counts;
+        counts.paused = state.paused;
+        ready(Ok(counts))
+    }
+
+    fn set_paused<'a>(&'a self, queue: &'a str, paused: bool) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        cell.lock().paused = paused;
+        if !paused {
+            cell.wake();
+        }
+        ready(Ok(()))
+    }
+
+    fn list<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<JobInfo>> {
+        let cell = self.cell(queue);
+        let guard = cell.lock();
+        let ids: Vec<&JobId> = match state {
+            JobState::Waiting => {
+                let mut all: Vec<(&(usize, u64), &JobId)> = guard
+                    .waiting
+                    .values()
+                    .flat_map(|tree| tree.iter())
+                    .collect();
+                all.sort_unstable_by_key(|(key, _)| **key);
+                all.into_iter()
+                    .map(|(_, id)| id)
+                    .skip(offset)
+                    .take(limit)
+                    .collect()
+            }
+            JobState::Delayed => guard.delayed.values().skip(offset).take(limit).collect(),
+            JobState::Active => {
+                let mut all: Vec<&Record> = guard
+                    .jobs
+                    .values()
+                    .filter(|rec| rec.info.state == JobState::Active)
+                    .collect();
+                all.sort_unstable_by_key(|rec| (rec.info.priority, rec.seq));
+                all.into_iter()
+                    .map(|rec| &rec.info.id)
+                    .skip(offset)
+                    .take(limit)
+                    .collect()
+            }
+            JobState::Completed => guard
+                .completed
+                .values()
+                .rev()
+                .skip(offset)
+                .take(limit)
+                .collect(),
+            JobState::Failed => guard
+                .failed
+                .values()
+                .rev()
+                .skip(offset)
+                .take(limit)
+                .collect(),
+        };
+        let jobs = ids
+            .into_iter()
+            .map(|id| guard.jobs[id].info.clone())
+            .collect();
+        ready(Ok(jobs))
+    }
+
+    fn retry_failed<'a>(
+        &'a self,
+        queue: &'a str,
+        selection: Selection<'a>,
+    ) -> BackendFuture<'a, usize> {
+        let cell = self.cell(queue);
+        let moved = {
+            let mut state = cell.lock();
+            let ids: Vec<JobId> = match selection {
+                Selection::All => state.failed.values().cloned().collect(),
+                Selection::Ids(ids) => ids
+                    .iter()
+                    .filter(|id| {
+                        state
+                            .jobs
+                            .get(*id)
+                            .is_some_and(|rec| rec.info.state == JobState::Failed)
+                    })
+                    .cloned()
+                    .collect(),
+            };
+            for id in &ids {
+                state.detach(id);
+                let seq = state.next_seq();
+                let rec = state.jobs.get_mut(id).expect("failed job exists");
+                rec.seq = seq;
+                rec.info.attempts_made = 0;
+                rec.info.stalled = 0;
+                rec.info.finished_at = None;
+                state.enter_waiting(id);
+            }
+            ids.len()
+        };
+        if moved > 0 {
+            cell.wake();
+        }
+        ready(Ok(moved))
+    }
+
+    fn remove<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        let cell = self.cell(queue);
+        let mut state = cell.lock();
+        let result = match state.jobs.get(id).map(|rec| rec.info.state) {
+            None => Ok(false),
+            Some(JobState::Active) => Err(QueueError::JobActive {
+                queue: queue.to_owned(),
+                id: id.to_string(),
+            }),
+            Some(_) => {
+                state.detach(id);
+                state.jobs.remove(id);
+                Ok(true)
+            }
+        };
+        ready(result)
+    }
+
+    fn clean<'a>(
+        &'a self,
+        queue: &'a str,
+        which: Finished,
+        older_than: Duration,
+        limit: usize,
+    ) -> BackendFuture<'a, usize> {
+        let cell = self.cell(queue);
+        let cutoff = self.now().saturating_sub(duration_millis(older_than));
+        let mut state = cell.lock();
+        let mut removed = 0;
+        while removed < limit {
+            let set = state.finished_mut(which);
+            match set.first_key_value() {
+                Some((&(at, _), _)) if at < cutoff => {
+                    let (_, id) = set.pop_first().expect("set is not empty");
+                    state.forget(&id);
+                    removed += 1;
+                }
+                _ => break,
+            }
+        }
+        ready(Ok(removed))
+    }
+
+    fn ping(&self) -> BackendFuture<'_, ()> {
+        ready(Ok(()))
+    }
+}
+
+/// The reason a job fails with once it stalled too often.
+pub(crate) fn stalled_message(max_stalled: u32) -> String {
+    format!(
+        "stalled: the worker running it stopped renewing its lease, more than {max_stalled} time(s)"
+    )
+}

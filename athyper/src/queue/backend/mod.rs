@@ -1,0 +1,287 @@
+//! Where jobs live: the [`Backend`] trait and its implementations.
+//!
+//! A backend owns every state change of a job. Queues and workers hold an
+//! `Arc<dyn Backend>` ([`SharedBackend`]) and never touch job records
+//! directly, so each operation below is one atomic step: in memory under one
+//! lock, in Redis one Lua script.
+//!
+//! # The contract
+//!
+//! Every backend passes the conformance suite in `tests/conformance/`. In
+//! short:
+//!
+//! - **Order**: [`fetch`](Backend::fetch) returns waiting jobs strictly by
+//!   priority, oldest first within a priority. A delayed job or a scheduled
+//!   retry joins the back of its priority when it is promoted, by the first
+//!   fetch after it falls due; a job put back by
+//!   [`release`](Backend::release) or stalled recovery keeps its place.
+//! - **Idempotent ids**: adding a job whose caller-given id exists returns
+//!   the existing id with `created: false` and changes nothing.
+//! - **Leases**: jobs handed to a worker belong to that worker's lease,
+//!   which [`fetch`](Backend::fetch) and [`heartbeat`](Backend::heartbeat)
+//!   renew. [`recover_stalled`](Backend::recover_stalled) puts back the jobs
+//!   of expired leases, or fails a job found stalled more than `max_stalled`
+//!   times.
+//! - **Acknowledgements** travel with the next fetch, so a busy worker
+//!   settles a batch of results and takes new jobs in one step. An ack for a
+//!   job the worker no longer owns (it was recovered as stalled) changes
+//!   nothing and is reported back.
+//! - **Nothing is lost**: a failed job keeps its payload and every attempt's
+//!   error until it is retried, cleaned or removed.
+//! - **Waiting is cheap**: [`wait`](Backend::wait) parks an idle worker until
+//!   a job may be available, without polling. It must be safe to drop at any
+//!   point (workers race it against shutdown and local completions), and may
+//!   return early; workers always fetch again after it.
+
+mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+pub use self::memory::MemoryBackend;
+use crate::queue::QueueError;
+use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, Priority, Retention};
+use crate::resilience::Backoff;
+
+/// The future every backend operation returns.
+pub type BackendFuture<'a, T> = BoxFuture<'a, Result<T, QueueError>>;
+
+/// A backend shared by queues and workers.
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// A job to add, with every option resolved.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NewJob {
+    /// A caller-given id, or `None` for a generated one.
+    pub id: Option<String>,
+    /// The handler's name.
+    pub name: String,
+    /// The payload as JSON text.
+    pub payload: Arc<str>,
+    /// The priority.
+    pub priority: Priority,
+    /// Attempts allowed in all, at least 1.
+    pub max_attempts: u32,
+    /// The retry schedule.
+    pub backoff: Backoff,
+    /// The per-attempt time limit.
+    pub timeout: Option<Duration>,
+    /// How long from now (by the backend's clock) until the job is due.
+    pub delay: Duration,
+}
+
+impl NewJob {
+    /// A job due now with the default options.
+    pub fn new(name: impl Into<String>, payload: impl Into<Arc<str>>) -> Self {
+        NewJob {
+            id: None,
+            name: name.into(),
+            payload: payload.into(),
+            priority: Priority::Normal,
+            max_attempts: 1,
+            backoff: Backoff::default(),
+            timeout: None,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// The outcome of adding one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Added {
+    /// The job's id.
+    pub id: JobId,
+    /// `false` when a job with this caller-given id already existed.
+    pub created: bool,
+}
+
+/// The result of one attempt, reported back to the backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ack {
+    /// The attempt succeeded.
+    Completed {
+        /// The job.
+        id: JobId,
+    },
+    /// The attempt failed.
+    Failed {
+        /// The job.
+        id: JobId,
+        /// What went wrong, appended to the job's errors.
+        error: String,
+        /// When to try again, from now; `None` fails the job for good.
+        retry_in: Option<Duration>,
+    },
+}
+
+impl Ack {
+    /// The job this ack settles.
+    pub fn id(&self) -> &JobId {
+        match self {
+            Ack::Completed { id } | Ack::Failed { id, .. } => id,
+        }
+    }
+}
+
+/// One step of a worker: settle results, renew the lease, take new jobs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FetchRequest<'a> {
+    /// The worker's lease id.
+    pub worker: &'a str,
+    /// How long the lease lasts from now.
+    pub lease: Duration,
+    /// Results to settle before taking new jobs.
+    pub acks: &'a [Ack],
+    /// What to keep of jobs these acks finish.
+    pub retention: Retention,
+    /// The most jobs to take; 0 only settles and renews.
+    pub max: usize,
+    /// Per-handler caps on this fetch: a name listed here is taken at most
+    /// that many times (0 skips it); names not listed are only bounded by
+    /// `max`.
+    pub limits: &'a [(&'a str, usize)],
+}
+
+impl<'a> FetchRequest<'a> {
+    /// A request from `worker` for up to `max` jobs, with no acks, no
+    /// per-handler caps, the default retention and a 30 s lease.
+    pub fn new(worker: &'a str, max: usize) -> Self {
+        FetchRequest {
+            worker,
+            lease: Duration::from_secs(30),
+            acks: &[],
+            retention: Retention::default(),
+            max,
+            limits: &[],
+        }
+    }
+}
+
+/// What a fetch returned.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// Jobs now active under the worker's lease, by priority then age.
+    pub jobs: Vec<JobInfo>,
+    /// Acks that changed nothing because the worker no longer owned the job.
+    pub lost: Vec<JobId>,
+    /// How long until the next delayed job falls due, if any is scheduled.
+    pub next_due_in: Option<Duration>,
+    /// Whether the queue is paused (then `jobs` is empty).
+    pub paused: bool,
+}
+
+/// What stalled-job recovery did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovered {
+    /// Jobs put back to waiting.
+    pub requeued: Vec<JobId>,
+    /// Jobs failed for stalling more than `max_stalled` times.
+    pub failed: Vec<JobId>,
+}
+
+/// Which failed jobs [`Backend::retry_failed`] requeues.
+#[derive(Clone, Copy, Debug)]
+pub enum Selection<'a> {
+    /// Every failed job.
+    All,
+    /// These ids; ids that are not failed are skipped.
+    Ids(&'a [JobId]),
+}
+
+/// Storage and state machine of jobs. See the [module docs](self) for the
+/// contract every implementation keeps.
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and health checks, such as `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+
+    /// Adds jobs in one step, in order; the result matches `jobs` one to one.
+    fn add<'a>(&'a self, queue: &'a str, jobs: Vec<NewJob>) -> BackendFuture<'a, Vec<Added>>;
+
+    /// Settles acks, renews the lease, promotes due delayed jobs and hands
+    /// out up to `max` waiting jobs (none while paused).
+    fn fetch<'a>(&'a self, queue: &'a str, request: FetchRequest<'a>)
+    -> BackendFuture<'a, Fetched>;
+
+    /// Parks until a job may be available, or `timeout` passes.
+    fn wait<'a>(&'a self, queue: &'a str, timeout: Duration) -> BackendFuture<'a, ()>;
+
+    /// Renews a worker's lease.
+    fn heartbeat<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BackendFuture<'a, ()>;
+
+    /// Puts every job still held by `worker` back to waiting, in its old
+    /// place and without counting an attempt, and ends the lease. Returns the
+    /// jobs put back.
+    fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>>;
+
+    /// Puts back the jobs of expired leases; a job found stalled more than
+    /// `max_stalled` times fails with the reason `stalled`.
+    fn recover_stalled<'a>(
+        &'a self,
+        queue: &'a str,
+        max_stalled: u32,
+    ) -> BackendFuture<'a, Recovered>;
+
+    /// Records a running job's progress (JSON text).
+    fn progress<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a JobId,
+        progress: String,
+    ) -> BackendFuture<'a, ()>;
+
+    /// One job, if it exists.
+    fn get<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Option<JobInfo>>;
+
+    /// Counts per state and priority.
+    fn counts<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, JobCounts>;
+
+    /// Pauses or resumes handing out jobs.
+    fn set_paused<'a>(&'a self, queue: &'a str, paused: bool) -> BackendFuture<'a, ()>;
+
+    /// Jobs in `state`: waiting and delayed in the order they will run,
+    /// completed and failed newest first.
+    fn list<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<JobInfo>>;
+
+    /// Moves failed jobs back to waiting with a fresh set of attempts,
+    /// keeping their error history. Returns how many moved.
+    fn retry_failed<'a>(
+        &'a self,
+        queue: &'a str,
+        selection: Selection<'a>,
+    ) -> BackendFuture<'a, usize>;
+
+    /// Removes a job that is not running. `Ok(false)` if there is none.
+    fn remove<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool>;
+
+    /// Removes up to `limit` jobs in `state` that finished longer than
+    /// `older_than` ago. Returns how many.
+    fn clean<'a>(
+        &'a self,
+        queue: &'a str,
+        state: Finished,
+        older_than: Duration,
+        limit: usize,
+    ) -> BackendFuture<'a, usize>;
+
+    /// Checks that the backend answers.
+    fn ping(&self) -> BackendFuture<'_, ()>;
+}

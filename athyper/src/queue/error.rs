@@ -1,0 +1,136 @@
+//! Errors of the job queue.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+/// An error from a queue operation: bad input or a backend failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// A queue or job name that the key scheme cannot hold.
+    #[error("invalid {kind} name `{name}`: {reason}")]
+    InvalidName {
+        /// `queue` or `job`.
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A caller-given job id that cannot be used.
+    #[error("invalid job id `{id}`: {reason}")]
+    InvalidJobId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Job options that contradict themselves or the queue.
+    #[error("invalid job options: {reason}")]
+    InvalidOptions {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A job added to a queue its handler does not consume.
+    #[error(
+        "job `{job}` is consumed from queue `{job_queue}`, not from `{queue}`; add it through that queue"
+    )]
+    WrongQueue {
+        /// The job's name.
+        job: String,
+        /// The queue its handler is declared on.
+        job_queue: String,
+        /// The queue it was added to.
+        queue: String,
+    },
+    /// A payload that does not serialise to JSON.
+    #[error("payload of job `{job}` does not encode as JSON: {source}")]
+    Encode {
+        /// The job's name.
+        job: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No job with this id.
+    #[error("no job `{id}` in queue `{queue}`")]
+    NotFound {
+        /// The queue.
+        queue: String,
+        /// The id looked for.
+        id: String,
+    },
+    /// The operation needs the job not to be running.
+    #[error("job `{id}` in queue `{queue}` is running; try again once it finishes")]
+    JobActive {
+        /// The queue.
+        queue: String,
+        /// The running job.
+        id: String,
+    },
+    /// The backend failed; the operation may or may not have taken effect
+    /// if the connection dropped mid-way, which the backend's scripts make
+    /// safe to repeat.
+    #[error("queue backend failed: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+}
+
+impl QueueError {
+    /// A backend failure with a message and no underlying error.
+    pub fn backend(message: impl Into<String>) -> Self {
+        QueueError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Why one attempt of a job failed. Its text is what the job's error list
+/// keeps.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobFailure {
+    /// The handler returned an error; the text is its `Display`.
+    #[error("{0}")]
+    Handler(String),
+    /// The payload does not decode into the handler's payload type. Not
+    /// retried: the same bytes would fail again.
+    #[error("payload of job `{job}` does not decode: {error}")]
+    Decode {
+        /// The job's name.
+        job: String,
+        /// The serde error.
+        error: String,
+    },
+    /// No handler with this name runs on the queue. Not retried.
+    #[error("no handler named `{job}` is registered for queue `{queue}`")]
+    UnknownJob {
+        /// The job's name.
+        job: String,
+        /// The queue it was taken from.
+        queue: String,
+    },
+    /// The attempt ran past its timeout and was stopped.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The handler panicked; the text is the panic message.
+    #[error("handler panicked: {0}")]
+    Panicked(String),
+}
+
+impl JobFailure {
+    /// Whether another attempt could succeed. Decode errors and unknown
+    /// handlers fail the job at once.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            JobFailure::Decode { .. } | JobFailure::UnknownJob { .. }
+        )
+    }
+}

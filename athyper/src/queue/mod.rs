@@ -1,0 +1,31 @@
+//! The job queue: producers ([`Queue`]), consumers ([`Worker`]) and where
+//! jobs live ([`backend`]).
+//!
+//! A job is a named handler plus a JSON payload. It waits in its queue by
+//! priority (critical, high, normal, low; oldest first within one), runs on
+//! a worker under a lease, and ends completed or failed; a failed attempt
+//! with attempts left is scheduled again after its backoff. Nothing is
+//! dropped: a job that cannot run (its payload does not decode, no handler
+//! has its name, it stalled too often) fails with that reason into the
+//! failed set, payload included, where
+//! [`Queue::retry_failed`](Queue::retry_failed) can requeue it.
+
+pub mod backend;
+mod context;
+mod error;
+mod job;
+pub(crate) mod names;
+mod producer;
+pub(crate) mod time;
+mod worker;
+
+pub use self::backend::{Backend, MemoryBackend, SharedBackend};
+pub use self::context::{Extensions, JobContext, MissingData};
+pub use self::error::{JobFailure, QueueError};
+pub use self::job::{
+    AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, KeepJobs, Priority,
+    Retention,
+};
+pub use self::names::{MAX_ID_LEN, MAX_NAME_LEN};
+pub use self::producer::{Bulk, Queue};
+pub use self::worker::{DrainReport, Worker, WorkerBuilder, WorkerConfig, WorkerHandle};

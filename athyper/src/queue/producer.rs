@@ -1,0 +1,324 @@
+//! The producer side: [`Queue`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::queue::QueueError;
+use crate::queue::backend::{NewJob, Selection, SharedBackend};
+use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState};
+use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
+use crate::registry::{Job, JobDefaults, JobDescriptor};
+
+/// How many jobs one `clean` step removes, so a large clean never holds the
+/// backend for long.
+const CLEAN_BATCH: usize = 1_000;
+
+/// A handle on one queue: adds jobs and inspects and controls the queue.
+/// Cheap to clone.
+///
+/// ```
+/// # use athyper::prelude::*;
+/// # use athyper::queue::MemoryBackend;
+/// # use std::sync::Arc;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Email { to: String }
+///
+/// #[athyper::job(queue = "emails", priority = "high")]
+/// async fn send_email(_ctx: JobContext, _email: Email) -> Result<(), std::io::Error> {
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), athyper::Error> {
+/// let queue = Queue::new(Arc::new(MemoryBackend::new()), "emails")?;
+/// let id = queue.add(&send_email, Email { to: "ada@example.com".into() }).await?;
+/// assert_eq!(queue.counts().await?.waiting(), 1);
+/// # let _ = id; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    name: Arc<str>,
+    backend: SharedBackend,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("backend", &self.backend.kind())
+            .finish()
+    }
+}
+
+impl Queue {
+    /// A handle on queue `name` in `backend`. Fails if the name has
+    /// characters the key scheme cannot hold.
+    pub fn new(backend: SharedBackend, name: &str) -> Result<Queue, QueueError> {
+        validate_queue_name(name)?;
+        Ok(Queue {
+            name: name.into(),
+            backend,
+        })
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The backend holding the queue.
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
+    }
+
+    /// Adds one job for handler `job` with its default options.
+    pub async fn add<J: Job>(&self, job: &J, payload: J::Payload) -> Result<JobId, QueueError> {
+        self.add_with(job, payload, JobOptions::new()).await
+    }
+
+    /// Adds one job with options.
+    pub async fn add_with<J: Job>(
+        &self,
+        job: &J,
+        payload: J::Payload,
+        options: JobOptions,
+    ) -> Result<JobId, QueueError> {
+        let new = self.prepare_typed(job.descriptor(), &payload, &options)?;
+        self.submit_one(new).await
+    }
+
+    /// Adds many jobs of one handler in one backend step.
+    pub async fn add_bulk<J: Job>(
+        &self,
+        job: &J,
+        payloads: impl IntoIterator<Item = J::Payload>,
+    ) -> Result<Vec<JobId>, QueueError> {
+        let mut bulk = self.bulk();
+        for payload in payloads {
+            bulk.push(job, payload)?;
+        }
+        bulk.submit().await
+    }
+
+    /// Starts a batch that may mix handlers and options; nothing is added
+    /// until [`Bulk::submit`].
+    pub fn bulk(&self) -> Bulk<'_> {
+        Bulk {
+            queue: self,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// Adds a job by handler name, for producers that do not link the
+    /// handler's code. The name and payload are checked only by the worker
+    /// that takes the job: an unknown name or a payload that does not decode
+    /// fails the job, with that reason, into the failed set.
+    pub async fn add_raw(
+        &self,
+        name: &str,
+        payload: &impl Serialize,
+        options: JobOptions,
+    ) -> Result<JobId, QueueError> {
+        validate_job_name(name)?;
+        let json = encode(name, payload)?;
+        let new = resolve(name, json, &JobDefaults::DEFAULT, &options)?;
+        self.submit_one(new).await
+    }
+
+    /// One job, if it exists.
+    pub async fn get(&self, id: &JobId) -> Result<Option<JobInfo>, QueueError> {
+        self.backend.get(&self.name, id).await
+    }
+
+    /// Counts per state and priority.
+    pub async fn counts(&self) -> Result<JobCounts, QueueError> {
+        self.backend.counts(&self.name).await
+    }
+
+    /// Stops workers from taking jobs; running jobs finish, adding still
+    /// works.
+    pub async fn pause(&self) -> Result<(), QueueError> {
+        self.backend.set_paused(&self.name, true).await
+    }
+
+    /// Lets workers take jobs again.
+    pub async fn resume(&self) -> Result<(), QueueError> {
+        self.backend.set_paused(&self.name, false).await
+    }
+
+    /// Jobs in `state`: waiting and delayed in the order they will run,
+    /// finished ones newest first.
+    pub async fn list(
+        &self,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        self.backend.list(&self.name, state, offset, limit).await
+    }
+
+    /// Failed jobs, newest first, each with its payload and every attempt's
+    /// error.
+    pub async fn list_failed(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<JobInfo>, QueueError> {
+        self.list(JobState::Failed, offset, limit).await
+    }
+
+    /// Requeues these failed jobs with a fresh set of attempts. Returns how
+    /// many were failed and moved.
+    pub async fn retry_failed(&self, ids: &[JobId]) -> Result<usize, QueueError> {
+        self.backend
+            .retry_failed(&self.name, Selection::Ids(ids))
+            .await
+    }
+
+    /// Requeues every failed job.
+    pub async fn retry_all_failed(&self) -> Result<usize, QueueError> {
+        self.backend.retry_failed(&self.name, Selection::All).await
+    }
+
+    /// Removes a job that is not running; `Ok(false)` if there is none.
+    pub async fn remove(&self, id: &JobId) -> Result<bool, QueueError> {
+        self.backend.remove(&self.name, id).await
+    }
+
+    /// Removes jobs in `state` that finished more than `older_than` ago.
+    /// Returns how many.
+    pub async fn clean(&self, state: Finished, older_than: Duration) -> Result<usize, QueueError> {
+        let mut total = 0;
+        loop {
+            let removed = self
+                .backend
+                .clean(&self.name, state, older_than, CLEAN_BATCH)
+                .await?;
+            total += removed;
+            if removed < CLEAN_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn prepare_typed<P: Serialize>(
+        &self,
+        descriptor: &JobDescriptor,
+        payload: &P,
+        options: &JobOptions,
+    ) -> Result<NewJob, QueueError> {
+        if descriptor.queue != &*self.name {
+            return Err(QueueError::WrongQueue {
+                job: descriptor.name.to_owned(),
+                job_queue: descriptor.queue.to_owned(),
+                queue: self.name.to_string(),
+            });
+        }
+        let json = encode(descriptor.name, payload)?;
+        resolve(descriptor.name, json, &descriptor.defaults, options)
+    }
+
+    async fn submit_one(&self, job: NewJob) -> Result<JobId, QueueError> {
+        let mut ids = self.submit(vec![job]).await?;
+        Ok(ids.pop().expect("one id per job"))
+    }
+
+    async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
+        let span = tracing::debug_span!("queue.add", queue = %self.name, jobs = jobs.len());
+        let added = self.backend.add(&self.name, jobs).instrument(span).await?;
+        Ok(added.into_iter().map(|a| a.id).collect())
+    }
+}
+
+/// A batch of jobs added in one backend step. See [`Queue::bulk`].
+#[derive(Debug)]
+pub struct Bulk<'q> {
+    queue: &'q Queue,
+    jobs: Vec<NewJob>,
+}
+
+impl Bulk<'_> {
+    /// Adds a job with its handler's default options to the batch.
+    pub fn push<J: Job>(&mut self, job: &J, payload: J::Payload) -> Result<&mut Self, QueueError> {
+        self.push_with(job, payload, JobOptions::new())
+    }
+
+    /// Adds a job with options to the batch.
+    pub fn push_with<J: Job>(
+        &mut self,
+        job: &J,
+        payload: J::Payload,
+        options: JobOptions,
+    ) -> Result<&mut Self, QueueError> {
+        let new = self
+            .queue
+            .prepare_typed(job.descriptor(), &payload, &options)?;
+        self.jobs.push(new);
+        Ok(self)
+    }
+
+    /// How many jobs the batch holds.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Adds the whole batch; the ids come back in push order.
+    pub async fn submit(self) -> Result<Vec<JobId>, QueueError> {
+        if self.jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.queue.submit(self.jobs).await
+    }
+}
+
+fn encode(job: &str, payload: &impl Serialize) -> Result<Arc<str>, QueueError> {
+    serde_json::to_string(payload)
+        .map(Arc::from)
+        .map_err(|source| QueueError::Encode {
+            job: job.to_owned(),
+            source,
+        })
+}
+
+/// Merges per-call options over the handler's defaults and checks them.
+fn resolve(
+    name: &str,
+    payload: Arc<str>,
+    defaults: &JobDefaults,
+    options: &JobOptions,
+) -> Result<NewJob, QueueError> {
+    if let Some(id) = &options.id {
+        validate_job_id(id)?;
+    }
+    let max_attempts = options.attempts.unwrap_or(defaults.attempts);
+    if max_attempts == 0 {
+        return Err(QueueError::InvalidOptions {
+            reason: format!("job `{name}`: attempts must be at least 1"),
+        });
+    }
+    let timeout = options.timeout.or(defaults.timeout);
+    if timeout == Some(Duration::ZERO) {
+        return Err(QueueError::InvalidOptions {
+            reason: format!("job `{name}`: a zero timeout would fail every attempt"),
+        });
+    }
+    Ok(NewJob {
+        id: options.id.clone(),
+        name: name.to_owned(),
+        payload,
+        priority: options.priority.unwrap_or(defaults.priority),
+        max_attempts,
+        backoff: options.backoff.unwrap_or(defaults.backoff),
+        timeout,
+        delay: options.delay_from_now(),
+    })
+}

@@ -1,0 +1,274 @@
+//! What `#[job]` registers, and the [`Registry`] the runtime collects it in.
+//!
+//! Each `#[job]` submits one [`JobDescriptor`] to [`inventory`]; at start-up
+//! [`Registry::collect`] gathers them, sorts them by name (inventory's order
+//! is unspecified) and rejects two handlers with the same name, naming both
+//! definitions.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::queue::names::{validate_job_name, validate_queue_name};
+use crate::queue::{JobContext, JobFailure, Priority, QueueError};
+use crate::resilience::{Backoff, BackoffKind, Jitter};
+
+/// Runs one attempt: decodes the JSON payload and awaits the handler.
+pub type RunFn = fn(JobContext, Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>>;
+
+/// A handler's settings, as written in its `#[job(...)]` attribute; options
+/// the attribute leaves out keep the values of [`JobDefaults::DEFAULT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobDefaults {
+    /// `priority`; default `normal`.
+    pub priority: Priority,
+    /// `attempts`; default 3 (1 with `retry = "none"`).
+    pub attempts: u32,
+    /// `retry`, `backoff`, `max_backoff`, `jitter`; default exponential from
+    /// 1 s, capped at 5 min, equal jitter.
+    pub backoff: Backoff,
+    /// `timeout`; default none.
+    pub timeout: Option<Duration>,
+    /// `concurrency`: the most attempts of this handler one worker runs at
+    /// once; default bounded only by the worker.
+    pub concurrency: Option<u32>,
+}
+
+impl JobDefaults {
+    /// The settings of a `#[job]` with no options.
+    pub const DEFAULT: JobDefaults = JobDefaults {
+        priority: Priority::Normal,
+        attempts: 3,
+        backoff: Backoff::exponential(Duration::from_secs(1)),
+        timeout: None,
+        concurrency: None,
+    };
+
+    /// Sets the priority.
+    #[must_use]
+    pub const fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the attempts.
+    #[must_use]
+    pub const fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// Sets the backoff kind.
+    #[must_use]
+    pub const fn with_backoff_kind(mut self, kind: BackoffKind) -> Self {
+        self.backoff = self.backoff.with_kind(kind);
+        self
+    }
+
+    /// Sets the backoff base delay.
+    #[must_use]
+    pub const fn with_backoff(mut self, base: Duration) -> Self {
+        self.backoff = self.backoff.with_base(base);
+        self
+    }
+
+    /// Sets the backoff cap.
+    #[must_use]
+    pub const fn with_max_backoff(mut self, max: Duration) -> Self {
+        self.backoff = self.backoff.with_max(max);
+        self
+    }
+
+    /// Sets the jitter.
+    #[must_use]
+    pub const fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.backoff = self.backoff.with_jitter(jitter);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    #[must_use]
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the per-handler concurrency limit.
+    #[must_use]
+    pub const fn with_concurrency(mut self, concurrency: u32) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// One registered job handler. `#[job]` builds these from constants only.
+#[derive(Clone, Copy)]
+pub struct JobDescriptor {
+    /// The job's name: the function's, or the `name` option.
+    pub name: &'static str,
+    /// The queue its jobs go to and are taken from.
+    pub queue: &'static str,
+    /// `module_path!()` where the handler is defined.
+    pub module_path: &'static str,
+    /// `file!()` where the handler is defined.
+    pub file: &'static str,
+    /// `line!()` of the handler.
+    pub line: u32,
+    /// Settings from the attribute.
+    pub defaults: JobDefaults,
+    /// Runs one attempt.
+    pub run: RunFn,
+}
+
+impl JobDescriptor {
+    /// Where the handler is defined: `module::path (file.rs:12)`.
+    pub fn location(&self) -> String {
+        format!("{} ({}:{})", self.module_path, self.file, self.line)
+    }
+}
+
+impl fmt::Debug for JobDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobDescriptor")
+            .field("name", &self.name)
+            .field("queue", &self.queue)
+            .field("location", &self.location())
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+inventory::collect!(JobDescriptor);
+
+/// A job type: the handle `#[job]` generates for each handler, so that
+/// [`Queue::add`](crate::queue::Queue::add) checks the payload type at
+/// compile time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a job handle",
+    label = "not a `#[job]` function",
+    note = "annotate an `async fn(ctx: JobContext, payload: T) -> Result<(), E>` with `#[athyper::job]` and pass its name"
+)]
+pub trait Job: Send + Sync + 'static {
+    /// What the handler takes.
+    type Payload: Serialize + DeserializeOwned + Send + 'static;
+
+    /// The handler's registration.
+    fn descriptor(&self) -> &'static JobDescriptor;
+}
+
+/// An error found while collecting handlers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two handlers share a name.
+    #[error(
+        "job `{name}` is defined twice: at {first} and at {second}; give one of them another name with `#[job(name = \"...\")]`"
+    )]
+    DuplicateJob {
+        /// The shared name.
+        name: &'static str,
+        /// One definition.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A handler whose name or queue the key scheme cannot hold.
+    #[error("job defined at {location}: {source}")]
+    InvalidName {
+        /// Where the handler is defined.
+        location: String,
+        /// What is wrong.
+        #[source]
+        source: QueueError,
+    },
+}
+
+/// The job handlers of this program, sorted by name.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    jobs: Vec<&'static JobDescriptor>,
+}
+
+impl Registry {
+    /// Every handler registered with `#[job]` in this program.
+    pub fn collect() -> Result<Registry, RegistryError> {
+        Self::from_descriptors(inventory::iter::<JobDescriptor>)
+    }
+
+    /// A registry of the given handlers.
+    pub fn from_descriptors(
+        descriptors: impl IntoIterator<Item = &'static JobDescriptor>,
+    ) -> Result<Registry, RegistryError> {
+        let mut jobs: Vec<&'static JobDescriptor> = descriptors.into_iter().collect();
+        // Sorting by location too makes the error name the same pair, in the
+        // same order, on every run.
+        jobs.sort_by(|a, b| {
+            a.name
+                .cmp(b.name)
+                .then_with(|| a.location().cmp(&b.location()))
+        });
+        for job in &jobs {
+            validate_job_name(job.name)
+                .and_then(|()| validate_queue_name(job.queue))
+                .map_err(|source| RegistryError::InvalidName {
+                    location: job.location(),
+                    source,
+                })?;
+        }
+        if let Some(pair) = jobs.windows(2).find(|w| w[0].name == w[1].name) {
+            return Err(RegistryError::DuplicateJob {
+                name: pair[0].name,
+                first: pair[0].location(),
+                second: pair[1].location(),
+            });
+        }
+        Ok(Registry { jobs })
+    }
+
+    /// The handlers, sorted by name.
+    pub fn jobs(&self) -> &[&'static JobDescriptor] {
+        &self.jobs
+    }
+
+    /// The handler named `name`.
+    pub fn get(&self, name: &str) -> Option<&'static JobDescriptor> {
+        self.jobs
+            .binary_search_by(|j| j.name.cmp(name))
+            .ok()
+            .map(|i| self.jobs[i])
+    }
+
+    /// The queues handlers are declared on, sorted.
+    pub fn queues(&self) -> Vec<&'static str> {
+        let set: BTreeSet<&'static str> = self.jobs.iter().map(|j| j.queue).collect();
+        set.into_iter().collect()
+    }
+
+    /// The handlers of one queue.
+    pub fn for_queue(&self, queue: &str) -> Registry {
+        Registry {
+            jobs: self
+                .jobs
+                .iter()
+                .copied()
+                .filter(|j| j.queue == queue)
+                .collect(),
+        }
+    }
+
+    /// Whether no handler is registered.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
