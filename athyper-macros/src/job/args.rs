@@ -1,0 +1,358 @@
+//! The syntax of `#[job(...)]`: `key = literal` pairs, kept with their spans.
+//!
+//! This stage knows which keys exist and what form (string or integer) each
+//! value takes; what the values mean is the model's business.
+
+use proc_macro2::TokenTree;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
+
+use crate::common::{Errors, Setting, one_of};
+
+/// Every option, in the order messages list them.
+pub(crate) const KEYS: [&str; 11] = [
+    "queue",
+    "name",
+    "priority",
+    "retry",
+    "attempts",
+    "backoff",
+    "max_backoff",
+    "jitter",
+    "timeout",
+    "concurrency",
+    "crate",
+];
+
+/// The options of one `#[job(...)]`, as written.
+#[derive(Default)]
+pub(crate) struct JobArgs {
+    pub(crate) queue: Setting<LitStr>,
+    pub(crate) name: Setting<LitStr>,
+    pub(crate) priority: Setting<LitStr>,
+    pub(crate) retry: Setting<LitStr>,
+    pub(crate) attempts: Setting<LitInt>,
+    pub(crate) backoff: Setting<LitStr>,
+    pub(crate) max_backoff: Setting<LitStr>,
+    pub(crate) jitter: Setting<LitStr>,
+    pub(crate) timeout: Setting<LitStr>,
+    pub(crate) concurrency: Setting<LitInt>,
+    pub(crate) krate: Setting<LitStr>,
+    /// Mistakes that spoil one option but not the parse: unknown keys,
+    /// repeats, values of the wrong form. Kept here rather than returned so
+    /// the model can add its own and the user sees them all at once.
+    pub(crate) errors: Errors,
+}
+
+impl Parse for JobArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut args = JobArgs::default();
+        let mut position = 0;
+        while !input.is_empty() {
+            if let Err(error) = args.parse_option(input, position) {
+                args.errors.push_at(position, error);
+                skip_past_comma(input);
+                position += 1;
+                continue;
+            }
+            if !input.is_empty()
+                && let Err(error) = input.parse::<Token![,]>()
+            {
+                let message =
+                    "expected `,` between options, as in `queue = \"emails\", attempts = 5`";
+                args.errors
+                    .push_at(position, syn::Error::new(error.span(), message));
+                skip_past_comma(input);
+            }
+            position += 1;
+        }
+        Ok(args)
+    }
+}
+
+impl JobArgs {
+    fn parse_option(&mut self, input: ParseStream<'_>, position: usize) -> syn::Result<()> {
+        // `parse_any` because one key, `crate`, is a keyword.
+        let key = input.call(Ident::parse_any).map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected an option, as in `#[job(queue = \"emails\")]`",
+            )
+        })?;
+        let name = key.unraw().to_string();
+        let unknown = || syn::Error::new(key.span(), one_of("option", &name, &KEYS));
+        if !KEYS.contains(&name.as_str()) {
+            return Err(unknown());
+        }
+        if !input.peek(Token![=]) {
+            let example = example(&name);
+            return Err(syn::Error::new(
+                key.span(),
+                format!("option `{name}` needs a value, as in `{name} = {example}`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+
+        let JobArgs {
+            queue,
+            name: job_name,
+            priority,
+            retry,
+            attempts,
+            backoff,
+            max_backoff,
+            jitter,
+            timeout,
+            concurrency,
+            krate,
+            errors,
+        } = self;
+        let text = match name.as_str() {
+            "queue" => Some(queue),
+            "name" => Some(job_name),
+            "priority" => Some(priority),
+            "retry" => Some(retry),
+            "backoff" => Some(backoff),
+            "max_backoff" => Some(max_backoff),
+            "jitter" => Some(jitter),
+            "timeout" => Some(timeout),
+            "crate" => Some(krate),
+            _ => None,
+        };
+        if let Some(setting) = text {
+            setting.set(errors, &key, position, string(&name, value));
+            return Ok(());
+        }
+        let number = match name.as_str() {
+            "attempts" => attempts,
+            "concurrency" => concurrency,
+            _ => return Err(unknown()),
+        };
+        number.set(errors, &key, position, integer(&name, &value));
+        Ok(())
+    }
+}
+
+/// A typical value of each option, for messages.
+fn example(key: &str) -> &'static str {
+    match key {
+        "queue" => "\"emails\"",
+        "name" => "\"send-email\"",
+        "priority" => "\"high\"",
+        "retry" => "\"exponential\"",
+        "attempts" => "5",
+        "backoff" => "\"2s\"",
+        "max_backoff" => "\"1m\"",
+        "jitter" => "\"full\"",
+        "timeout" => "\"30s\"",
+        "concurrency" => "4",
+        "crate" => "\"my_sdk::athyper\"",
+        _ => "...",
+    }
+}
+
+fn string(key: &str, value: Expr) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit),
+        other => Err(wrong_form(key, "a string", example(key), &other)),
+    }
+}
+
+fn integer(key: &str, value: &Expr) -> syn::Result<LitInt> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => Ok(lit.clone()),
+        // `attempts = "5"`: suggest the very number they meant.
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) if lit.value().trim().parse::<u32>().is_ok() => {
+            Err(wrong_form(key, "an integer", lit.value().trim(), value))
+        }
+        _ => Err(wrong_form(key, "an integer", example(key), value)),
+    }
+}
+
+fn wrong_form(key: &str, expected: &str, example: &str, found: &Expr) -> syn::Error {
+    let found_what = match found {
+        Expr::Lit(ExprLit { lit, .. }) => match lit {
+            Lit::Str(_) => "a string",
+            Lit::Int(_) => "an integer",
+            Lit::Float(_) => "a float",
+            Lit::Bool(_) => "a boolean",
+            Lit::Char(_) => "a character",
+            Lit::Byte(_) => "a byte",
+            Lit::ByteStr(_) | Lit::CStr(_) => "a byte string",
+            _ => "this literal",
+        },
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => "a negative number",
+        // A constant or an expression: the macro sees only tokens, so it
+        // cannot know their values.
+        Expr::Path(_) => {
+            return syn::Error::new_spanned(
+                found,
+                format!(
+                    "option `{key}` takes {expected} literal: the macro reads it at compile time, so constants cannot be used; write `{key} = {example}`"
+                ),
+            );
+        }
+        _ => "an expression",
+    };
+    syn::Error::new_spanned(
+        found,
+        format!("option `{key}` takes {expected}, not {found_what}; write `{key} = {example}`"),
+    )
+}
+
+/// Moves past the rest of a broken option so that the next one still gets
+/// checked.
+fn skip_past_comma(input: ParseStream<'_>) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tree, next)) = rest.token_tree() {
+            rest = next;
+            if matches!(&tree, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+        }
+        Ok(((), rest))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::parse_quote;
+
+    use super::*;
+
+    fn messages(args: &JobArgs) -> Vec<String> {
+        args.errors.messages()
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let args: JobArgs = parse_quote!(
+            queue = "emails",
+            name = "send-email",
+            priority = "high",
+            retry = "linear",
+            attempts = 5,
+            backoff = "2s",
+            max_backoff = "1m",
+            jitter = "full",
+            timeout = "30s",
+            concurrency = 4,
+            crate = "sdk::athyper",
+        );
+        assert_eq!(messages(&args), Vec::<String>::new());
+        let text = |s: &Setting<LitStr>| s.value().map(LitStr::value);
+        let int = |s: &Setting<LitInt>| s.value().map(|l| l.base10_digits().to_owned());
+        assert_eq!(text(&args.queue).as_deref(), Some("emails"));
+        assert_eq!(text(&args.name).as_deref(), Some("send-email"));
+        assert_eq!(text(&args.priority).as_deref(), Some("high"));
+        assert_eq!(text(&args.retry).as_deref(), Some("linear"));
+        assert_eq!(int(&args.attempts).as_deref(), Some("5"));
+        assert_eq!(text(&args.backoff).as_deref(), Some("2s"));
+        assert_eq!(text(&args.max_backoff).as_deref(), Some("1m"));
+        assert_eq!(text(&args.jitter).as_deref(), Some("full"));
+        assert_eq!(text(&args.timeout).as_deref(), Some("30s"));
+        assert_eq!(int(&args.concurrency).as_deref(), Some("4"));
+        assert_eq!(text(&args.krate).as_deref(), Some("sdk::athyper"));
+        assert_eq!(args.attempts.position(), Some(4));
+    }
+
+    #[test]
+    fn every_key_has_a_setter() {
+        for key in KEYS {
+            let tokens: proc_macro2::TokenStream =
+                format!("{key} = {}", example(key)).parse().unwrap();
+            let args: JobArgs = syn::parse2(tokens).unwrap();
+            assert_eq!(messages(&args), Vec::<String>::new(), "{key}");
+        }
+    }
+
+    #[test]
+    fn empty_is_fine() {
+        let args: JobArgs = parse_quote!();
+        assert!(args.errors.is_empty());
+        assert!(args.queue.key().is_none());
+    }
+
+    #[test]
+    fn unknown_option_lists_keys_and_suggests() {
+        let args: JobArgs = parse_quote!(prority = "high");
+        assert_eq!(
+            messages(&args),
+            [
+                "unknown option `prority`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `crate`; did you mean `priority`?"
+            ]
+        );
+        let args: JobArgs = parse_quote!(color = "blue");
+        assert!(!messages(&args)[0].contains("did you mean"));
+    }
+
+    #[test]
+    fn reports_every_mistake_and_keeps_going() {
+        let args: JobArgs = parse_quote!(
+            attempts = "5",
+            queue = 7,
+            priority = "high",
+            priority = "low",
+            colour = "red",
+            timeout,
+            concurrency = -1,
+            jitter = JITTER,
+            backoff = 1.5,
+            retry = "fixed" "x",
+            name = "ok",
+        );
+        assert_eq!(
+            messages(&args),
+            [
+                "option `attempts` takes an integer, not a string; write `attempts = 5`",
+                "option `queue` takes a string, not an integer; write `queue = \"emails\"`",
+                "duplicate option `priority`; it is already set earlier in this attribute, remove one of them",
+                "unknown option `colour`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `crate`",
+                "option `timeout` needs a value, as in `timeout = \"30s\"`",
+                "option `concurrency` takes an integer, not a negative number; write `concurrency = 4`",
+                "option `jitter` takes a string literal: the macro reads it at compile time, so constants cannot be used; write `jitter = \"full\"`",
+                "option `backoff` takes a string, not a float; write `backoff = \"2s\"`",
+                "expected `,` between options, as in `queue = \"emails\", attempts = 5`",
+            ]
+        );
+        assert_eq!(args.name.value().map(LitStr::value).as_deref(), Some("ok"));
+        assert_eq!(
+            args.priority.value().map(LitStr::value).as_deref(),
+            Some("high")
+        );
+        assert_eq!(
+            args.retry.value().map(LitStr::value).as_deref(),
+            Some("fixed")
+        );
+    }
+
+    #[test]
+    fn a_string_number_suggests_the_number() {
+        let args: JobArgs = parse_quote!(concurrency = "12");
+        assert_eq!(
+            messages(&args),
+            ["option `concurrency` takes an integer, not a string; write `concurrency = 12`"]
+        );
+    }
+
+    #[test]
+    fn not_an_option_at_all() {
+        let args: JobArgs = parse_quote!("emails", queue = "ok");
+        assert_eq!(
+            messages(&args),
+            ["expected an option, as in `#[job(queue = \"emails\")]`"]
+        );
+        assert_eq!(args.queue.value().map(LitStr::value).as_deref(), Some("ok"));
+    }
+}

@@ -1,0 +1,946 @@
+//! What a `#[job(...)]` means: the options checked against each other and
+//! the handler's signature checked against what the runtime can call.
+//!
+//! Everything that can be wrong with an invocation is found here; the
+//! expansion that follows has no error paths.
+
+use std::mem;
+use std::time::Duration;
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt;
+use syn::{
+    Attribute, FnArg, Ident, Item, ItemFn, LitInt, LitStr, Path, ReturnType, Signature, Type,
+};
+
+use super::args::JobArgs;
+use crate::common::{Errors, NameKind, Setting, one_of, parse_duration, validate_name};
+
+/// A job handler ready to expand.
+pub(crate) struct Job {
+    /// Where the runtime is: `::athyper` unless `crate = "..."` says otherwise.
+    pub(crate) krate: Path,
+    pub(crate) name: String,
+    pub(crate) queue: String,
+    pub(crate) options: Options,
+    pub(crate) handler: Handler,
+}
+
+/// The handler's settings that the attribute gives; `None` keeps the
+/// runtime's default, which the macro deliberately does not know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) priority: Option<Priority>,
+    pub(crate) attempts: Option<u32>,
+    pub(crate) backoff_kind: Option<BackoffKind>,
+    pub(crate) backoff: Option<Duration>,
+    pub(crate) max_backoff: Option<Duration>,
+    pub(crate) jitter: Option<Jitter>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) concurrency: Option<u32>,
+}
+
+/// Mirrors `athyper::queue::Priority`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Priority {
+    Critical,
+    High,
+    Normal,
+    Low,
+}
+
+/// Mirrors `athyper::resilience::BackoffKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BackoffKind {
+    Fixed,
+    Linear,
+    Exponential,
+}
+
+/// Mirrors `athyper::resilience::Jitter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Jitter {
+    None,
+    Full,
+    Equal,
+}
+
+/// The `retry` option: a backoff kind, or no retry at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    None,
+    Backoff(BackoffKind),
+}
+
+const PRIORITIES: [(&str, Priority); 4] = [
+    ("critical", Priority::Critical),
+    ("high", Priority::High),
+    ("normal", Priority::Normal),
+    ("low", Priority::Low),
+];
+
+const RETRIES: [(&str, Retry); 4] = [
+    ("none", Retry::None),
+    ("fixed", Retry::Backoff(BackoffKind::Fixed)),
+    ("linear", Retry::Backoff(BackoffKind::Linear)),
+    ("exponential", Retry::Backoff(BackoffKind::Exponential)),
+];
+
+const JITTERS: [(&str, Jitter); 3] = [
+    ("none", Jitter::None),
+    ("full", Jitter::Full),
+    ("equal", Jitter::Equal),
+];
+
+/// The annotated function, taken apart for the expansion.
+pub(crate) struct Handler {
+    /// The function as written, minus its attributes (sorted out below).
+    pub(crate) item: ItemFn,
+    /// `///` comments: they document the handle.
+    pub(crate) docs: Vec<Attribute>,
+    /// `#[cfg]`s: they apply to every generated item, or a handle would
+    /// outlive its function.
+    pub(crate) cfgs: Vec<Attribute>,
+    /// Everything else (`#[allow]`, `#[tracing::instrument]`, ...): it
+    /// belongs to the function body, which moves to the hidden function.
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) context: Type,
+    pub(crate) payload: Type,
+    pub(crate) output: Type,
+}
+
+impl Job {
+    /// Checks the options and the item, returning every error found.
+    pub(crate) fn new(mut args: JobArgs, item: Item) -> Result<Job, Errors> {
+        let mut errors = mem::take(&mut args.errors);
+        let options = Options::new(&args, &mut errors);
+        let queue = match args.queue.key() {
+            Some(_) => checked_name(&mut errors, NameKind::Queue, &args.queue),
+            None => Some("default".to_owned()),
+        };
+        let krate = match args.krate.key() {
+            Some(_) => crate_path(&mut errors, &args.krate),
+            None => Some(syn::parse_quote!(::athyper)),
+        };
+        let (handler, name) = match item {
+            Item::Fn(item) => {
+                let name = match args.name.key() {
+                    Some(_) => checked_name(&mut errors, NameKind::Job, &args.name),
+                    None => fn_name(&mut errors, &item.sig.ident),
+                };
+                (Handler::new(item, &mut errors), name)
+            }
+            other => {
+                not_a_function(&mut errors, &other);
+                (None, None)
+            }
+        };
+        match (krate, name, queue, handler) {
+            (Some(krate), Some(name), Some(queue), Some(handler)) if errors.is_empty() => Ok(Job {
+                krate,
+                name,
+                queue,
+                options,
+                handler,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl Options {
+    fn new(args: &JobArgs, errors: &mut Errors) -> Options {
+        let priority = choose(errors, &args.priority, "priority", &PRIORITIES);
+        let retry = choose(errors, &args.retry, "retry strategy", &RETRIES);
+        let jitter = choose(errors, &args.jitter, "jitter", &JITTERS);
+        let attempts = at_least_one(
+            errors,
+            &args.attempts,
+            "attempts",
+            "it counts the first run too, so `attempts = 1` runs a job once",
+        );
+        let concurrency = at_least_one(
+            errors,
+            &args.concurrency,
+            "concurrency",
+            "leave it out to let the worker's own limit decide",
+        );
+        let backoff = duration(errors, &args.backoff, "backoff");
+        let max_backoff = duration(errors, &args.max_backoff, "max_backoff");
+        let mut timeout = duration(errors, &args.timeout, "timeout");
+
+        if let Some(lit) = args
+            .timeout
+            .value()
+            .filter(|_| timeout.is_some_and(|t| t.is_zero()))
+        {
+            report(
+                errors,
+                &args.timeout,
+                syn::Error::new(
+                    lit.span(),
+                    "`timeout` must be longer than zero; leave it out for no time limit",
+                ),
+            );
+            timeout = None;
+        }
+        if let (Some(base), Some(max), Some(base_lit), Some(max_lit)) = (
+            backoff,
+            max_backoff,
+            args.backoff.value(),
+            args.max_backoff.value(),
+        ) && max < base
+        {
+            let message = format!(
+                "`max_backoff = {:?}` is shorter than `backoff = {:?}`; the cap must be at least the base delay, so raise `max_backoff` or lower `backoff`",
+                max_lit.value(),
+                base_lit.value(),
+            );
+            report(
+                errors,
+                &args.max_backoff,
+                syn::Error::new(max_lit.span(), message),
+            );
+        }
+        if retry == Some(Retry::None) {
+            let conflicts: [(&dyn Given, bool); 4] = [
+                (&args.attempts, attempts.is_some_and(|n| n > 1)),
+                (&args.backoff, backoff.is_some()),
+                (&args.max_backoff, max_backoff.is_some()),
+                (&args.jitter, jitter.is_some()),
+            ];
+            for (other, _) in conflicts.into_iter().filter(|&(_, conflicts)| conflicts) {
+                no_retry_conflict(errors, &args.retry, other);
+            }
+        }
+
+        let (attempts, backoff_kind) = match retry {
+            Some(Retry::None) => (Some(1), None),
+            Some(Retry::Backoff(kind)) => (attempts, Some(kind)),
+            None => (attempts, None),
+        };
+        Options {
+            priority,
+            attempts,
+            backoff_kind,
+            backoff,
+            max_backoff,
+            jitter,
+            timeout,
+            concurrency,
+        }
+    }
+}
+
+/// Files an error about `setting` under its position, so that it reads in
+/// source order among the others.
+fn report<T>(errors: &mut Errors, setting: &Setting<T>, error: syn::Error) {
+    errors.push_at(setting.position().unwrap_or(usize::MAX), error);
+}
+
+/// A given option, whatever its value type, for contradiction messages.
+trait Given {
+    fn key(&self) -> Option<&Ident>;
+    fn position(&self) -> Option<usize>;
+    /// `key = value` as written, to quote and to span.
+    fn written(&self) -> TokenStream;
+}
+
+impl<T: ToTokens> Given for Setting<T> {
+    fn key(&self) -> Option<&Ident> {
+        Setting::key(self)
+    }
+
+    fn position(&self) -> Option<usize> {
+        Setting::position(self)
+    }
+
+    fn written(&self) -> TokenStream {
+        let key = Setting::key(self);
+        let value = self.value();
+        quote!(#key = #value)
+    }
+}
+
+/// Reports `retry = "none"` next to an option that only matters for
+/// retries, on whichever of the two was written later: that is the one the
+/// user just added and most likely wants to reconsider.
+fn no_retry_conflict(errors: &mut Errors, retry: &Setting<LitStr>, other: &dyn Given) {
+    let Some(other_key) = other.key().map(IdentExt::unraw) else {
+        return;
+    };
+    let is_attempts = other_key == "attempts";
+    let written = other.written().to_string();
+    let retry_later = retry.position() > other.position();
+    let message = match (retry_later, is_attempts) {
+        (false, true) => format!(
+            "`{written}` contradicts `retry = \"none\"`, which runs a job once; remove one of them"
+        ),
+        (false, false) => format!(
+            "`{other_key}` has no effect with `retry = \"none\"`, which never retries; remove `{other_key}` or choose another retry strategy"
+        ),
+        (true, true) => format!(
+            "`retry = \"none\"` runs a job once, which contradicts the earlier `{written}`; remove one of them"
+        ),
+        (true, false) => format!(
+            "`retry = \"none\"` never retries, so the earlier `{other_key}` has no effect; remove `{other_key}` or choose another retry strategy"
+        ),
+    };
+    let (later, position) = if retry_later {
+        (retry.written(), retry.position())
+    } else {
+        (other.written(), other.position())
+    };
+    errors.push_at(
+        position.unwrap_or(usize::MAX),
+        syn::Error::new_spanned(later, message),
+    );
+}
+
+fn choose<T: Copy>(
+    errors: &mut Errors,
+    setting: &Setting<LitStr>,
+    what: &str,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    let lit = setting.value()?;
+    let text = lit.value();
+    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == text) {
+        return Some(choice);
+    }
+    let names: Vec<&str> = choices.iter().map(|&(name, _)| name).collect();
+    report(
+        errors,
+        setting,
+        syn::Error::new(lit.span(), one_of(what, &text, &names)),
+    );
+    None
+}
+
+fn at_least_one(
+    errors: &mut Errors,
+    setting: &Setting<LitInt>,
+    key: &str,
+    zero_hint: &str,
+) -> Option<u32> {
+    let lit = setting.value()?;
+    let message = match lit.base10_parse::<u32>() {
+        Ok(0) => format!("`{key}` must be at least 1; {zero_hint}"),
+        Ok(n) => return Some(n),
+        Err(_) => format!("`{key}` is too large; the largest is {}", u32::MAX),
+    };
+    report(errors, setting, syn::Error::new(lit.span(), message));
+    None
+}
+
+fn duration(errors: &mut Errors, setting: &Setting<LitStr>, key: &str) -> Option<Duration> {
+    let lit = setting.value()?;
+    parse_duration(key, &lit.value())
+        .map_err(|message| report(errors, setting, syn::Error::new(lit.span(), message)))
+        .ok()
+}
+
+fn checked_name(errors: &mut Errors, kind: NameKind, setting: &Setting<LitStr>) -> Option<String> {
+    let lit = setting.value()?;
+    let name = lit.value();
+    match validate_name(kind, &name) {
+        Ok(()) => Some(name),
+        Err(message) => {
+            report(errors, setting, syn::Error::new(lit.span(), message));
+            None
+        }
+    }
+}
+
+/// The job's name when no `name = "..."` is given: the function's, which
+/// Rust allows to hold characters the key scheme cannot.
+fn fn_name(errors: &mut Errors, ident: &Ident) -> Option<String> {
+    let name = ident.unraw().to_string();
+    match validate_name(NameKind::Job, &name) {
+        Ok(()) => Some(name),
+        Err(message) => {
+            errors.at(
+                ident.span(),
+                format!("{message}; the job is named after its function unless you give it a name with `#[job(name = \"...\")]`"),
+            );
+            None
+        }
+    }
+}
+
+fn crate_path(errors: &mut Errors, setting: &Setting<LitStr>) -> Option<Path> {
+    let lit = setting.value()?;
+    // Parsed from the literal, so the path's tokens carry its span and a
+    // wrong path is reported there.
+    let path = lit.parse_with(Path::parse_mod_style).ok();
+    if path.is_none() {
+        let message = format!(
+            "invalid path `{}` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`",
+            lit.value()
+        );
+        report(errors, setting, syn::Error::new(lit.span(), message));
+    }
+    path
+}
+
+fn not_a_function(errors: &mut Errors, item: &Item) {
+    let (what, head) = describe(item);
+    errors.spanned(
+        head,
+        format!("`#[job]` applies to an `async fn`, not to {what}"),
+    );
+}
+
+/// What `item` is, and its tokens up to its name: enough to point at it
+/// without underlining a whole struct.
+fn describe(item: &Item) -> (&'static str, TokenStream) {
+    fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
+        quote!(#keyword #name)
+    }
+    match item {
+        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
+        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
+        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
+        Item::Const(i) => ("a constant", head(&i.const_token, &i.ident)),
+        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
+        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
+        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
+        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
+        Item::Impl(i) => ("an impl block", head(&i.impl_token, &i.self_ty)),
+        Item::Use(i) => ("a `use` declaration", i.to_token_stream()),
+        Item::ExternCrate(i) => ("an `extern crate`", i.to_token_stream()),
+        Item::ForeignMod(i) => ("an `extern` block", i.abi.to_token_stream()),
+        Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
+        _ => ("this item", item.to_token_stream()),
+    }
+}
+
+/// The start of every message about a handler that is generic in any way.
+const GENERIC: &str = "a job handler cannot be generic: the runtime decodes each job's payload into one concrete type";
+
+impl Handler {
+    /// Takes the function apart, reporting every way in which the runtime
+    /// could not call it. The checks are independent, so that each mistake
+    /// is reported whatever else is wrong.
+    fn new(mut item: ItemFn, errors: &mut Errors) -> Option<Handler> {
+        let before = errors.len();
+        check_qualifiers(&item.sig, errors);
+        check_generics(&item.sig, errors);
+        let arguments = arguments(&item.sig, errors);
+        let output = output(&item.sig, errors);
+        if errors.len() > before {
+            return None;
+        }
+        let ([context, payload], output) = (arguments?, output?);
+
+        let (mut docs, mut cfgs, mut attrs) = (Vec::new(), Vec::new(), Vec::new());
+        for attr in mem::take(&mut item.attrs) {
+            if attr.path().is_ident("doc") {
+                docs.push(attr);
+            } else if attr.path().is_ident("cfg") {
+                cfgs.push(attr);
+            } else {
+                attrs.push(attr);
+            }
+        }
+        Some(Handler {
+            item,
+            docs,
+            cfgs,
+            attrs,
+            context,
+            payload,
+            output,
+        })
+    }
+}
+
+/// `async` and none of `const`, `unsafe`, `extern`.
+fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
+    match (sig.constness, sig.asyncness) {
+        // `const fn` is almost always a missing `async` too: one message
+        // covering both.
+        (Some(constness), None) => errors.at(
+            constness.span,
+            "a job handler cannot be a `const fn`; write `async fn` instead",
+        ),
+        (Some(constness), Some(_)) => errors.at(
+            constness.span,
+            "a job handler cannot be `const`; remove `const`",
+        ),
+        (None, None) => errors.at(
+            sig.fn_token.span,
+            "a job handler must be an `async fn`; add `async` before `fn`",
+        ),
+        (None, Some(_)) => {}
+    }
+    if let Some(unsafety) = sig.unsafety {
+        errors.at(
+            unsafety.span,
+            "a job handler cannot be `unsafe`: the runtime calls it and cannot uphold a safety contract; remove `unsafe` and use `unsafe` blocks inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.spanned(
+            abi,
+            "a job handler cannot have an `extern` ABI: the runtime calls it as a Rust function; remove the `extern`",
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(
+            variadic,
+            "a job handler cannot be variadic; remove the `...`",
+        );
+    }
+}
+
+/// No type or lifetime parameters, no `where` clause, no `impl Trait`
+/// arguments.
+fn check_generics(sig: &Signature, errors: &mut Errors) {
+    if !sig.generics.params.is_empty() {
+        errors.spanned(
+            &sig.generics,
+            format!("{GENERIC}; remove the generic parameters"),
+        );
+    } else if let Some(where_clause) = &sig.generics.where_clause {
+        errors.spanned(
+            where_clause,
+            format!("{GENERIC}; remove the `where` clause"),
+        );
+    }
+    for input in &sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && let Type::ImplTrait(_) = &*typed.ty
+        {
+            errors.spanned(
+                &typed.ty,
+                format!("{GENERIC}; name the type instead of `impl Trait`"),
+            );
+        }
+    }
+}
+
+/// The context's and the payload's types: two typed arguments, no `self`,
+/// both owned.
+fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
+    let mut types = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.at(
+                receiver.self_token.span,
+                "a job handler cannot take `self`; make it a free function, outside any `impl` block",
+            ),
+            FnArg::Typed(arg) => types.push((*arg.ty).clone()),
+        }
+    }
+    let [context, payload] = match <[Type; 2]>::try_from(types) {
+        Ok(types) => types,
+        Err(types) => {
+            let message = format!(
+                "a job handler takes two arguments, the context and the payload, as in `async fn {}(ctx: JobContext, payload: Email)`; this one takes {}",
+                sig.ident,
+                types.len()
+            );
+            if sig.inputs.is_empty() {
+                errors.at(sig.paren_token.span.join(), message);
+            } else {
+                errors.spanned(&sig.inputs, message);
+            }
+            return None;
+        }
+    };
+    let mut owned = true;
+    if let Type::Reference(_) = &context {
+        errors.spanned(
+            &context,
+            "take the context by value, as in `ctx: JobContext`: it is cheap to clone",
+        );
+        owned = false;
+    }
+    if let Type::Reference(_) = &payload {
+        errors.spanned(
+            &payload,
+            "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
+        );
+        owned = false;
+    }
+    owned.then_some([context, payload])
+}
+
+/// The return type, which must be written: the check that it is
+/// `Result<(), E>` is the compiler's, in the expansion.
+fn output(sig: &Signature, errors: &mut Errors) -> Option<Type> {
+    match &sig.output {
+        ReturnType::Type(_, output) => Some((**output).clone()),
+        ReturnType::Default => {
+            errors.spanned(
+                sig,
+                "a job handler must return `Result<(), E>` where `E: Display`; add a return type, as in `-> Result<(), String>`",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
+    use syn::parse_quote;
+
+    use super::*;
+
+    const HANDLER: &str =
+        "async fn send_email(ctx: JobContext, email: Email) -> Result<(), String> {}";
+
+    fn check(args: TokenStream, item: Item) -> Result<Job, Errors> {
+        Job::new(syn::parse2(args).expect("args parse"), item)
+    }
+
+    fn options(args: TokenStream) -> Options {
+        match check(args, syn::parse_str(HANDLER).unwrap()) {
+            Ok(job) => job.options,
+            Err(errors) => panic!("unexpected errors: {:?}", errors.messages()),
+        }
+    }
+
+    fn errors(args: TokenStream, item: Item) -> Vec<String> {
+        match check(args, item) {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors.messages(),
+        }
+    }
+
+    fn option_errors(args: TokenStream) -> Vec<String> {
+        errors(args, syn::parse_str(HANDLER).unwrap())
+    }
+
+    fn item_errors(item: Item) -> Vec<String> {
+        errors(TokenStream::new(), item)
+    }
+
+    #[test]
+    fn no_options_means_runtime_defaults() {
+        let job = check(TokenStream::new(), syn::parse_str(HANDLER).unwrap())
+            .ok()
+            .unwrap();
+        assert_eq!(job.name, "send_email");
+        assert_eq!(job.queue, "default");
+        assert_eq!(job.options, Options::default());
+        assert_eq!(job.krate.to_token_stream().to_string(), ":: athyper");
+        assert_eq!(job.handler.payload.to_token_stream().to_string(), "Email");
+        assert_eq!(
+            job.handler.context.to_token_stream().to_string(),
+            "JobContext"
+        );
+        assert_eq!(
+            job.handler.output.to_token_stream().to_string(),
+            "Result < () , String >"
+        );
+    }
+
+    #[test]
+    fn every_option_is_read() {
+        let job = check(
+            quote!(
+                queue = "emails",
+                name = "send-email",
+                crate = "sdk::athyper"
+            ),
+            syn::parse_str(HANDLER).unwrap(),
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            (job.name.as_str(), job.queue.as_str()),
+            ("send-email", "emails")
+        );
+        assert_eq!(job.krate.to_token_stream().to_string(), "sdk :: athyper");
+        assert_eq!(
+            options(quote!(
+                priority = "critical",
+                retry = "fixed",
+                attempts = 9,
+                backoff = "250ms",
+                max_backoff = "1h",
+                jitter = "none",
+                timeout = "30s",
+                concurrency = 3,
+            )),
+            Options {
+                priority: Some(Priority::Critical),
+                attempts: Some(9),
+                backoff_kind: Some(BackoffKind::Fixed),
+                backoff: Some(Duration::from_millis(250)),
+                max_backoff: Some(Duration::from_secs(3600)),
+                jitter: Some(Jitter::None),
+                timeout: Some(Duration::from_secs(30)),
+                concurrency: Some(3),
+            }
+        );
+    }
+
+    #[test]
+    fn no_retry_is_one_attempt() {
+        let expected = Options {
+            attempts: Some(1),
+            ..Options::default()
+        };
+        assert_eq!(options(quote!(retry = "none")), expected);
+        assert_eq!(options(quote!(retry = "none", attempts = 1)), expected);
+    }
+
+    #[test]
+    fn unknown_words_list_the_valid_ones() {
+        assert_eq!(
+            option_errors(quote!(priority = "urgent", retry = "expo", jitter = "ful")),
+            [
+                "unknown priority `urgent`; expected one of `critical`, `high`, `normal`, `low`",
+                "unknown retry strategy `expo`; expected one of `none`, `fixed`, `linear`, `exponential`",
+                "unknown jitter `ful`; expected one of `none`, `full`, `equal`; did you mean `full`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn numbers_and_durations_are_checked() {
+        assert_eq!(
+            option_errors(quote!(
+                attempts = 0,
+                concurrency = 0,
+                timeout = "0s",
+                backoff = "5 sex"
+            )),
+            [
+                "`attempts` must be at least 1; it counts the first run too, so `attempts = 1` runs a job once",
+                "`concurrency` must be at least 1; leave it out to let the worker's own limit decide",
+                "`timeout` must be longer than zero; leave it out for no time limit",
+                "malformed duration `5 sex` for `backoff`: unknown unit `sex`; write durations like `250ms`, `30s`, `5m` or `1h`",
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(attempts = 4294967296)),
+            ["`attempts` is too large; the largest is 4294967295"]
+        );
+    }
+
+    #[test]
+    fn the_cap_cannot_be_below_the_base() {
+        assert_eq!(
+            option_errors(quote!(max_backoff = "1s", backoff = "1m")),
+            [
+                "`max_backoff = \"1s\"` is shorter than `backoff = \"1m\"`; the cap must be at least the base delay, so raise `max_backoff` or lower `backoff`"
+            ]
+        );
+        // Equal is a fixed delay, which is fine.
+        let _ = options(quote!(backoff = "1m", max_backoff = "60s"));
+    }
+
+    #[test]
+    fn no_retry_contradictions_are_reported_on_the_later_option() {
+        assert_eq!(
+            option_errors(quote!(retry = "none", attempts = 3)),
+            [
+                "`attempts = 3` contradicts `retry = \"none\"`, which runs a job once; remove one of them"
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(attempts = 3, retry = "none")),
+            [
+                "`retry = \"none\"` runs a job once, which contradicts the earlier `attempts = 3`; remove one of them"
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(retry = "none", jitter = "full", max_backoff = "1m")),
+            [
+                "`jitter` has no effect with `retry = \"none\"`, which never retries; remove `jitter` or choose another retry strategy",
+                "`max_backoff` has no effect with `retry = \"none\"`, which never retries; remove `max_backoff` or choose another retry strategy",
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(backoff = "2s", retry = "none")),
+            [
+                "`retry = \"none\"` never retries, so the earlier `backoff` has no effect; remove `backoff` or choose another retry strategy"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_follow_the_runtime_rule() {
+        assert_eq!(
+            option_errors(quote!(queue = "my emails", name = "")),
+            [
+                "invalid queue name `my emails`: use only ASCII letters, digits, `_`, `-`, `.` and `:`",
+                "invalid job name ``: it is empty",
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote! {
+                async fn envoyer_à(ctx: JobContext, email: Email) -> Result<(), String> {}
+            }),
+            [
+                "invalid job name `envoyer_à`: use only ASCII letters, digits, `_`, `-`, `.` and `:`; the job is named after its function unless you give it a name with `#[job(name = \"...\")]`"
+            ]
+        );
+        // A raw identifier names the job without its `r#`.
+        let job = check(
+            TokenStream::new(),
+            parse_quote!(
+                async fn r#type(ctx: JobContext, n: u32) -> Result<(), String> {}
+            ),
+        );
+        assert_eq!(job.ok().unwrap().name, "type");
+    }
+
+    #[test]
+    fn crate_must_be_a_path() {
+        assert_eq!(
+            option_errors(quote!(crate = "not a path")),
+            [
+                "invalid path `not a path` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_function_must_be_a_plain_async_fn() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                fn f(ctx: JobContext, p: u32) -> Result<(), String> {}
+            )),
+            ["a job handler must be an `async fn`; add `async` before `fn`"]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                const fn f(ctx: JobContext, p: u32) -> Result<(), String> {}
+            )),
+            ["a job handler cannot be a `const fn`; write `async fn` instead"]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async unsafe extern "C" fn f(ctx: JobContext, p: u32) -> Result<(), String> {}
+            )),
+            [
+                "a job handler cannot be `unsafe`: the runtime calls it and cannot uphold a safety contract; remove `unsafe` and use `unsafe` blocks inside",
+                "a job handler cannot have an `extern` ABI: the runtime calls it as a Rust function; remove the `extern`",
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f<T>(ctx: JobContext, p: T) -> Result<(), String> {}
+            )),
+            [
+                "a job handler cannot be generic: the runtime decodes each job's payload into one concrete type; remove the generic parameters"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: impl Send) -> Result<(), String> {}
+            )),
+            [
+                "a job handler cannot be generic: the runtime decodes each job's payload into one concrete type; name the type instead of `impl Trait`"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_arguments_are_a_context_and_an_owned_payload() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f() -> Result<(), String> {}
+            )),
+            [
+                "a job handler takes two arguments, the context and the payload, as in `async fn f(ctx: JobContext, payload: Email)`; this one takes 0"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(&self, ctx: JobContext, p: u32) -> Result<(), String> {}
+            )),
+            ["a job handler cannot take `self`; make it a free function, outside any `impl` block"]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: &JobContext, p: &str) -> Result<(), String> {}
+            )),
+            [
+                "take the context by value, as in `ctx: JobContext`: it is cheap to clone",
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: u32) {}
+            )),
+            [
+                "a job handler must return `Result<(), E>` where `E: Display`; add a return type, as in `-> Result<(), String>`"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_functions_are_jobs() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                struct SendEmail;
+            )),
+            ["`#[job]` applies to an `async fn`, not to a struct"]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(impl SendEmail {})),
+            ["`#[job]` applies to an `async fn`, not to an impl block"]
+        );
+    }
+
+    #[test]
+    fn attributes_are_sorted_by_where_they_belong() {
+        let job = check(
+            TokenStream::new(),
+            parse_quote! {
+                /// Docs.
+                #[cfg(feature = "x")]
+                #[allow(unused)]
+                async fn f(ctx: JobContext, p: u32) -> Result<(), String> {}
+            },
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(job.handler.docs.len(), 1);
+        assert_eq!(job.handler.cfgs.len(), 1);
+        assert_eq!(job.handler.attrs.len(), 1);
+        assert!(job.handler.item.attrs.is_empty());
+    }
+
+    #[test]
+    fn every_error_is_reported_in_source_order() {
+        let messages = errors(
+            quote!(
+                timeout = "soon",
+                prority = "high",
+                attempts = 0,
+                attempts = 2
+            ),
+            parse_quote!(
+                fn f(ctx: JobContext) {}
+            ),
+        );
+        let starts: Vec<&str> = messages
+            .iter()
+            .map(|m| &m[..m.find(' ').unwrap()])
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "malformed",
+                "unknown",
+                "`attempts`",
+                "duplicate",
+                "a",
+                "a",
+                "a"
+            ],
+            "{messages:#?}"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The attribute macros of [athyper](https://docs.rs/athyper). Use them
+//! through the `athyper` crate (`athyper::job`), whose documentation is the
+//! user guide; this crate's docs are a compact reference.
+//!
+//! Each macro is three stages in its own module: `args` parses the
+//! attribute keeping every token's span, `model` gives it meaning and checks
+//! it against the annotated item, `expand` writes the code. Every mistake
+//! found on the way is reported at once, each at its own token; the item is
+//! then emitted unchanged so that the rest of the crate and IDEs still see
+//! it. Expansions reach the runtime only through `::athyper::__private`
+//! (or the `crate = "..."` path) and `::core`.
+
+use proc_macro::TokenStream;
+
+mod common;
+mod job;
+
+/// Turns `async fn name(ctx: JobContext, payload: T) -> Result<(), E>`
+/// (`T: Serialize + DeserializeOwned + Send + 'static`, `E: Display`) into a
+/// typed job handle `name` registered with the runtime.
+///
+/// | option | example | default |
+/// |---|---|---|
+/// | `queue` | `queue = "emails"` | `"default"` |
+/// | `name` | `name = "send-email"` | the function's name |
+/// | `priority` | `priority = "high"` (`critical`, `high`, `normal`, `low`) | `normal` |
+/// | `retry` | `retry = "linear"` (`exponential`, `linear`, `fixed`, `none`) | `exponential` |
+/// | `attempts` | `attempts = 5` (≥ 1, the first run included) | 3 |
+/// | `backoff` | `backoff = "2s"` | 1 s |
+/// | `max_backoff` | `max_backoff = "1m"` (≥ `backoff`) | 5 min |
+/// | `jitter` | `jitter = "full"` (`equal`, `full`, `none`) | `equal` |
+/// | `timeout` | `timeout = "30s"` (> 0) | none |
+/// | `concurrency` | `concurrency = 4` (≥ 1, per worker) | the worker's limit |
+/// | `crate` | `crate = "my_sdk::athyper"` | `::athyper` |
+///
+/// Durations are humantime strings in whole milliseconds (`"250ms"`,
+/// `"30s"`, `"5m"`, `"1h"`). `retry = "none"` means one attempt and
+/// contradicts `attempts` above 1, `backoff`, `max_backoff` and `jitter`.
+/// Names hold 1 to 128 ASCII letters, digits, `_`, `-`, `.` and `:`.
+/// Defaults live in the runtime (`JobDefaults::DEFAULT`); the expansion only
+/// names the options given.
+///
+/// ```ignore
+/// #[athyper::job(queue = "emails", attempts = 5, backoff = "2s")]
+/// pub async fn send_email(ctx: JobContext, email: Email) -> Result<(), io::Error> { .. }
+/// ```
+///
+/// is, written by hand:
+///
+/// ```ignore
+/// #[derive(Clone, Copy, Debug)]
+/// pub struct send_email;
+///
+/// impl send_email {
+///     pub async fn call(&self, ctx: JobContext, payload: Email) -> Result<(), io::Error> {
+///         __athyper_job_send_email(ctx, payload).await
+///     }
+/// }
+///
+/// async fn __athyper_job_send_email(ctx: JobContext, email: Email) -> Result<(), io::Error> { .. }
+///
+/// const _: () = {
+///     impl Job for send_email {
+///         type Payload = Email;
+///         fn descriptor(&self) -> &'static JobDescriptor { &DESCRIPTOR }
+///     }
+///     fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
+///         run_job(ctx, payload, __athyper_job_send_email)
+///     }
+///     const DESCRIPTOR: JobDescriptor = JobDescriptor {
+///         name: "send_email",
+///         queue: "emails",
+///         module_path: module_path!(),
+///         file: file!(),
+///         line: line!(),
+///         defaults: JobDefaults::DEFAULT
+///             .with_attempts(5)
+///             .with_backoff(Duration::from_millis(2000)),
+///         run,
+///     };
+///     inventory::submit! { DESCRIPTOR }
+/// };
+/// ```
+#[proc_macro_attribute]
+pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    job::job(args.into(), item.into()).into()
+}

@@ -1,0 +1,8 @@
+use athyper::prelude::*;
+
+#[athyper::job(attempts = "5")]
+async fn send_email(_ctx: JobContext, _to: String) -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use athyper::prelude::*;
+
+#[athyper::job]
+struct SendEmail {
+    _ctx: JobContext,
+}
+
+fn main() {}
