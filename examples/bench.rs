@@ -7,7 +7,8 @@
 //! Runs on the embedded backend: bulk enqueue (100,000 no-op jobs in chunks
 //! of 1,000) and processing of 100,000 queued no-op jobs at concurrency 1
 //! and 64, completed jobs removed. Progress goes to stderr. `BENCH_JOBS`
-//! scales the job count.
+//! scales the job count; `BENCH_ONLY=c1` or `c64` runs one processing
+//! scenario alone (for profiling) and prints no JSON.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,7 +101,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bulk = rate(jobs, enqueue(&queue, jobs).await?);
     eprintln!("bulk enqueue: {bulk:.0} jobs/s");
 
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "c64" {
+        let c64 = process(&fresh(), jobs, 64).await?;
+        eprintln!("process, concurrency 64: {c64:.0} jobs/s");
+        return Ok(());
+    }
     let c1 = process(&fresh(), jobs, 1).await?;
+    if only == "c1" {
+        eprintln!("process, concurrency 1: {c1:.0} jobs/s");
+        return Ok(());
+    }
     eprintln!("process, concurrency 1: {c1:.0} jobs/s");
     let c64 = process(&fresh(), jobs, 64).await?;
     eprintln!("process, concurrency 64: {c64:.0} jobs/s");
