@@ -1,2 +1,388 @@
 //! Support shared by the workspace's examples, benchmarks and integration
 //! tests. The SDK itself is the `athyper` crate.
+//!
+//! [`RedisServer`] starts a private `redis-server` on a free loopback port,
+//! so tests never touch a Redis someone else uses, and can kill and restart
+//! it to inject faults. [`RedisCluster`] does the same for a three-master
+//! cluster.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the loopback interface has a free port")
+}
+
+fn binary(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is not on PATH; install it with `apt-get install -y redis-server` (`.ci/run` does this on a bare machine)")
+    })
+}
+
+fn scratch_dir(what: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "athyper-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+    dir
+}
+
+/// Kills `pid` once this test process exits, so a server kept in a static
+/// (which is never dropped) does not outlive the tests.
+fn reap_with_this_process(pid: u32) {
+    let me = std::process::id();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill -9 {pid} 2>/dev/null"
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
+/// How to start a [`RedisServer`].
+#[derive(Clone, Debug, Default)]
+pub struct RedisOptions {
+    /// Keep an append-only file, so data survives a kill and restart.
+    pub appendonly: bool,
+    /// Require this password (`requirepass`).
+    pub password: Option<String>,
+    /// Serve TLS on a second port, with a certificate for 127.0.0.1 signed
+    /// by a CA made for this server.
+    pub tls: bool,
+    /// Start as a cluster node.
+    pub cluster: bool,
+}
+
+/// A `redis-server` of this test's own, on loopback. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    tls_port: Option<u16>,
+    dir: PathBuf,
+    options: RedisOptions,
+}
+
+impl RedisServer {
+    /// A server that keeps nothing on disk.
+    pub fn start() -> RedisServer {
+        Self::start_with(RedisOptions::default())
+    }
+
+    /// A server with these options.
+    pub fn start_with(options: RedisOptions) -> RedisServer {
+        let dir = scratch_dir("redis");
+        let tls_port = options.tls.then(|| {
+            make_certificates(&dir);
+            free_port()
+        });
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            tls_port,
+            dir,
+            options,
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            if self.options.appendonly { "yes" } else { "no" }.into(),
+            "--logfile".into(),
+            self.dir.join("redis.log").display().to_string(),
+            "--protected-mode".into(),
+            "no".into(),
+        ];
+        if let Some(password) = &self.options.password {
+            args.extend(["--requirepass".into(), password.clone()]);
+        }
+        if let Some(tls_port) = self.tls_port {
+            let file = |name: &str| self.dir.join(name).display().to_string();
+            args.extend([
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                file("server.crt"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.crt"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]);
+        }
+        if self.options.cluster {
+            args.extend([
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                self.dir.join("nodes.conf").display().to_string(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+            ]);
+        }
+        let child = Command::new(binary("redis-server"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        reap_with_this_process(child.id());
+        self.child = Some(child);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
+        let give_up = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(reply) = self.raw_ping() {
+                // While loading its AOF Redis answers -LOADING.
+                if !reply.starts_with("-LOADING") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < give_up,
+                "redis-server on port {} did not start; its log: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `PING` over a bare socket: `+PONG`, `-NOAUTH …` or `-LOADING …`.
+    fn raw_ping(&self) -> Option<String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok()?;
+        stream.write_all(b"PING\r\n").ok()?;
+        let mut buf = [0u8; 128];
+        let n = stream.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// The plain-TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://[:password@]127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        match &self.options.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// `rediss://[:password@]127.0.0.1:<tls port>`, for a server started
+    /// with `tls`.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("the server was started with tls");
+        match &self.options.password {
+            Some(password) => format!("rediss://:{password}@127.0.0.1:{port}"),
+            None => format!("rediss://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The CA certificate (PEM) that signed a `tls` server's certificate.
+    pub fn ca_cert(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("the server was started with tls")
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (so with
+    /// `appendonly` it reloads its data).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut command = Command::new(binary("redis-cli"));
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(password) = &self.options.password {
+            command.env("REDISCLI_AUTH", password);
+        }
+        let output = command.args(args).output().expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The server's data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with `openssl`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("`openssl` is on PATH (apt-get install -y openssl)");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=athyper test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("the temp dir is writable");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+}
+
+/// Three `redis-server` cluster nodes on loopback, all masters, with every
+/// slot assigned.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the nodes and joins them with `redis-cli --cluster create`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(RedisOptions {
+                    cluster: true,
+                    ..RedisOptions::default()
+                })
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let output = Command::new(binary("redis-cli"))
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < give_up,
+                "the cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// `redis://127.0.0.1:<port>` of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+}

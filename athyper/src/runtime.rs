@@ -7,7 +7,10 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `ATHYPER_MODE` | `api`, `worker` or `all` | `all` |
-//! | `ATHYPER_REDIS_URL` | Redis URL; unset means the embedded backend | unset |
+//! | `ATHYPER_REDIS_URL` | Redis URL (`redis://`, `rediss://`; several, comma-separated, for a cluster); unset means the embedded backend | unset |
+//! | `ATHYPER_REDIS_CLUSTER` | `true` for a cluster reached through one URL | `false` |
+//! | `ATHYPER_REDIS_PREFIX` | first part of every Redis key | `athyper` |
+//! | `ATHYPER_REDIS_CA_CERT` | PEM file of the CA for `rediss://` | system roots |
 //! | `ATHYPER_CONCURRENCY` | attempts each queue's worker runs at once | 10 |
 //! | `ATHYPER_SHUTDOWN_TIMEOUT` | drain deadline, such as `30s` | `30s` |
 
@@ -95,6 +98,7 @@ pub struct RuntimeBuilder {
     shutdown_timeout: Option<Duration>,
     registry: Option<Registry>,
     data: Extensions,
+    max_payload: usize,
     env: EnvLookup,
 }
 
@@ -165,6 +169,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Sets the largest payload, in bytes of JSON, that the runtime's
+    /// queues accept; default 512 KiB.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
     /// Reads settings through `lookup` instead of the process environment.
     pub fn env_from(
         mut self,
@@ -200,24 +211,7 @@ impl RuntimeBuilder {
         };
         let backend = match self.backend {
             Some(backend) => backend,
-            None => {
-                match env("ATHYPER_REDIS_URL").filter(|url| !url.is_empty()) {
-                    Some(url) => {
-                        return Err(RuntimeError::Config {
-                        setting: "ATHYPER_REDIS_URL",
-                        value: url,
-                        reason: "this build of athyper has no Redis backend; enable its `redis` feature".to_owned(),
-                    }
-                    .into());
-                    }
-                    None => {
-                        tracing::info!(
-                            "ATHYPER_REDIS_URL is not set: using the embedded in-memory backend (jobs live in this process only)"
-                        );
-                        Arc::new(MemoryBackend::new())
-                    }
-                }
-            }
+            None => backend_from_env(env)?,
         };
         let registry = match self.registry {
             Some(registry) => registry,
@@ -244,9 +238,51 @@ impl RuntimeBuilder {
                 queues,
                 shutdown_timeout,
                 data: self.data,
+                max_payload: self.max_payload,
             }),
         })
     }
+}
+
+#[cfg(feature = "redis")]
+fn backend_from_env(env: &EnvLookup) -> Result<SharedBackend, RuntimeError> {
+    use crate::queue::backend::{RedisBackend, RedisConfig};
+
+    let invalid = |value: String, reason: String| RuntimeError::Config {
+        setting: "ATHYPER_REDIS_URL",
+        value,
+        reason,
+    };
+    let url = env("ATHYPER_REDIS_URL").unwrap_or_default();
+    match RedisConfig::from_env(env).map_err(|reason| invalid(url.clone(), reason))? {
+        Some(config) => {
+            let backend = RedisBackend::connect_lazy(config)
+                .map_err(|e| invalid(crate::queue::backend::redact(&url), e.to_string()))?;
+            tracing::info!(redis = backend.description(), "using the Redis backend");
+            Ok(Arc::new(backend))
+        }
+        None => Ok(embedded_backend()),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn backend_from_env(env: &EnvLookup) -> Result<SharedBackend, RuntimeError> {
+    match env("ATHYPER_REDIS_URL").filter(|url| !url.is_empty()) {
+        Some(url) => Err(RuntimeError::Config {
+            setting: "ATHYPER_REDIS_URL",
+            value: url,
+            reason: "this build of athyper has no Redis backend; enable its `redis` feature"
+                .to_owned(),
+        }),
+        None => Ok(embedded_backend()),
+    }
+}
+
+fn embedded_backend() -> SharedBackend {
+    tracing::info!(
+        "ATHYPER_REDIS_URL is not set: using the embedded in-memory backend (jobs live in this process only)"
+    );
+    Arc::new(MemoryBackend::new())
 }
 
 fn parse_env<T>(
@@ -283,6 +319,7 @@ struct RuntimeInner {
     queues: HashMap<String, WorkerConfig>,
     shutdown_timeout: Duration,
     data: Extensions,
+    max_payload: usize,
 }
 
 impl Runtime {
@@ -297,6 +334,7 @@ impl Runtime {
             shutdown_timeout: None,
             registry: None,
             data: Extensions::new(),
+            max_payload: Queue::DEFAULT_MAX_PAYLOAD,
             env: Box::new(|var| std::env::var(var).ok()),
         }
     }
@@ -323,12 +361,12 @@ impl Runtime {
 
     /// A producer handle on queue `name`.
     pub fn queue(&self, name: &str) -> Result<Queue, QueueError> {
-        Queue::new(self.inner.backend.clone(), name)
+        Ok(Queue::new(self.inner.backend.clone(), name)?.with_max_payload(self.inner.max_payload))
     }
 
     /// A producer handle on the queue `job` is declared on.
     pub fn queue_for<J: Job>(&self, job: &J) -> Queue {
-        Queue::new(self.inner.backend.clone(), job.descriptor().queue)
+        self.queue(job.descriptor().queue)
             .expect("registered queue names are validated")
     }
 

@@ -52,6 +52,18 @@ pub enum QueueError {
         #[source]
         source: serde_json::Error,
     },
+    /// A payload larger than the queue accepts.
+    #[error(
+        "payload of job `{job}` is {size} bytes of JSON, over the queue's limit of {limit}; store large data elsewhere and enqueue a reference to it"
+    )]
+    PayloadTooLarge {
+        /// The job's name.
+        job: String,
+        /// The payload's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// No job with this id.
     #[error("no job `{id}` in queue `{queue}`")]
     NotFound {

@@ -43,6 +43,7 @@ const CLEAN_BATCH: usize = 1_000;
 pub struct Queue {
     name: Arc<str>,
     backend: SharedBackend,
+    max_payload: usize,
 }
 
 impl fmt::Debug for Queue {
@@ -50,6 +51,7 @@ impl fmt::Debug for Queue {
         f.debug_struct("Queue")
             .field("name", &self.name)
             .field("backend", &self.backend.kind())
+            .field("max_payload", &self.max_payload)
             .finish()
     }
 }
@@ -62,7 +64,19 @@ impl Queue {
         Ok(Queue {
             name: name.into(),
             backend,
+            max_payload: Self::DEFAULT_MAX_PAYLOAD,
         })
+    }
+
+    /// The largest payload `add` accepts unless told otherwise: 512 KiB of
+    /// JSON.
+    pub const DEFAULT_MAX_PAYLOAD: usize = 512 * 1024;
+
+    /// Sets the largest payload, in bytes of JSON, that `add` accepts.
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
     }
 
     /// The queue's name.
@@ -124,7 +138,7 @@ impl Queue {
         options: JobOptions,
     ) -> Result<JobId, QueueError> {
         validate_job_name(name)?;
-        let json = encode(name, payload)?;
+        let json = self.encode(name, payload)?;
         let new = resolve(name, json, &JobDefaults::DEFAULT, &options)?;
         self.submit_one(new).await
     }
@@ -218,8 +232,23 @@ impl Queue {
                 queue: self.name.to_string(),
             });
         }
-        let json = encode(descriptor.name, payload)?;
+        let json = self.encode(descriptor.name, payload)?;
         resolve(descriptor.name, json, &descriptor.defaults, options)
+    }
+
+    fn encode(&self, job: &str, payload: &impl Serialize) -> Result<Arc<str>, QueueError> {
+        let json = serde_json::to_string(payload).map_err(|source| QueueError::Encode {
+            job: job.to_owned(),
+            source,
+        })?;
+        if json.len() > self.max_payload {
+            return Err(QueueError::PayloadTooLarge {
+                job: job.to_owned(),
+                size: json.len(),
+                limit: self.max_payload,
+            });
+        }
+        Ok(json.into())
     }
 
     async fn submit_one(&self, job: NewJob) -> Result<JobId, QueueError> {
@@ -278,15 +307,6 @@ impl Bulk<'_> {
         }
         self.queue.submit(self.jobs).await
     }
-}
-
-fn encode(job: &str, payload: &impl Serialize) -> Result<Arc<str>, QueueError> {
-    serde_json::to_string(payload)
-        .map(Arc::from)
-        .map_err(|source| QueueError::Encode {
-            job: job.to_owned(),
-            source,
-        })
 }
 
 /// Merges per-call options over the handler's defaults and checks them.

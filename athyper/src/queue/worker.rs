@@ -223,6 +223,8 @@ impl Worker {
         let looper = Loop {
             shared: self.shared.clone(),
             tasks: JoinSet::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
             per_handler: HashMap::new(),
             acks: Vec::new(),
             finished_while_draining: 0,
@@ -294,6 +296,7 @@ impl WorkerHandle {
 
 /// The result of one attempt, from its task.
 struct Done {
+    slot: usize,
     id: JobId,
     name: &'static str,
     attempt: u32,
@@ -305,6 +308,9 @@ struct Done {
 struct Loop {
     shared: Arc<Shared>,
     tasks: JoinSet<Done>,
+    /// The job each running attempt works on, by slot, for `reclaim`.
+    slots: Vec<Option<JobId>>,
+    free_slots: Vec<usize>,
     /// Attempts running per handler, for handlers with a limit.
     per_handler: HashMap<&'static str, usize>,
     acks: Vec<Ack>,
@@ -328,6 +334,9 @@ impl Loop {
             .with_max(Duration::from_secs(5))
             .with_jitter(Jitter::Full);
         let mut failures: u32 = 0;
+        // After a failed fetch the backend may hold jobs for this worker
+        // that it never received; they are put back before the next one.
+        let mut reclaim = false;
         let mut draining = false;
         let mut aborted = false;
         loop {
@@ -344,7 +353,26 @@ impl Loop {
             };
             let mut park = config.idle_wait;
             let mut want_more = false;
-            if free > 0 || !self.acks.is_empty() {
+            if reclaim {
+                match shared
+                    .backend
+                    .reclaim(&shared.queue, &shared.id, &self.running())
+                    .await
+                {
+                    Ok(back) => {
+                        reclaim = false;
+                        if !back.is_empty() {
+                            tracing::warn!(jobs = ?back, "put back jobs handed out in a reply that was lost");
+                        }
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        park = retry_wait.delay(failures);
+                        tracing::error!(%error, retry_in = ?park, "backend unavailable");
+                    }
+                }
+            }
+            if !reclaim && (free > 0 || !self.acks.is_empty()) {
                 let limits = self.limits();
                 let mut request = FetchRequest::new(&shared.id, free);
                 request.lease = config.lease;
@@ -375,6 +403,7 @@ impl Loop {
                     Err(error) => {
                         // The acks stay queued: a step that failed mid-way
                         // is safe to repeat, so nothing is lost.
+                        reclaim = true;
                         failures += 1;
                         park = retry_wait.delay(failures);
                         tracing::error!(%error, retry_in = ?park, "fetch failed");
@@ -427,6 +456,11 @@ impl Loop {
         DrainReport { finished, released }
     }
 
+    /// The jobs of running attempts.
+    fn running(&self) -> Vec<JobId> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
     /// Free slots of handlers that have a limit.
     fn limits(&self) -> Vec<(&'static str, usize)> {
         self.shared
@@ -466,6 +500,16 @@ impl Loop {
             cancel.clone(),
             shared.data.clone(),
         );
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(job.id.clone());
+                slot
+            }
+            None => {
+                self.slots.push(Some(job.id.clone()));
+                self.slots.len() - 1
+            }
+        };
         let span = tracing::info_span!(
             "job",
             otel.kind = "consumer",
@@ -474,7 +518,7 @@ impl Loop {
             job.attempt = job.attempt(),
         );
         self.tasks
-            .spawn(run_attempt(descriptor, ctx, job, cancel).instrument(span));
+            .spawn(run_attempt(descriptor, slot, ctx, job, cancel).instrument(span));
     }
 
     /// Turns an ended task into an ack.
@@ -485,6 +529,8 @@ impl Loop {
             // lease and `release` puts it back.
             Err(_) => return,
         };
+        self.slots[done.slot] = None;
+        self.free_slots.push(done.slot);
         if draining {
             self.finished_while_draining += 1;
         }
@@ -542,6 +588,7 @@ impl Loop {
 
 async fn run_attempt(
     descriptor: &'static JobDescriptor,
+    slot: usize,
     ctx: JobContext,
     job: JobInfo,
     cancel: CancellationToken,
@@ -561,6 +608,7 @@ async fn run_attempt(
     };
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
     Done {
+        slot,
         id: job.id,
         name: descriptor.name,
         attempt,

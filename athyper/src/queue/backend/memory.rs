@@ -551,6 +551,39 @@ impl Backend for MemoryBackend {
         ready(Ok(released))
     }
 
+    fn reclaim<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        running: &'a [JobId],
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        let cell = self.cell(queue);
+        let back = {
+            let mut state = cell.lock();
+            let mut back: Vec<JobId> = state
+                .leases
+                .get(worker)
+                .map(|lease| {
+                    lease
+                        .jobs
+                        .iter()
+                        .filter(|id| !running.contains(id))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            back.sort_by_key(|id| state.jobs[id].seq);
+            for id in &back {
+                state.put_back(id);
+            }
+            back
+        };
+        if !back.is_empty() {
+            cell.wake();
+        }
+        ready(Ok(back))
+    }
+
     fn recover_stalled<'a>(
         &'a self,
         queue: &'a str,

@@ -34,6 +34,8 @@
 //!   return early; workers always fetch again after it.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +44,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 pub use self::memory::MemoryBackend;
+#[cfg(feature = "redis")]
+pub(crate) use self::redis::redact;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisBackend, RedisConfig};
 use crate::queue::QueueError;
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, Priority, Retention};
 use crate::resilience::Backoff;
@@ -225,6 +231,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// place and without counting an attempt, and ends the lease. Returns the
     /// jobs put back.
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>>;
+
+    /// Puts back the jobs `worker` holds but does not run (`running` lists
+    /// those it runs), in their old places and without counting an attempt.
+    /// A worker calls it after a fetch failed, since the backend may have
+    /// handed out jobs in a reply that never arrived. Returns the jobs put
+    /// back.
+    fn reclaim<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        running: &'a [JobId],
+    ) -> BackendFuture<'a, Vec<JobId>>;
 
     /// Puts back the jobs of expired leases; a job found stalled more than
     /// `max_stalled` times fails with the reason `stalled`.

@@ -1,0 +1,286 @@
+//! How a job is written in Redis and read back.
+//!
+//! A job's fixed part is one hash field, `K:jobs[id]`:
+//!
+//! ```text
+//! 1|<priority 0-3>|<name>|<max attempts>|<timeout ms or empty>|<backoff>|<enqueued ms>|<payload JSON>
+//! ```
+//!
+//! with the backoff as `<kind><base ms>,<max ms>,<jitter>` (kind `f`, `l`,
+//! `e`; jitter `n`, `f`, `e`). One field per waiting job, rather than a hash
+//! per job, keeps a waiting job to one hash entry and one sorted-set entry.
+//! Names never contain `|`, and the payload comes last, so it may.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::queue::backend::NewJob;
+use crate::queue::job::{AttemptError, JobId, JobInfo, JobState, Priority};
+use crate::queue::time::{duration_millis, from_millis};
+use crate::resilience::{Backoff, BackoffKind, Jitter};
+
+/// The record up to the enqueued time, which the add script appends.
+pub(super) fn head(job: &NewJob) -> String {
+    let timeout = job
+        .timeout
+        .map(|t| duration_millis(t).to_string())
+        .unwrap_or_default();
+    let b = job.backoff;
+    let kind = match b.kind() {
+        BackoffKind::Fixed => 'f',
+        BackoffKind::Linear => 'l',
+        BackoffKind::Exponential => 'e',
+    };
+    let jitter = match b.jitter() {
+        Jitter::None => 'n',
+        Jitter::Full => 'f',
+        Jitter::Equal => 'e',
+    };
+    format!(
+        "1|{}|{}|{}|{timeout}|{kind}{},{},{jitter}|",
+        job.priority.index(),
+        job.name,
+        job.max_attempts,
+        duration_millis(b.base()),
+        duration_millis(b.max()),
+    )
+}
+
+/// The fixed part of a job, read from its record.
+pub(super) struct Record {
+    pub(super) priority: Priority,
+    pub(super) name: String,
+    pub(super) max_attempts: u32,
+    pub(super) timeout: Option<Duration>,
+    pub(super) backoff: Backoff,
+    pub(super) enqueued_ms: u64,
+    pub(super) payload: Arc<str>,
+}
+
+/// Why a record could not be read.
+pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let mut parts = text.splitn(8, '|');
+    let mut next = |what: &str| parts.next().ok_or_else(|| format!("the {what} is missing"));
+    let version = next("version")?;
+    if version != "1" {
+        return Err(format!("unknown record version `{version}`"));
+    }
+    let priority = next("priority")?
+        .parse::<usize>()
+        .ok()
+        .and_then(Priority::from_index)
+        .ok_or("the priority is not 0 to 3")?;
+    let name = next("name")?.to_owned();
+    let max_attempts = next("attempt limit")?
+        .parse()
+        .map_err(|_| "the attempt limit is not a number")?;
+    let timeout = match next("timeout")? {
+        "" => None,
+        ms => Some(Duration::from_millis(
+            ms.parse().map_err(|_| "the timeout is not a number")?,
+        )),
+    };
+    let backoff = parse_backoff(next("backoff")?).ok_or("the backoff is malformed")?;
+    let enqueued_ms = next("enqueue time")?
+        .parse()
+        .map_err(|_| "the enqueue time is not a number")?;
+    let payload = next("payload")?.into();
+    Ok(Record {
+        priority,
+        name,
+        max_attempts,
+        timeout,
+        backoff,
+        enqueued_ms,
+        payload,
+    })
+}
+
+fn parse_backoff(text: &str) -> Option<Backoff> {
+    let mut chars = text.chars();
+    let kind = match chars.next()? {
+        'f' => BackoffKind::Fixed,
+        'l' => BackoffKind::Linear,
+        'e' => BackoffKind::Exponential,
+        _ => return None,
+    };
+    let mut fields = chars.as_str().split(',');
+    let base = fields.next()?.parse().ok()?;
+    let max = fields.next()?.parse().ok()?;
+    let jitter = match fields.next()? {
+        "n" => Jitter::None,
+        "f" => Jitter::Full,
+        "e" => Jitter::Equal,
+        _ => return None,
+    };
+    Some(
+        Backoff::new(kind, Duration::from_millis(base))
+            .with_max(Duration::from_millis(max))
+            .with_jitter(jitter),
+    )
+}
+
+pub(super) fn state_code(state: JobState) -> &'static str {
+    match state {
+        JobState::Waiting => "w",
+        JobState::Delayed => "d",
+        JobState::Active => "a",
+        JobState::Completed => "c",
+        JobState::Failed => "f",
+    }
+}
+
+fn parse_state(code: &str) -> Option<JobState> {
+    JobState::ALL.into_iter().find(|s| state_code(*s) == code)
+}
+
+fn ms_field(fields: &HashMap<String, String>, key: &str) -> Option<u64> {
+    fields.get(key).and_then(|v| v.parse().ok())
+}
+
+/// An attempt error as the scripts store it: `<attempt>|<ms>|<message>`.
+fn parse_error(entry: &str) -> AttemptError {
+    let mut parts = entry.splitn(3, '|');
+    let attempt = parts.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let at = parts.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    AttemptError {
+        attempt,
+        at: from_millis(at),
+        message: parts.next().unwrap_or(entry).to_owned(),
+    }
+}
+
+/// A job as `get` and `list` return it: id, record, state code, the state
+/// hash and the error list.
+pub(super) type InfoReply = (
+    String,
+    Vec<u8>,
+    String,
+    HashMap<String, String>,
+    Vec<String>,
+);
+
+pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
+    let (id, record, state, fields, errors) = reply;
+    let record = parse_record(&record).map_err(|e| format!("job `{id}`: {e}"))?;
+    let state =
+        parse_state(&state).ok_or_else(|| format!("job `{id}`: unknown state `{state}`"))?;
+    let enqueued = record.enqueued_ms;
+    Ok(JobInfo {
+        id: JobId::from(id),
+        name: record.name,
+        payload: record.payload,
+        priority: record.priority,
+        state,
+        attempts_made: ms_field(&fields, "a").map_or(0, |a| a as u32),
+        max_attempts: record.max_attempts,
+        backoff: record.backoff,
+        timeout: record.timeout,
+        enqueued_at: from_millis(enqueued),
+        due_at: from_millis(ms_field(&fields, "d").unwrap_or(enqueued)),
+        started_at: ms_field(&fields, "t").map(from_millis),
+        finished_at: ms_field(&fields, "f").map(from_millis),
+        stalled: ms_field(&fields, "s").map_or(0, |s| s as u32),
+        errors: errors.iter().map(|e| parse_error(e)).collect(),
+        progress: fields.get("g").cloned(),
+    })
+}
+
+/// A job as `fetch` hands it out: id, record, attempts made, times
+/// stalled, due ms (empty if never delayed).
+pub(super) type FetchedReply = (String, Vec<u8>, String, String, String);
+
+pub(super) fn fetched_job(
+    reply: FetchedReply,
+    now_ms: u64,
+) -> Result<JobInfo, (JobId, Option<Priority>, String)> {
+    let (id, record, attempts, stalled, due) = reply;
+    let id = JobId::from(id);
+    let record = match parse_record(&record) {
+        Ok(record) => record,
+        Err(reason) => {
+            // The priority is the one field the ack needs; take it if it
+            // survived.
+            let priority = record
+                .get(2)
+                .and_then(|b| (*b as char).to_digit(10))
+                .and_then(|d| Priority::from_index(d as usize));
+            return Err((id, priority, reason));
+        }
+    };
+    Ok(JobInfo {
+        id,
+        name: record.name,
+        payload: record.payload,
+        priority: record.priority,
+        state: JobState::Active,
+        attempts_made: attempts.parse().unwrap_or(0),
+        max_attempts: record.max_attempts,
+        backoff: record.backoff,
+        timeout: record.timeout,
+        enqueued_at: from_millis(record.enqueued_ms),
+        due_at: from_millis(due.parse().unwrap_or(record.enqueued_ms)),
+        started_at: Some(from_millis(now_ms)),
+        finished_at: None,
+        stalled: stalled.parse().unwrap_or(0),
+        errors: Vec::new(),
+        progress: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut job = NewJob::new("send_email", r#"{"to":"a|b"}"#);
+        job.priority = Priority::High;
+        job.max_attempts = 5;
+        job.timeout = Some(Duration::from_secs(30));
+        job.backoff = Backoff::linear(Duration::from_millis(250))
+            .with_max(Duration::from_secs(9))
+            .with_jitter(Jitter::Full);
+        let head = head(&job);
+        assert_eq!(head, "1|1|send_email|5|30000|l250,9000,f|");
+        let record = format!("{head}1764000000000|{}", job.payload);
+        let parsed = parse_record(record.as_bytes()).unwrap();
+        assert_eq!(parsed.priority, Priority::High);
+        assert_eq!(parsed.name, "send_email");
+        assert_eq!(parsed.max_attempts, 5);
+        assert_eq!(parsed.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(parsed.backoff, job.backoff);
+        assert_eq!(parsed.enqueued_ms, 1_764_000_000_000);
+        assert_eq!(&*parsed.payload, r#"{"to":"a|b"}"#);
+    }
+
+    #[test]
+    fn damaged_records_say_what_is_wrong() {
+        assert_eq!(
+            parse_record(b"garbage").err().unwrap(),
+            "unknown record version `garbage`"
+        );
+        assert_eq!(
+            parse_record(b"1|9|x").err().unwrap(),
+            "the priority is not 0 to 3"
+        );
+        assert_eq!(
+            parse_record(b"1|2|x|3||e1,2,q|5|{}").err().unwrap(),
+            "the backoff is malformed"
+        );
+        assert!(
+            parse_record(&[0xff, 0xfe])
+                .err()
+                .unwrap()
+                .starts_with("not UTF-8")
+        );
+    }
+
+    #[test]
+    fn errors_keep_pipes_in_messages() {
+        let e = parse_error("2|1764000000000|upstream said a|b");
+        assert_eq!((e.attempt, e.message.as_str()), (2, "upstream said a|b"));
+    }
+}

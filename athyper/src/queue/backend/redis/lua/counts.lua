@@ -1,0 +1,2 @@
+-- Counts per state and priority, and whether the queue is paused.
+return {redis.call('HGETALL', K .. ':counts'), redis.call('EXISTS', K .. ':paused')}

@@ -1,0 +1,13 @@
+-- Puts back every job a worker still holds and ends its lease. ARGV: worker.
+-- Returns the ids put back.
+local ids = held_by(ARGV[1])
+for _, id in ipairs(ids) do
+  put_back(id)
+end
+redis.call('DEL', K .. ':active:' .. ARGV[1])
+redis.call('ZREM', K .. ':workers', ARGV[1])
+flush_counts()
+if #ids > 0 then
+  wake()
+end
+return ids

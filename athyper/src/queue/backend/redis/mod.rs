@@ -1,0 +1,883 @@
+//! The Redis backend: jobs shared by every process that points at the same
+//! Redis, surviving restarts of those processes (and of Redis, with AOF).
+//!
+//! # Layout
+//!
+//! Every key of a queue starts with `<prefix>:{<queue>}` (prefix `athyper`
+//! by default). The braces are a Redis Cluster hash tag, so all of a
+//! queue's keys live in one slot and each script below touches one node.
+//! The full key list is at the top of `lua/prelude.lua`.
+//!
+//! A waiting job costs one field in the queue's `jobs` hash (its fixed part
+//! and payload in one compact record, see `codec`) and one entry in the
+//! sorted set of its handler, scored `priority × 2^50 + sequence` so that
+//! the lowest score is the most urgent, oldest job. A small hash of changing
+//! state (attempts, lease, times) is added when the job first runs.
+//!
+//! # Atomicity
+//!
+//! Every state change is one Lua script (`lua/*.lua`, each with
+//! `prelude.lua` in front), run by SHA through [`redis::Script`], which
+//! loads it again when Redis answers `NOSCRIPT` (after a restart or a
+//! `SCRIPT FLUSH`). A script either runs whole or not at all, so a reply
+//! lost with a dropped connection leaves a consistent state, and each step
+//! is safe to repeat: an ack repeated for a job already settled is reported
+//! as lost and changes nothing.
+//!
+//! # Leases: one per worker, not one per job
+//!
+//! A worker holds its jobs under one lease: its entry in the `workers`
+//! sorted set (score: expiry) and the set `active:<worker>` of its job ids.
+//! Every fetch renews it, as does a heartbeat every third of the lease when
+//! the worker is idle or busy with long jobs. Keeping a lock key per job
+//! (as BullMQ does) would cost a renewal per running job per interval and a
+//! scan of every active job to find stalled ones; with one lease per worker
+//! a renewal is one `ZADD` whatever the worker runs, and the stalled check
+//! is one range query over expired leases, touching only the jobs of dead
+//! workers. The cost is granularity: a worker that is alive but stuck on one
+//! job keeps all its jobs; per-job timeouts cover that case.
+//!
+//! A reply lost on a dropped connection could hand a worker jobs it never
+//! learns of while its lease stays alive; after any failed fetch the worker
+//! calls [`Backend::reclaim`] with the jobs it runs, which puts back the
+//! rest.
+//!
+//! # Waiting without polling
+//!
+//! Adding jobs pushes a marker onto a one-element list. Per queue and
+//! process, one task blocks in `BLPOP` on that list, on a connection of its
+//! own (the shared one would stall behind a blocking call, and times out
+//! replies after a few seconds), but only while some worker of this process
+//! is idle; it wakes them when the marker arrives, and hands the marker on
+//! if they stopped waiting. A fetch that leaves jobs behind pushes the
+//! marker again, so idle workers elsewhere wake too. Delayed jobs need no
+//! marker: each fetch reports when the next one falls due, and an idle
+//! worker wakes then.
+//!
+//! # Faults
+//!
+//! Connections are [`ConnectionManager`]s (or a cluster connection), which
+//! reconnect by themselves; a command that fails on a dropped connection
+//! returns its error, which workers retry with backoff (keeping their
+//! unsent acks) and producers receive. [`Backend::ping`] is the health
+//! check: `PING` with a one-second timeout.
+
+mod codec;
+mod waker;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use self::codec::{FetchedReply, InfoReply};
+use super::{
+    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
+};
+use crate::queue::QueueError;
+use crate::queue::backend::memory::stalled_message;
+use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Priority};
+use crate::queue::time::duration_millis;
+
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/prelude.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
+    };
+}
+
+static ADD: LazyLock<Script> = script!("add.lua");
+static FETCH: LazyLock<Script> = script!("fetch.lua");
+static HEARTBEAT: LazyLock<Script> = script!("heartbeat.lua");
+static RECOVER: LazyLock<Script> = script!("recover.lua");
+static RELEASE: LazyLock<Script> = script!("release.lua");
+static RECLAIM: LazyLock<Script> = script!("reclaim.lua");
+static PROGRESS: LazyLock<Script> = script!("progress.lua");
+static GET: LazyLock<Script> = script!("get.lua");
+static COUNTS: LazyLock<Script> = script!("counts.lua");
+static PAUSE: LazyLock<Script> = script!("pause.lua");
+static LIST: LazyLock<Script> = script!("list.lua");
+static RETRY_FAILED: LazyLock<Script> = script!("retry_failed.lua");
+static REMOVE: LazyLock<Script> = script!("remove.lua");
+static CLEAN: LazyLock<Script> = script!("clean.lua");
+
+/// How long a reply may take. Scripts on large batches take milliseconds;
+/// this bounds a hung connection, not a slow script.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `BLPOP` blocks before the waiting task looks again.
+const BLOCK: Duration = Duration::from_secs(1);
+/// The `ping` health check's limit.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// One add script carries at most this many payload bytes; larger bulks go
+/// in several steps so that no single command grows without bound.
+const ADD_BYTES_PER_STEP: usize = 16 << 20;
+
+/// Where and how to connect.
+#[derive(Clone)]
+pub struct RedisConfig {
+    urls: Vec<String>,
+    cluster: bool,
+    prefix: String,
+    ca_cert: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs may carry passwords.
+        let urls: Vec<String> = self.urls.iter().map(|u| redact(u)).collect();
+        f.debug_struct("RedisConfig")
+            .field("urls", &urls)
+            .field("cluster", &self.cluster)
+            .field("prefix", &self.prefix)
+            .field("ca_cert", &self.ca_cert.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisConfig {
+    /// One Redis server: `redis://[:password@]host:port[/db]`, or
+    /// `rediss://…` for TLS.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            urls: vec![url.into()],
+            cluster: false,
+            prefix: "athyper".to_owned(),
+            ca_cert: None,
+        }
+    }
+
+    /// A Redis Cluster, reached through any of these nodes.
+    pub fn cluster(urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        RedisConfig {
+            urls: urls.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..RedisConfig::new("")
+        }
+    }
+
+    /// Reads `ATHYPER_REDIS_URL` (several comma-separated URLs mean a
+    /// cluster), `ATHYPER_REDIS_CLUSTER` (`true` for a cluster reached
+    /// through one URL), `ATHYPER_REDIS_PREFIX` and `ATHYPER_REDIS_CA_CERT`
+    /// (a PEM file of the CA that signed the server's TLS certificate).
+    /// `None` when no URL is set.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let Some(urls) = env("ATHYPER_REDIS_URL").filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let urls: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+        let cluster = match env("ATHYPER_REDIS_CLUSTER").as_deref().map(str::trim) {
+            None | Some("") => urls.len() > 1,
+            Some("true" | "1") => true,
+            Some("false" | "0") if urls.len() == 1 => false,
+            Some(other) => {
+                return Err(format!(
+                    "ATHYPER_REDIS_CLUSTER `{other}`: expected `true` or `false` (several URLs always mean a cluster)"
+                ));
+            }
+        };
+        let mut config = if cluster {
+            RedisConfig::cluster(urls)
+        } else {
+            RedisConfig::new(urls.into_iter().next().unwrap_or_default())
+        };
+        if let Some(prefix) = env("ATHYPER_REDIS_PREFIX").filter(|p| !p.is_empty()) {
+            config = config.prefix(prefix);
+        }
+        if let Some(path) = env("ATHYPER_REDIS_CA_CERT").filter(|p| !p.is_empty()) {
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("ATHYPER_REDIS_CA_CERT `{path}`: cannot read it: {e}"))?;
+            config = config.ca_cert_pem(pem);
+        }
+        Ok(Some(config))
+    }
+
+    /// The first part of every key; default `athyper`. Separate prefixes
+    /// keep separate sets of queues in one Redis.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Trusts this CA certificate (PEM) for `rediss://` connections, in
+    /// place of the system's roots.
+    #[must_use]
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_cert = Some(pem.into());
+        self
+    }
+}
+
+/// The Redis backend. Cloning it shares its connections.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    client: Client,
+    prefix: String,
+    description: String,
+    wakers: Mutex<HashMap<String, Arc<waker::Waker>>>,
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("redis", &self.inner.description)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection: to one server, or to a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl Client {
+    /// A connection that connects on first use, with replies allowed to
+    /// take `response_timeout`.
+    fn connect_lazy(&self, response_timeout: Duration) -> Result<Conn, RedisError> {
+        match self {
+            Client::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(response_timeout))
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_max_delay(Duration::from_secs(2));
+                client.get_connection_manager_lazy(config).map(Conn::Single)
+            }
+            Client::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_response_timeout(response_timeout)
+                    .set_connection_timeout(Duration::from_secs(2));
+                Ok(Conn::Cluster(
+                    client.get_pending_async_connection_with_config(config),
+                ))
+            }
+        }
+    }
+}
+
+fn backend_error(what: &str, error: RedisError) -> QueueError {
+    QueueError::Backend {
+        message: format!("redis {what}: {error}"),
+        source: Some(Box::new(error)),
+    }
+}
+
+fn keep_args(keep: KeepJobs) -> (i64, i64) {
+    let count = keep
+        .count
+        .map_or(-1, |c| i64::try_from(c).unwrap_or(i64::MAX));
+    let age = keep.age.map_or(-1, |a| {
+        i64::try_from(duration_millis(a)).unwrap_or(i64::MAX)
+    });
+    (count, age)
+}
+
+impl RedisBackend {
+    /// A backend that connects on first use, so a Redis that is down at
+    /// start-up shows as a failing health check, not as a start-up error.
+    /// Must be called within a Tokio runtime.
+    pub fn connect_lazy(config: RedisConfig) -> Result<RedisBackend, QueueError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(QueueError::backend(
+                "the Redis backend must be created inside a Tokio runtime",
+            ));
+        }
+        if config.urls.iter().any(|u| u.starts_with("rediss://")) {
+            // rustls needs one crypto provider chosen for the process; a
+            // program that installed its own keeps it.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let invalid = |e: RedisError| backend_error("configuration", e);
+        let client = if config.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                .response_timeout(RESPONSE_TIMEOUT)
+                .connection_timeout(Duration::from_secs(2));
+            if let Some(pem) = &config.ca_cert {
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                });
+            }
+            Client::Cluster(builder.build().map_err(invalid)?)
+        } else {
+            let url = config.urls.first().cloned().unwrap_or_default();
+            let client = match &config.ca_cert {
+                Some(pem) => redis::Client::build_with_tls(
+                    url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                ),
+                None => redis::Client::open(url.as_str()),
+            };
+            Client::Single(client.map_err(invalid)?)
+        };
+        let conn = client.connect_lazy(RESPONSE_TIMEOUT).map_err(invalid)?;
+        let stop = CancellationToken::new();
+        let description = config
+            .urls
+            .iter()
+            .map(|u| redact(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                conn,
+                client,
+                prefix: config.prefix,
+                description,
+                wakers: Mutex::default(),
+                _stop_on_drop: stop.clone().drop_guard(),
+                stop,
+            }),
+        })
+    }
+
+    /// A backend whose connection is checked first: fails if Redis does not
+    /// answer `PING`.
+    pub async fn connect(config: RedisConfig) -> Result<RedisBackend, QueueError> {
+        let backend = Self::connect_lazy(config)?;
+        backend.ping().await?;
+        Ok(backend)
+    }
+
+    /// The key prefix of `queue`: `<prefix>:{<queue>}`.
+    pub fn queue_key(&self, queue: &str) -> String {
+        format!("{}:{{{queue}}}", self.inner.prefix)
+    }
+
+    /// Where this backend connects, passwords hidden.
+    pub fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    async fn run<T: FromRedisValue>(
+        &self,
+        what: &str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, QueueError> {
+        let mut conn = self.inner.conn.clone();
+        invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| backend_error(what, e))
+    }
+
+    fn waker(&self, queue: &str) -> Result<Arc<waker::Waker>, QueueError> {
+        let mut wakers = self.inner.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = wakers.get(queue) {
+            return Ok(w.clone());
+        }
+        let blocking = self
+            .inner
+            .client
+            .connect_lazy(BLOCK + RESPONSE_TIMEOUT)
+            .map_err(|e| backend_error("blocking connection", e))?;
+        let waker = waker::Waker::start(
+            blocking,
+            self.inner.conn.clone(),
+            format!("{}:marker", self.queue_key(queue)),
+            BLOCK,
+            self.inner.stop.child_token(),
+        );
+        wakers.insert(queue.to_owned(), waker.clone());
+        Ok(waker)
+    }
+
+    async fn add_step(&self, queue: &str, jobs: &[NewJob]) -> Result<Vec<Added>, QueueError> {
+        let key = self.queue_key(queue);
+        let mut invocation = ADD.key(&key);
+        invocation.arg(jobs.len());
+        for job in jobs {
+            invocation
+                .arg(job.id.as_deref().unwrap_or(""))
+                .arg(&job.name)
+                .arg(job.priority.index())
+                .arg(duration_millis(job.delay))
+                .arg(codec::head(job))
+                .arg(&*job.payload);
+        }
+        let reply: Vec<(String, i64)> = self.run("add", &invocation).await?;
+        Ok(reply
+            .into_iter()
+            .map(|(id, created)| Added {
+                id: JobId::from(id),
+                created: created == 1,
+            })
+            .collect())
+    }
+
+    async fn fetch_step(
+        &self,
+        queue: &str,
+        request: &FetchRequest<'_>,
+        acks: &[Ack],
+    ) -> Result<(Fetched, Vec<(JobId, Option<Priority>, String)>), QueueError> {
+        let key = self.queue_key(queue);
+        let mut invocation = FETCH.key(&key);
+        let (keep_c, keep_c_age) = keep_args(request.retention.completed);
+        let (keep_f, keep_f_age) = keep_args(request.retention.failed);
+        invocation
+            .arg(request.worker)
+            .arg(duration_millis(request.lease))
+            .arg(request.max)
+            .arg(keep_c)
+            .arg(keep_c_age)
+            .arg(keep_f)
+            .arg(keep_f_age)
+            .arg(request.limits.len());
+        for (name, cap) in request.limits {
+            invocation.arg(*name).arg(*cap);
+        }
+        invocation.arg(acks.len());
+        for ack in acks {
+            match ack {
+                Ack::Completed { id } => invocation.arg(id.as_str()).arg("c").arg(-1).arg(""),
+                Ack::Failed {
+                    id,
+                    error,
+                    retry_in,
+                } => invocation
+                    .arg(id.as_str())
+                    .arg("f")
+                    .arg(retry_in.map_or(-1, |d| {
+                        i64::try_from(duration_millis(d)).unwrap_or(i64::MAX)
+                    }))
+                    .arg(error.as_str()),
+            };
+        }
+        let (lost, paused, next_due, now, jobs): (Vec<String>, i64, i64, u64, Vec<FetchedReply>) =
+            self.run("fetch", &invocation).await?;
+        let mut fetched = Fetched {
+            jobs: Vec::with_capacity(jobs.len()),
+            lost: lost.into_iter().map(JobId::from).collect(),
+            next_due_in: u64::try_from(next_due).ok().map(Duration::from_millis),
+            paused: paused == 1,
+        };
+        let mut damaged = Vec::new();
+        for job in jobs {
+            match codec::fetched_job(job, now) {
+                Ok(job) => fetched.jobs.push(job),
+                Err(bad) => damaged.push(bad),
+            }
+        }
+        Ok((fetched, damaged))
+    }
+}
+
+impl Backend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn add<'a>(&'a self, queue: &'a str, jobs: Vec<NewJob>) -> BackendFuture<'a, Vec<Added>> {
+        Box::pin(async move {
+            let mut added = Vec::with_capacity(jobs.len());
+            let mut rest = &jobs[..];
+            while !rest.is_empty() {
+                // At least one job a step, however large.
+                let mut bytes = 0;
+                let take = rest
+                    .iter()
+                    .position(|j| {
+                        bytes += j.payload.len();
+                        bytes > ADD_BYTES_PER_STEP
+                    })
+                    .unwrap_or(rest.len())
+                    .max(1);
+                added.extend(self.add_step(queue, &rest[..take]).await?);
+                rest = &rest[take..];
+            }
+            Ok(added)
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        queue: &'a str,
+        request: FetchRequest<'a>,
+    ) -> BackendFuture<'a, Fetched> {
+        Box::pin(async move {
+            let (mut fetched, damaged) = self.fetch_step(queue, &request, request.acks).await?;
+            if damaged.is_empty() {
+                return Ok(fetched);
+            }
+            // A record that does not decode fails its job at once, with the
+            // reason, and the rest of the batch runs.
+            let acks: Vec<Ack> = damaged
+                .into_iter()
+                .map(|(id, _, reason)| {
+                    tracing::error!(queue, job.id = %id, %reason, "job data in Redis does not decode; failing the job");
+                    Ack::Failed {
+                        id,
+                        error: format!("job data in Redis does not decode: {reason}"),
+                        retry_in: None,
+                    }
+                })
+                .collect();
+            let mut settle = request.clone();
+            settle.max = 0;
+            settle.limits = &[];
+            let (after, _) = self.fetch_step(queue, &settle, &acks).await?;
+            fetched.next_due_in = after.next_due_in;
+            Ok(fetched)
+        })
+    }
+
+    fn wait<'a>(&'a self, queue: &'a str, timeout: Duration) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let waker = self.waker(queue)?;
+            waker.wait(timeout).await;
+            Ok(())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = HEARTBEAT.key(&key);
+            invocation.arg(worker).arg(duration_millis(lease));
+            self.run::<i64>("heartbeat", &invocation).await.map(drop)
+        })
+    }
+
+    fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = RELEASE.key(&key);
+            invocation.arg(worker);
+            let ids: Vec<String> = self.run("release", &invocation).await?;
+            Ok(ids.into_iter().map(JobId::from).collect())
+        })
+    }
+
+    fn reclaim<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        running: &'a [JobId],
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = RECLAIM.key(&key);
+            invocation.arg(worker);
+            for id in running {
+                invocation.arg(id.as_str());
+            }
+            let ids: Vec<String> = self.run("reclaim", &invocation).await?;
+            Ok(ids.into_iter().map(JobId::from).collect())
+        })
+    }
+
+    fn recover_stalled<'a>(
+        &'a self,
+        queue: &'a str,
+        max_stalled: u32,
+    ) -> BackendFuture<'a, Recovered> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = RECOVER.key(&key);
+            invocation
+                .arg(max_stalled)
+                .arg(stalled_message(max_stalled));
+            let (requeued, failed): (Vec<String>, Vec<String>) =
+                self.run("stalled-job recovery", &invocation).await?;
+            Ok(Recovered {
+                requeued: requeued.into_iter().map(JobId::from).collect(),
+                failed: failed.into_iter().map(JobId::from).collect(),
+            })
+        })
+    }
+
+    fn progress<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a JobId,
+        progress: String,
+    ) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = PROGRESS.key(&key);
+            invocation.arg(id.as_str()).arg(progress);
+            match self.run::<i64>("progress", &invocation).await? {
+                1 => Ok(()),
+                _ => Err(QueueError::NotFound {
+                    queue: queue.to_owned(),
+                    id: id.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Option<JobInfo>> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = GET.key(&key);
+            invocation.arg(id.as_str());
+            let reply: Option<InfoReply> = self.run("get", &invocation).await?;
+            reply
+                .map(|r| {
+                    codec::info_from_reply(r).map_err(|e| {
+                        QueueError::backend(format!("job data in Redis does not decode: {e}"))
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn counts<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, JobCounts> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let invocation = COUNTS.key(&key);
+            let (cells, paused): (HashMap<String, i64>, i64) =
+                self.run("counts", &invocation).await?;
+            let mut counts = JobCounts::default();
+            for state in JobState::ALL {
+                for priority in Priority::ALL {
+                    let cell = format!("{}{}", codec::state_code(state), priority.index());
+                    let n = cells.get(&cell).copied().unwrap_or(0).max(0);
+                    counts.set(state, priority, n as u64);
+                }
+            }
+            counts.paused = paused == 1;
+            Ok(counts)
+        })
+    }
+
+    fn set_paused<'a>(&'a self, queue: &'a str, paused: bool) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = PAUSE.key(&key);
+            invocation.arg(u8::from(paused));
+            self.run::<i64>("pause", &invocation).await.map(drop)
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<JobInfo>> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = LIST.key(&key);
+            invocation
+                .arg(codec::state_code(state))
+                .arg(offset)
+                .arg(limit);
+            let replies: Vec<InfoReply> = self.run("list", &invocation).await?;
+            let mut jobs = Vec::with_capacity(replies.len());
+            for reply in replies {
+                match codec::info_from_reply(reply) {
+                    Ok(job) => jobs.push(job),
+                    Err(reason) => {
+                        tracing::warn!(queue, %reason, "skipping a job whose data in Redis does not decode")
+                    }
+                }
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn retry_failed<'a>(
+        &'a self,
+        queue: &'a str,
+        selection: Selection<'a>,
+    ) -> BackendFuture<'a, usize> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            match selection {
+                Selection::Ids(ids) => {
+                    let mut invocation = RETRY_FAILED.key(&key);
+                    invocation.arg("ids");
+                    for id in ids {
+                        invocation.arg(id.as_str());
+                    }
+                    self.run("retry failed", &invocation).await
+                }
+                Selection::All => {
+                    let mut total = 0;
+                    loop {
+                        let mut invocation = RETRY_FAILED.key(&key);
+                        invocation.arg("all");
+                        let moved: usize = self.run("retry failed", &invocation).await?;
+                        total += moved;
+                        if moved < 1_000 {
+                            return Ok(total);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn remove<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = REMOVE.key(&key);
+            invocation.arg(id.as_str());
+            match self.run::<i64>("remove", &invocation).await? {
+                -1 => Err(QueueError::JobActive {
+                    queue: queue.to_owned(),
+                    id: id.to_string(),
+                }),
+                n => Ok(n == 1),
+            }
+        })
+    }
+
+    fn clean<'a>(
+        &'a self,
+        queue: &'a str,
+        state: Finished,
+        older_than: Duration,
+        limit: usize,
+    ) -> BackendFuture<'a, usize> {
+        Box::pin(async move {
+            let key = self.queue_key(queue);
+            let mut invocation = CLEAN.key(&key);
+            invocation
+                .arg(codec::state_code(state.into()))
+                .arg(duration_millis(older_than))
+                .arg(limit);
+            self.run("clean", &invocation).await
+        })
+    }
+
+    fn ping(&self) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.inner.conn.clone();
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut conn);
+            match tokio::time::timeout(PING_TIMEOUT, ping).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(backend_error("ping", e)),
+                Err(_) => Err(QueueError::backend(format!(
+                    "redis did not answer PING within {}",
+                    humantime::format_duration(PING_TIMEOUT)
+                ))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://ada:pw@host:6380"),
+            "rediss://ada:***@host:6380"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn env_selects_single_or_cluster() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert!(RedisConfig::from_env(env(&[])).unwrap().is_none());
+        let one = RedisConfig::from_env(env(&[("ATHYPER_REDIS_URL", "redis://127.0.0.1:1")]))
+            .unwrap()
+            .unwrap();
+        assert!(!one.cluster);
+        let many = RedisConfig::from_env(env(&[(
+            "ATHYPER_REDIS_URL",
+            "redis://127.0.0.1:1, redis://127.0.0.1:2",
+        )]))
+        .unwrap()
+        .unwrap();
+        assert!(many.cluster);
+        assert_eq!(many.urls, ["redis://127.0.0.1:1", "redis://127.0.0.1:2"]);
+        let err = RedisConfig::from_env(env(&[
+            ("ATHYPER_REDIS_URL", "redis://127.0.0.1:1"),
+            ("ATHYPER_REDIS_CLUSTER", "maybe"),
+        ]))
+        .unwrap_err();
+        assert!(err.starts_with("ATHYPER_REDIS_CLUSTER `maybe`"), "{err}");
+    }
+}
