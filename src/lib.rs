@@ -71,6 +71,8 @@ pub struct RedisOptions {
     pub tls: bool,
     /// Start as a cluster node.
     pub cluster: bool,
+    /// Listen on this port rather than a free one.
+    pub port: Option<u16>,
 }
 
 /// A `redis-server` of this test's own, on loopback. Killed when dropped.
@@ -98,7 +100,7 @@ impl RedisServer {
         });
         let mut server = RedisServer {
             child: None,
-            port: free_port(),
+            port: options.port.unwrap_or_else(free_port),
             tls_port,
             dir,
             options,

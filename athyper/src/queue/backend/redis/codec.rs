@@ -163,10 +163,30 @@ pub(super) type InfoReply = (
 );
 
 pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
-    let (id, record, state, fields, errors) = reply;
-    let record = parse_record(&record).map_err(|e| format!("job `{id}`: {e}"))?;
+    let (id, raw, state, fields, errors) = reply;
     let state =
         parse_state(&state).ok_or_else(|| format!("job `{id}`: unknown state `{state}`"))?;
+    let record = parse_record(&raw).unwrap_or_else(|reason| {
+        // A damaged record is still shown, raw, so that it can be inspected
+        // and removed: its job failed with the reason when a worker took it.
+        Record {
+            priority: fields
+                .get("p")
+                .and_then(|p| p.parse().ok())
+                .and_then(Priority::from_index)
+                .unwrap_or_default(),
+            name: fields.get("n").cloned().unwrap_or_default(),
+            max_attempts: 0,
+            timeout: None,
+            backoff: Backoff::default(),
+            enqueued_ms: 0,
+            payload: format!(
+                "{} (unreadable record: {reason})",
+                String::from_utf8_lossy(&raw)
+            )
+            .into(),
+        }
+    });
     let enqueued = record.enqueued_ms;
     Ok(JobInfo {
         id: JobId::from(id),

@@ -296,6 +296,34 @@ enum Client {
 }
 
 impl Client {
+    /// One direct connection attempt and a `PING`, so that the caller sees
+    /// why Redis cannot be reached instead of a reconnecting manager's
+    /// timeout.
+    async fn check(&self) -> Result<(), RedisError> {
+        let timeout = Duration::from_secs(2);
+        match self {
+            Client::Single(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(drop)
+            }
+            Client::Cluster(client) => {
+                let mut conn = client.get_async_connection().await?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
     /// A connection that connects on first use, with replies allowed to
     /// take `response_timeout`.
     fn connect_lazy(&self, response_timeout: Duration) -> Result<Conn, RedisError> {
@@ -398,11 +426,17 @@ impl RedisBackend {
         })
     }
 
-    /// A backend whose connection is checked first: fails if Redis does not
-    /// answer `PING`.
+    /// A backend whose connection is checked first: fails, with the reason
+    /// (refused, authentication, certificate…), if one connection attempt
+    /// cannot reach Redis and get an answer to `PING`.
     pub async fn connect(config: RedisConfig) -> Result<RedisBackend, QueueError> {
         let backend = Self::connect_lazy(config)?;
-        backend.ping().await?;
+        backend
+            .inner
+            .client
+            .check()
+            .await
+            .map_err(|e| backend_error("connection", e))?;
         Ok(backend)
     }
 

@@ -1,0 +1,225 @@
+//! What production does to a queue: a worker process killed mid-job, and
+//! Redis itself killed and restarted under load. Every accepted job must
+//! still complete.
+//!
+//! The killed worker is this test binary run again as a child process; its
+//! lines carry a `@@ ` marker, since the test harness prints its own text on
+//! the same lines.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use athyper::prelude::*;
+use athyper::queue::backend::{RedisBackend, RedisConfig};
+use athyper::queue::{
+    JobState, KeepJobs, Retention, SharedBackend, Worker, WorkerConfig, WorkerHandle,
+};
+use athyper_integration::{RedisOptions, RedisServer};
+
+const CHILD: &str = "ATHYPER_FAULTS_CHILD_REDIS_URL";
+
+#[job(queue = "faults", retry = "none")]
+async fn step(ctx: JobContext, ms: u64) -> Result<(), String> {
+    println!("@@ started {}", ctx.id());
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(())
+}
+
+fn keep_everything(concurrency: usize, lease: Duration) -> WorkerConfig {
+    WorkerConfig {
+        concurrency,
+        lease,
+        stalled_interval: Duration::from_millis(200),
+        max_stalled: 1,
+        retention: Retention {
+            completed: KeepJobs::ALL,
+            failed: KeepJobs::ALL,
+        },
+        ..WorkerConfig::default()
+    }
+}
+
+fn start_worker(backend: &SharedBackend, config: WorkerConfig) -> WorkerHandle {
+    Worker::builder(backend.clone(), "faults")
+        .handler(&step)
+        .config(config)
+        .build()
+        .unwrap()
+        .start()
+}
+
+async fn connect(url: String) -> SharedBackend {
+    Arc::new(RedisBackend::connect(RedisConfig::new(url)).await.unwrap())
+}
+
+async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let give_up = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The child: a worker with a one-second lease that runs until killed.
+fn child_worker(url: String) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let backend = connect(url).await;
+        let _worker = start_worker(&backend, keep_everything(8, Duration::from_secs(1)));
+        std::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn a_killed_worker_loses_its_lease_and_its_jobs_run_elsewhere() {
+    if let Some(url) = std::env::var_os(CHILD) {
+        return child_worker(url.into_string().unwrap());
+    }
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = rt.block_on(connect(server.url()));
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let ids = rt.block_on(queue.add_bulk(&step, vec![400; 40])).unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_killed_worker_loses_its_lease_and_its_jobs_run_elsewhere",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, server.url())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .map_while(Result::ok)
+        .filter(|l| l.contains("@@ started "))
+        .take(10)
+        .count();
+    assert_eq!(started, 10, "the child worker ran jobs");
+    // SIGKILL: no drain, no release; only the lease can tell.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    rt.block_on(async {
+        let held = queue.list(JobState::Active, 0, 100).await.unwrap();
+        assert!(!held.is_empty(), "the dead worker held jobs");
+        let worker = start_worker(&backend, keep_everything(8, Duration::from_secs(1)));
+        wait_until(
+            "every job to complete",
+            Duration::from_secs(60),
+            async || queue.counts().await.unwrap().completed() == ids.len() as u64,
+        )
+        .await;
+        worker.shutdown(Duration::from_secs(5)).await;
+        for id in &ids {
+            let job = queue.get(id).await.unwrap().unwrap();
+            assert_eq!(job.state, JobState::Completed, "job {id}");
+        }
+        for job in &held {
+            let after = queue.get(&job.id).await.unwrap().unwrap();
+            assert_eq!(
+                after.stalled, 1,
+                "job {} was recovered from the dead worker once",
+                job.id
+            );
+        }
+        assert_eq!(queue.counts().await.unwrap().failed(), 0);
+    });
+}
+
+#[test]
+fn redis_killed_and_restarted_under_load_loses_no_accepted_job() {
+    let mut server = RedisServer::start_with(RedisOptions {
+        appendonly: true,
+        ..RedisOptions::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = rt.block_on(connect(server.url()));
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let worker =
+        rt.block_on(async { start_worker(&backend, keep_everything(10, Duration::from_secs(5))) });
+
+    // A producer adding a job every few milliseconds, retrying what Redis
+    // refused; only ids Redis confirmed count as accepted.
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(Mutex::new(0usize));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (queue, accepted, refused, stop) = (
+            queue.clone(),
+            accepted.clone(),
+            refused.clone(),
+            stop.clone(),
+        );
+        rt.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match queue.add(&step, 5).await {
+                    Ok(id) => accepted.lock().unwrap().push(id),
+                    Err(_) => *refused.lock().unwrap() += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+
+    std::thread::sleep(Duration::from_millis(1_500));
+    let before_crash = accepted.lock().unwrap().len();
+    server.kill();
+    std::thread::sleep(Duration::from_millis(1_000));
+    server.restart();
+    std::thread::sleep(Duration::from_millis(2_500));
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(producer).unwrap();
+
+    let accepted: Vec<JobId> = accepted.lock().unwrap().clone();
+    assert!(
+        before_crash > 50,
+        "the load ran before the crash ({before_crash} jobs)"
+    );
+    assert!(
+        accepted.len() > before_crash + 50,
+        "adds resumed after the restart"
+    );
+    // Adds during the outage either failed (and were retried) or waited for
+    // the reconnection; neither may lose a job, which the checks below show.
+    println!(
+        "adds refused during the outage: {}",
+        refused.lock().unwrap()
+    );
+
+    rt.block_on(async {
+        wait_until(
+            "every accepted job to complete",
+            Duration::from_secs(60),
+            async || queue.counts().await.is_ok_and(|c| c.pending() == 0),
+        )
+        .await;
+        let mut missing = BTreeSet::new();
+        for id in &accepted {
+            let state = queue.get(id).await.unwrap().map(|j| j.state);
+            if state != Some(JobState::Completed) {
+                missing.insert((id.to_string(), format!("{state:?}")));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "accepted jobs that did not complete: {missing:?}"
+        );
+        // The same worker, never restarted, finished the jobs added after
+        // Redis came back.
+        let last = queue.get(accepted.last().unwrap()).await.unwrap().unwrap();
+        assert_eq!(last.state, JobState::Completed);
+        let report = worker.shutdown(Duration::from_secs(5)).await;
+        assert!(report.released.is_empty());
+    });
+}
