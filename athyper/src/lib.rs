@@ -43,10 +43,12 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod error;
+pub mod observability;
 pub mod queue;
 pub mod registry;
 pub mod resilience;
 pub mod runtime;
+pub mod shutdown;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -13,6 +13,7 @@
 pub mod backend;
 mod context;
 mod error;
+mod events;
 mod job;
 pub(crate) mod names;
 mod producer;
@@ -22,6 +23,7 @@ mod worker;
 pub use self::backend::{Backend, MemoryBackend, SharedBackend};
 pub use self::context::{Extensions, JobContext, MissingData};
 pub use self::error::{JobFailure, QueueError};
+pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
 pub use self::job::{
     AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, KeepJobs, Priority,
     Retention,

@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use crate::queue::QueueError;
 use crate::queue::backend::{NewJob, Selection, SharedBackend};
+use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
@@ -44,6 +45,7 @@ pub struct Queue {
     name: Arc<str>,
     backend: SharedBackend,
     max_payload: usize,
+    events: SharedEvents,
 }
 
 impl fmt::Debug for Queue {
@@ -65,12 +67,20 @@ impl Queue {
             name: name.into(),
             backend,
             max_payload: Self::DEFAULT_MAX_PAYLOAD,
+            events: no_events(),
         })
     }
 
     /// The largest payload `add` accepts unless told otherwise: 512 KiB of
     /// JSON.
     pub const DEFAULT_MAX_PAYLOAD: usize = 512 * 1024;
+
+    /// Reports the jobs this handle adds to `events`.
+    #[must_use]
+    pub fn with_events(mut self, events: SharedEvents) -> Self {
+        self.events = events;
+        self
+    }
 
     /// Sets the largest payload, in bytes of JSON, that `add` accepts.
     #[must_use]
@@ -258,7 +268,25 @@ impl Queue {
 
     async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
         let span = tracing::debug_span!("queue.add", queue = %self.name, jobs = jobs.len());
+        // Runs of one handler name (a bulk add is usually one run), so that
+        // each run is reported once.
+        let mut runs: Vec<(String, usize)> = Vec::new();
+        for job in &jobs {
+            match runs.last_mut() {
+                Some((name, len)) if *name == job.name => *len += 1,
+                _ => runs.push((job.name.clone(), 1)),
+            }
+        }
         let added = self.backend.add(&self.name, jobs).instrument(span).await?;
+        let mut rest = &added[..];
+        for (name, len) in &runs {
+            let (run, tail) = rest.split_at(*len);
+            rest = tail;
+            let created = run.iter().filter(|a| a.created).count();
+            if created > 0 {
+                self.events.enqueued(&self.name, name, created);
+            }
+        }
         Ok(added.into_iter().map(|a| a.id).collect())
     }
 }

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::queue::backend::{Ack, FetchRequest, SharedBackend};
 use crate::queue::context::{Extensions, JobContext};
+use crate::queue::events::{Outcome, SharedEvents, no_events};
 use crate::queue::job::{JobId, JobInfo, Retention};
 use crate::queue::names::validate_queue_name;
 use crate::queue::{JobFailure, QueueError};
@@ -72,6 +73,7 @@ pub struct WorkerBuilder {
     handlers: Vec<&'static JobDescriptor>,
     config: WorkerConfig,
     data: Extensions,
+    events: SharedEvents,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -126,6 +128,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// Reports job events (starts, ends, stalls) to `events`.
+    pub fn events(mut self, events: SharedEvents) -> Self {
+        self.events = events;
+        self
+    }
+
     /// Checks the settings and handlers.
     pub fn build(self) -> Result<Worker, QueueError> {
         validate_queue_name(&self.queue)?;
@@ -164,6 +172,7 @@ impl WorkerBuilder {
                 handlers,
                 config: self.config,
                 data: Arc::new(self.data),
+                events: self.events,
             }),
         })
     }
@@ -186,6 +195,7 @@ struct Shared {
     handlers: HashMap<&'static str, &'static JobDescriptor>,
     config: WorkerConfig,
     data: Arc<Extensions>,
+    events: SharedEvents,
 }
 
 impl fmt::Debug for Shared {
@@ -208,6 +218,7 @@ impl Worker {
             handlers: Vec::new(),
             config: WorkerConfig::default(),
             data: Extensions::new(),
+            events: no_events(),
         }
     }
 
@@ -297,6 +308,7 @@ impl WorkerHandle {
 /// The result of one attempt, from its task.
 struct Done {
     slot: usize,
+    elapsed: Duration,
     id: JobId,
     name: &'static str,
     attempt: u32,
@@ -482,6 +494,9 @@ impl Loop {
                 queue: shared.queue.to_string(),
             };
             tracing::error!(job.id = %job.id, job.name = %job.name, error = %failure, "job failed");
+            shared
+                .events
+                .finished(&shared.queue, &job.name, Duration::ZERO, Outcome::Failed);
             self.acks.push(Ack::Failed {
                 id: job.id,
                 error: failure.to_string(),
@@ -492,6 +507,12 @@ impl Loop {
         if descriptor.defaults.concurrency.is_some() {
             *self.per_handler.entry(descriptor.name).or_default() += 1;
         }
+        let waited = std::time::SystemTime::now()
+            .duration_since(job.due_at)
+            .unwrap_or(Duration::ZERO);
+        shared
+            .events
+            .started(&shared.queue, descriptor.name, waited);
         let cancel = abort.child_token();
         let ctx = JobContext::for_job(
             &job,
@@ -537,14 +558,23 @@ impl Loop {
         if let Some(count) = self.per_handler.get_mut(done.name) {
             *count -= 1;
         }
+        let events = &self.shared.events;
+        let queue = &self.shared.queue;
         let ack = match done.outcome {
             Ok(()) => {
                 tracing::debug!(job.id = %done.id, job.name = done.name, "job completed");
+                events.finished(queue, done.name, done.elapsed, Outcome::Completed);
                 Ack::Completed { id: done.id }
             }
             Err(failure) => {
                 let retry_in = (failure.is_retryable() && done.attempt < done.max_attempts)
                     .then(|| done.backoff.delay(done.attempt));
+                let outcome = if retry_in.is_some() {
+                    Outcome::Retried
+                } else {
+                    Outcome::Failed
+                };
+                events.finished(queue, done.name, done.elapsed, outcome);
                 match retry_in {
                     Some(delay) => tracing::warn!(
                         job.id = %done.id, job.name = done.name, attempt = done.attempt,
@@ -594,6 +624,7 @@ async fn run_attempt(
     cancel: CancellationToken,
 ) -> Done {
     let attempt = job.attempt();
+    let started = std::time::Instant::now();
     tracing::debug!("job started");
     let run = AssertUnwindSafe((descriptor.run)(ctx, job.payload.clone())).catch_unwind();
     let outcome = match job.timeout {
@@ -609,6 +640,7 @@ async fn run_attempt(
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
     Done {
         slot,
+        elapsed: started.elapsed(),
         id: job.id,
         name: descriptor.name,
         attempt,
@@ -657,6 +689,13 @@ async fn recover_stalled(shared: Arc<Shared>, stop: CancellationToken) {
             .await
         {
             Ok(recovered) => {
+                if !(recovered.requeued.is_empty() && recovered.failed.is_empty()) {
+                    shared.events.stalled(
+                        &shared.queue,
+                        recovered.requeued.len(),
+                        recovered.failed.len(),
+                    );
+                }
                 if !recovered.requeued.is_empty() {
                     tracing::warn!(jobs = ?recovered.requeued, "put back jobs of a worker that stopped renewing its lease");
                 }

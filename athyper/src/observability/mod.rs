@@ -1,0 +1,28 @@
+//! Health, metrics, tracing and logs: what an operator needs to see a
+//! service working, wired into the runtime, the queue and the adapters.
+//!
+//! | piece | what it gives |
+//! |---|---|
+//! | [`health`] | [`HealthRegistry`]: required and optional checks, `/health`, `/readyz`, `/livez` |
+//! | [`metrics`] | [`Metrics`]: a Prometheus registry with the runtime's series, a [`Summary`] type, `/metrics` |
+//! | [`HttpMetricsLayer`] | per-route HTTP request metrics for axum/tower |
+//! | [`http`] | the axum [`Router`](axum::Router) serving all of the above |
+
+pub mod health;
+pub mod http;
+#[cfg(feature = "metrics")]
+mod http_metrics;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "metrics")]
+mod summary;
+
+pub use self::health::{
+    HealthCheck, HealthRegistry, HealthReport, HealthStatus, Importance, Phase,
+};
+#[cfg(feature = "metrics")]
+pub use self::http_metrics::{HttpMetricsLayer, HttpMetricsService};
+#[cfg(feature = "metrics")]
+pub use self::metrics::Metrics;
+#[cfg(feature = "metrics")]
+pub use self::summary::{Summary, SummaryChild, SummaryOpts};
