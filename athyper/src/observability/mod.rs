@@ -14,6 +14,7 @@ pub mod http;
 mod http_metrics;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub(crate) mod propagation;
 #[cfg(feature = "metrics")]
 mod summary;
 

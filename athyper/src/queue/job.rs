@@ -323,6 +323,27 @@ pub struct AttemptError {
     pub message: String,
 }
 
+/// What a job carries from its producer to its worker so that the work
+/// stays traceable: the W3C trace context of the span that added it and the
+/// request it was added for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobTrace {
+    /// W3C `traceparent` of the producer's span.
+    pub traceparent: Option<String>,
+    /// W3C `tracestate`, when the producer had one.
+    pub tracestate: Option<String>,
+    /// The request id of the HTTP request that added the job.
+    pub request_id: Option<String>,
+}
+
+impl JobTrace {
+    /// Whether nothing is carried.
+    pub fn is_empty(&self) -> bool {
+        self.traceparent.is_none() && self.tracestate.is_none() && self.request_id.is_none()
+    }
+}
+
 /// A snapshot of one job as its backend holds it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -359,6 +380,8 @@ pub struct JobInfo {
     pub errors: Vec<AttemptError>,
     /// The last progress the handler reported, as JSON text.
     pub progress: Option<String>,
+    /// The producer's trace context and request id.
+    pub trace: JobTrace,
 }
 
 impl JobInfo {

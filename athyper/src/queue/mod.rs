@@ -25,8 +25,8 @@ pub use self::context::{Extensions, JobContext, MissingData};
 pub use self::error::{JobFailure, QueueError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
 pub use self::job::{
-    AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, KeepJobs, Priority,
-    Retention,
+    AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace, KeepJobs,
+    Priority, Retention,
 };
 pub use self::names::{MAX_ID_LEN, MAX_NAME_LEN};
 pub use self::producer::{Bulk, Queue};

@@ -7,10 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::observability::propagation;
 use crate::queue::QueueError;
 use crate::queue::backend::{NewJob, Selection, SharedBackend};
 use crate::queue::events::{SharedEvents, no_events};
-use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState};
+use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
 
@@ -266,8 +267,13 @@ impl Queue {
         Ok(ids.pop().expect("one id per job"))
     }
 
-    async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
-        let span = tracing::debug_span!("queue.add", queue = %self.name, jobs = jobs.len());
+    async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
+        let span = propagation::producer_span(&self.name, &jobs);
+        // Every job of one add carries the context of that add's span.
+        let trace = span.in_scope(propagation::capture);
+        for job in &mut jobs {
+            job.trace = trace.clone();
+        }
         // Runs of one handler name (a bulk add is usually one run), so that
         // each run is reported once.
         let mut runs: Vec<(String, usize)> = Vec::new();
@@ -368,5 +374,6 @@ fn resolve(
         backoff: options.backoff.unwrap_or(defaults.backoff),
         timeout,
         delay: options.delay_from_now(),
+        trace: JobTrace::default(),
     })
 }

@@ -24,6 +24,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::observability::propagation;
 use crate::queue::backend::{Ack, FetchRequest, SharedBackend};
 use crate::queue::context::{Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
@@ -531,15 +532,12 @@ impl Loop {
                 self.slots.len() - 1
             }
         };
-        let span = tracing::info_span!(
-            "job",
-            otel.kind = "consumer",
-            job.id = %job.id,
-            job.name = descriptor.name,
-            job.attempt = job.attempt(),
+        let span = propagation::consumer_span(&shared.queue, &job);
+        let attempt = propagation::in_job_context(
+            job.trace.clone(),
+            run_attempt(descriptor, slot, ctx, job, cancel),
         );
-        self.tasks
-            .spawn(run_attempt(descriptor, slot, ctx, job, cancel).instrument(span));
+        self.tasks.spawn(attempt.instrument(span));
     }
 
     /// Turns an ended task into an ack.

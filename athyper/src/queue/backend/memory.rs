@@ -153,6 +153,7 @@ impl QueueState {
             stalled: 0,
             errors: Vec::new(),
             progress: None,
+            trace: job.trace,
         };
         let seq = self.next_seq();
         self.jobs.insert(

@@ -49,7 +49,9 @@ pub(crate) use self::redis::redact;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
 use crate::queue::QueueError;
-use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, Priority, Retention};
+use crate::queue::job::{
+    Finished, JobCounts, JobId, JobInfo, JobState, JobTrace, Priority, Retention,
+};
 use crate::resilience::Backoff;
 
 /// The future every backend operation returns.
@@ -78,6 +80,8 @@ pub struct NewJob {
     pub timeout: Option<Duration>,
     /// How long from now (by the backend's clock) until the job is due.
     pub delay: Duration,
+    /// The producer's trace context and request id.
+    pub trace: JobTrace,
 }
 
 impl NewJob {
@@ -92,6 +96,7 @@ impl NewJob {
             backoff: Backoff::default(),
             timeout: None,
             delay: Duration::ZERO,
+            trace: JobTrace::default(),
         }
     }
 }

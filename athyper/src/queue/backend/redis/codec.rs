@@ -3,11 +3,13 @@
 //! A job's fixed part is one hash field, `K:jobs[id]`:
 //!
 //! ```text
-//! 1|<priority 0-3>|<name>|<max attempts>|<timeout ms or empty>|<backoff>|<enqueued ms>|<payload JSON>
+//! 1|<priority 0-3>|<name>|<max attempts>|<timeout ms or empty>|<backoff>|<trace>|<enqueued ms>|<payload JSON>
 //! ```
 //!
 //! with the backoff as `<kind><base ms>,<max ms>,<jitter>` (kind `f`, `l`,
-//! `e`; jitter `n`, `f`, `e`). One field per waiting job, rather than a hash
+//! `e`; jitter `n`, `f`, `e`) and the trace as
+//! `<traceparent>;<tracestate>;<request id>` (each may be empty; `%`, `|`
+//! and `;` inside them are percent-escaped). One field per waiting job, rather than a hash
 //! per job, keeps a waiting job to one hash entry and one sorted-set entry.
 //! Names never contain `|`, and the payload comes last, so it may.
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::queue::backend::NewJob;
-use crate::queue::job::{AttemptError, JobId, JobInfo, JobState, Priority};
+use crate::queue::job::{AttemptError, JobId, JobInfo, JobState, JobTrace, Priority};
 use crate::queue::time::{duration_millis, from_millis};
 use crate::resilience::{Backoff, BackoffKind, Jitter};
 
@@ -38,13 +40,50 @@ pub(super) fn head(job: &NewJob) -> String {
         Jitter::Equal => 'e',
     };
     format!(
-        "1|{}|{}|{}|{timeout}|{kind}{},{},{jitter}|",
+        "1|{}|{}|{}|{timeout}|{kind}{},{},{jitter}|{}|",
         job.priority.index(),
         job.name,
         job.max_attempts,
         duration_millis(b.base()),
         duration_millis(b.max()),
+        encode_trace(&job.trace),
     )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('|', "%7C")
+        .replace(';', "%3B")
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("%3B", ";")
+        .replace("%7C", "|")
+        .replace("%25", "%")
+}
+
+fn encode_trace(trace: &JobTrace) -> String {
+    if trace.is_empty() {
+        return String::new();
+    }
+    let field = |f: &Option<String>| f.as_deref().map(escape).unwrap_or_default();
+    format!(
+        "{};{};{}",
+        field(&trace.traceparent),
+        field(&trace.tracestate),
+        field(&trace.request_id)
+    )
+}
+
+fn decode_trace(text: &str) -> JobTrace {
+    let mut parts = text
+        .split(';')
+        .map(|p| (!p.is_empty()).then(|| unescape(p)));
+    JobTrace {
+        traceparent: parts.next().flatten(),
+        tracestate: parts.next().flatten(),
+        request_id: parts.next().flatten(),
+    }
 }
 
 /// The fixed part of a job, read from its record.
@@ -54,6 +93,7 @@ pub(super) struct Record {
     pub(super) max_attempts: u32,
     pub(super) timeout: Option<Duration>,
     pub(super) backoff: Backoff,
+    pub(super) trace: JobTrace,
     pub(super) enqueued_ms: u64,
     pub(super) payload: Arc<str>,
 }
@@ -61,7 +101,7 @@ pub(super) struct Record {
 /// Why a record could not be read.
 pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let mut parts = text.splitn(8, '|');
+    let mut parts = text.splitn(9, '|');
     let mut next = |what: &str| parts.next().ok_or_else(|| format!("the {what} is missing"));
     let version = next("version")?;
     if version != "1" {
@@ -83,6 +123,7 @@ pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
         )),
     };
     let backoff = parse_backoff(next("backoff")?).ok_or("the backoff is malformed")?;
+    let trace = decode_trace(next("trace context")?);
     let enqueued_ms = next("enqueue time")?
         .parse()
         .map_err(|_| "the enqueue time is not a number")?;
@@ -93,6 +134,7 @@ pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
         max_attempts,
         timeout,
         backoff,
+        trace,
         enqueued_ms,
         payload,
     })
@@ -179,6 +221,7 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
             max_attempts: 0,
             timeout: None,
             backoff: Backoff::default(),
+            trace: JobTrace::default(),
             enqueued_ms: 0,
             payload: format!(
                 "{} (unreadable record: {reason})",
@@ -205,6 +248,7 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
         stalled: ms_field(&fields, "s").map_or(0, |s| s as u32),
         errors: errors.iter().map(|e| parse_error(e)).collect(),
         progress: fields.get("g").cloned(),
+        trace: record.trace,
     })
 }
 
@@ -247,6 +291,7 @@ pub(super) fn fetched_job(
         stalled: stalled.parse().unwrap_or(0),
         errors: Vec::new(),
         progress: None,
+        trace: record.trace,
     })
 }
 
@@ -263,8 +308,16 @@ mod tests {
         job.backoff = Backoff::linear(Duration::from_millis(250))
             .with_max(Duration::from_secs(9))
             .with_jitter(Jitter::Full);
+        job.trace = JobTrace {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            tracestate: Some("vendor=a|b;c".into()),
+            request_id: None,
+        };
         let head = head(&job);
-        assert_eq!(head, "1|1|send_email|5|30000|l250,9000,f|");
+        assert_eq!(
+            head,
+            "1|1|send_email|5|30000|l250,9000,f|00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01;vendor=a%7Cb%3Bc;|"
+        );
         let record = format!("{head}1764000000000|{}", job.payload);
         let parsed = parse_record(record.as_bytes()).unwrap();
         assert_eq!(parsed.priority, Priority::High);
@@ -272,6 +325,7 @@ mod tests {
         assert_eq!(parsed.max_attempts, 5);
         assert_eq!(parsed.timeout, Some(Duration::from_secs(30)));
         assert_eq!(parsed.backoff, job.backoff);
+        assert_eq!(parsed.trace, job.trace);
         assert_eq!(parsed.enqueued_ms, 1_764_000_000_000);
         assert_eq!(&*parsed.payload, r#"{"to":"a|b"}"#);
     }
