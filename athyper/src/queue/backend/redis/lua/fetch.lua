@@ -38,7 +38,7 @@ for _ = 1, tonumber(ARGV[i]) do
       else
         redis.call('HINCRBY', jk, 'a', 1)
         redis.call('HSET', jk, 'x', 'c', 'f', num(now))
-        redis.call('ZADD', K .. ':completed', num(now), id)
+        finish(':completed', id, now)
         delta('c', p, 1)
         trim_c = true
       end
@@ -57,7 +57,7 @@ for _ = 1, tonumber(ARGV[i]) do
         delta('d', p, 1)
       else
         redis.call('HSET', jk, 'x', 'f', 'f', num(now))
-        redis.call('ZADD', K .. ':failed', num(now), id)
+        finish(':failed', id, now)
         delta('f', p, 1)
         trim_f = true
       end

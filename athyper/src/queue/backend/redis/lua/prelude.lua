@@ -69,6 +69,20 @@ local function drop(id, state, p)
   delta(state, p, -1)
 end
 
+-- Adds a finished job to its set, scored by finish time in ms. Jobs that
+-- finish in the same millisecond get scores 1/1024 ms apart (exact in a
+-- double), so trimming by count drops them in the order they finished,
+-- not by id.
+local function finish(set, id, now)
+  local key = K .. set
+  local score = now
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] ~= nil and tonumber(last[2]) >= score then
+    score = tonumber(last[2]) + 1 / 1024
+  end
+  redis.call('ZADD', key, string.format('%.17g', score), id)
+end
+
 -- Drops the oldest finished jobs beyond a count and an age (-1: no bound).
 local function trim(state, set, keep_count, keep_age, now)
   local key = K .. set

@@ -14,7 +14,7 @@ for _, worker in ipairs(dead) do
       local p = tonumber(st[1])
       redis.call('RPUSH', K .. ':e:' .. id, ((tonumber(st[2]) or 0) + 1) .. '|' .. num(now) .. '|' .. ARGV[2])
       redis.call('HSET', jk, 'x', 'f', 'f', num(now))
-      redis.call('ZADD', K .. ':failed', num(now), id)
+      finish(':failed', id, now)
       delta('a', p, -1)
       delta('f', p, 1)
       failed[#failed + 1] = id
