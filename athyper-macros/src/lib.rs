@@ -1,5 +1,5 @@
 //! The attribute macros of [athyper](https://docs.rs/athyper). Use them
-//! through the `athyper` crate (`athyper::job`), whose documentation is the
+//! through the `athyper` crate (`athyper::job`, `athyper::adapter`), whose documentation is the
 //! user guide; this crate's docs are a compact reference.
 //!
 //! Each macro is three stages in its own module: `args` parses the
@@ -12,6 +12,7 @@
 
 use proc_macro::TokenStream;
 
+mod adapter;
 mod common;
 mod job;
 
@@ -84,4 +85,78 @@ mod job;
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     job::job(args.into(), item.into()).into()
+}
+
+/// Protects the async methods of an inherent `impl` block: each call goes
+/// through the instance's circuit breaker, retry policy and timeout, in a
+/// tracing span; the adapter and its health check are registered with the
+/// runtime.
+///
+/// | option | example | default |
+/// |---|---|---|
+/// | `name` | `name = "billing"` | the type's name |
+/// | `circuit_breaker` | `circuit_breaker` or `circuit_breaker(failure_threshold = 5, open_for = "30s")` | no breaker |
+/// | `retry` | `retry = "db"`, `"api"`, `"none"`, or a path to a `RetryPolicy` | `"none"` |
+/// | `timeout` | `timeout = "2s"` (> 0, per attempt) | none |
+/// | `health` | `health = "ping"`: an `async fn ping(&self) -> Result<(), E>` in the block | the breaker's state |
+/// | `required` / `optional` | `optional` | `required` |
+/// | `state` | `state = "protection"`: the field holding the `AdapterState` | `resilience` |
+/// | `crate` | `crate = "my_sdk::athyper"` | `::athyper` |
+///
+/// `circuit_breaker(...)` takes `failure_threshold`, `success_threshold`,
+/// `half_open_permits`, `window`, `min_calls` (counts, ≥ 1), `failure_rate`,
+/// `slow_call_rate` (in (0, 1]), `open_for`, `slow_call` (durations).
+///
+/// Every method taking `&self` is wrapped, except the health method and
+/// those marked `#[adapter(skip)]`; each must be an
+/// `async fn(&self, ..) -> Result<T, E>` with `E: From<Unavailable>`, and,
+/// unless `retry = "none"`, `Clone` arguments. Functions without `self`
+/// are left alone.
+///
+/// ```ignore
+/// #[athyper::adapter(circuit_breaker, retry = "api", timeout = "2s")]
+/// impl Billing {
+///     pub async fn charge(&self, amount: u64) -> Result<Invoice, BillingError> { .. }
+/// }
+/// ```
+///
+/// is, written by hand:
+///
+/// ```ignore
+/// impl Billing {
+///     pub async fn charge(&self, __athyper_arg1: u64) -> Result<Invoice, BillingError> {
+///         call_adapter(self, "charge", API_RETRY_POLICY, || {
+///             Self::__athyper_adapter_charge(self, retry_arg(&__athyper_arg1))
+///         })
+///         .await
+///     }
+///     #[doc(hidden)]
+///     async fn __athyper_adapter_charge(&self, amount: u64) -> Result<Invoice, BillingError> { .. }
+/// }
+///
+/// const _: () = {
+///     impl Adapter for Billing {
+///         fn descriptor() -> &'static AdapterDescriptor { &DESCRIPTOR }
+///         fn adapter_state(&self) -> &AdapterState { adapter_state_field(&self.resilience) }
+///         fn health(&self) -> BoxFuture<'_, Result<(), String>> { breaker_health(self) }
+///     }
+///     const DESCRIPTOR: AdapterDescriptor = AdapterDescriptor {
+///         name: "Billing",
+///         type_name: "Billing",
+///         required: true,
+///         health: None,
+///         methods: &["charge"],
+///         circuit_breaker: Some(CircuitBreakerConfig::DEFAULT),
+///         retry: "api",
+///         timeout: Some(Duration::from_millis(2000)),
+///         module_path: module_path!(),
+///         file: file!(),
+///         line: line!(),
+///     };
+///     inventory::submit! { DESCRIPTOR }
+/// };
+/// ```
+#[proc_macro_attribute]
+pub fn adapter(args: TokenStream, item: TokenStream) -> TokenStream {
+    adapter::adapter(args.into(), item.into()).into()
 }

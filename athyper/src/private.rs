@@ -99,6 +99,180 @@ pub const fn assert_context<T: IsJobContext>() {}
 /// Fails to compile, at the user's type, unless `T` is `Result<(), E>`.
 pub const fn assert_result<T: JobResult>() {}
 
+// ---- #[adapter] ------------------------------------------------------------
+//
+// What `#[adapter]` expansions call. The protection itself (span, breaker,
+// retry, timeout) lives in `resilience`; these helpers only connect a
+// method's types to it, each with a message naming the mistake when the
+// types do not fit.
+
+pub use ::std::string::String;
+
+pub use crate::resilience::{
+    API_RETRY_POLICY, Adapter, AdapterDescriptor, AdapterState, CircuitBreakerConfig,
+    DB_RETRY_POLICY, RetryPolicy, Unavailable,
+};
+
+/// The adapter's state, read from the field the macro was told about.
+pub fn adapter_state_field<S: IsAdapterState>(field: &S) -> &AdapterState {
+    field.as_adapter_state()
+}
+
+/// Implemented only by `AdapterState`, to check the state field's type.
+#[diagnostic::on_unimplemented(
+    message = "the field holding an adapter's state must be an `athyper::resilience::AdapterState`, not `{Self}`",
+    label = "not an `AdapterState`",
+    note = "add a field `resilience: athyper::resilience::AdapterState` to the struct, or name the field holding one with `#[adapter(state = \"...\")]`"
+)]
+pub trait IsAdapterState {
+    /// The state.
+    fn as_adapter_state(&self) -> &AdapterState;
+}
+
+impl IsAdapterState for AdapterState {
+    fn as_adapter_state(&self) -> &AdapterState {
+        self
+    }
+}
+
+/// What a protected method may return: a `Result`, spelled any way.
+#[diagnostic::on_unimplemented(
+    message = "an adapter method must return `Result<T, E>`, not `{Self}`",
+    label = "not a `Result`",
+    note = "the breaker and the retry policy tell success from failure by the `Result`; return one, or mark the method `#[adapter(skip)]` to leave it unprotected"
+)]
+pub trait AdapterResult: Sized {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+    /// As a `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+    /// From a `Result`.
+    fn from_result(result: Result<Self::Ok, Self::Err>) -> Self;
+}
+
+impl<T, E> AdapterResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+
+    fn from_result(result: Result<T, E>) -> Self {
+        result
+    }
+}
+
+/// What a protected method's error type must do: hold a call that was
+/// rejected or timed out.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of an adapter method must implement `From<athyper::resilience::Unavailable>`",
+    label = "cannot hold a rejected or timed-out call",
+    note = "a protected call can fail without an error of its own: its breaker rejects it, or it times out; add a variant such as `#[error(transparent)] Unavailable(#[from] athyper::resilience::Unavailable)`, or return `String`, `std::io::Error` or `Box<dyn Error + Send + Sync>`"
+)]
+pub trait AdapterError: From<Unavailable> {}
+
+impl<E: From<Unavailable>> AdapterError for E {}
+
+/// Calls a method of `adapter` through the instance's protection, with
+/// `policy`'s retries.
+pub async fn call_adapter<A, R, C, F, Fut>(
+    adapter: &A,
+    method: &'static str,
+    policy: RetryPolicy<C>,
+    mut attempt: F,
+) -> R
+where
+    A: Adapter,
+    R: AdapterResult,
+    R::Err: AdapterError,
+    C: crate::resilience::Classify<R::Err>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R>,
+{
+    use ::futures::FutureExt as _;
+    let core = adapter.adapter_state().core(A::descriptor());
+    let result = core
+        .run(method, &policy, || attempt().map(R::into_result))
+        .await;
+    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+}
+
+/// Calls a method of `adapter` through the instance's protection, once:
+/// for `retry = "none"`, whose arguments need not be `Clone`.
+pub async fn call_adapter_once<A, R, F, Fut>(adapter: &A, method: &'static str, attempt: F) -> R
+where
+    A: Adapter,
+    R: AdapterResult,
+    R::Err: AdapterError,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
+{
+    use ::futures::FutureExt as _;
+    let core = adapter.adapter_state().core(A::descriptor());
+    let result = core
+        .run_once(method, &crate::resilience::AllTransient, || {
+            attempt().map(R::into_result)
+        })
+        .await;
+    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+}
+
+/// What an argument of a retried method must be: each attempt gets a copy.
+#[diagnostic::on_unimplemented(
+    message = "argument type `{Self}` of a retried adapter method must implement `Clone`",
+    label = "every attempt gets its own copy of this argument",
+    note = "implement `Clone` for it, take it by reference, or set `retry = \"none\"`"
+)]
+pub trait RetryArg: Clone {}
+
+impl<T: Clone> RetryArg for T {}
+
+/// A copy of an argument for one attempt.
+pub fn retry_arg<T: RetryArg>(arg: &T) -> T {
+    arg.clone()
+}
+
+/// The health method's future, boxed for [`Adapter::health`].
+pub fn health_future<'a, F>(future: F) -> BoxFuture<'a, Result<(), String>>
+where
+    F: Future<Output = Result<(), String>> + Send + 'a,
+{
+    Box::pin(future)
+}
+
+/// What a health method may return: `Result<(), E>` with `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "a health method must return `Result<(), E>` where `E: Display`, not `{Self}`",
+    label = "not `Result<(), E>`",
+    note = "write it as `async fn ping(&self) -> Result<(), E>`; the error's `Display` text is what the health check reports"
+)]
+pub trait HealthResult {
+    /// The error's text on failure.
+    fn into_health(self) -> Result<(), String>;
+}
+
+impl<E: Display> HealthResult for Result<(), E> {
+    fn into_health(self) -> Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// A health method's result, as the health check reports it.
+pub fn health_result<R: HealthResult>(result: R) -> Result<(), String> {
+    result.into_health()
+}
+
+/// The health of an adapter without a health method: failing while its
+/// breaker is open.
+pub fn breaker_health<A: Adapter>(adapter: &A) -> BoxFuture<'_, Result<(), String>> {
+    Box::pin(::core::future::ready(crate::resilience::breaker_health(
+        adapter,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,14 @@ impl Errors {
         self.errors.extend(other.errors);
     }
 
+    /// Files every error of `other` under `position`, keeping their order:
+    /// errors inside a nested option read where that option is.
+    pub(crate) fn append_at(&mut self, position: usize, other: Errors) {
+        for error in other.sorted() {
+            self.errors.push((position, error.clone()));
+        }
+    }
+
     /// How many errors so far: a stage compares it before and after to know
     /// whether it found any.
     pub(crate) fn len(&self) -> usize {

@@ -6,9 +6,10 @@ const MAX_NAME_LEN: usize = 128;
 pub(crate) enum NameKind {
     Queue,
     Job,
+    Adapter,
 }
 
-/// Checks a queue or job name by the runtime's rule (`athyper::queue::names`),
+/// Checks a queue, job or adapter name by the runtime's rule (`athyper::queue::names`),
 /// so that a name the runtime would reject at start-up fails the build
 /// instead. The message reads like the runtime's `QueueError::InvalidName`.
 pub(crate) fn validate_name(kind: NameKind, name: &str) -> Result<(), String> {
@@ -27,6 +28,7 @@ pub(crate) fn validate_name(kind: NameKind, name: &str) -> Result<(), String> {
     let kind = match kind {
         NameKind::Queue => "queue",
         NameKind::Job => "job",
+        NameKind::Adapter => "adapter",
     };
     Err(format!("invalid {kind} name `{name}`: {reason}"))
 }

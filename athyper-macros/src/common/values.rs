@@ -1,0 +1,322 @@
+//! Option lists and the forms of option values, for attributes whose
+//! options may be bare flags (`required`), `key = value` pairs or nested
+//! lists (`circuit_breaker(failure_threshold = 5)`).
+//!
+//! The `#[job]` attribute predates these and keeps its own, equivalent,
+//! parser for `key = literal` pairs.
+
+use std::time::Duration;
+
+use proc_macro2::{TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
+
+use super::{Errors, Setting, parse_duration};
+
+/// How an option was written, after its key.
+pub(crate) enum Value {
+    /// Nothing: `required`.
+    Flag,
+    /// `= value`.
+    Expr(Expr),
+    /// `(...)`, its tokens unparsed.
+    List(TokenStream),
+}
+
+/// Parses `key`, `key = value` and `key(...)` options separated by commas,
+/// calling `option` for each with its position; a malformed option is
+/// reported and skipped so that the rest are still read. `example` shows a
+/// well-formed option, for messages.
+pub(crate) fn parse_options(
+    input: ParseStream<'_>,
+    errors: &mut Errors,
+    example: &str,
+    mut option: impl FnMut(&mut Errors, Ident, Value, usize),
+) {
+    let mut position = 0;
+    while !input.is_empty() {
+        match parse_one(input, example) {
+            Ok((key, value)) => option(errors, key, value, position),
+            Err(error) => {
+                errors.push_at(position, error);
+                skip_past_comma(input);
+                position += 1;
+                continue;
+            }
+        }
+        if !input.is_empty()
+            && let Err(error) = input.parse::<Token![,]>()
+        {
+            let message = format!("expected `,` between options, as in `{example}`");
+            errors.push_at(position, syn::Error::new(error.span(), message));
+            skip_past_comma(input);
+        }
+        position += 1;
+    }
+}
+
+fn parse_one(input: ParseStream<'_>, example: &str) -> syn::Result<(Ident, Value)> {
+    // `parse_any` because some keys, such as `crate`, are keywords.
+    let key = input.call(Ident::parse_any).map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            format!("expected an option, as in `{example}`"),
+        )
+    })?;
+    let value = if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Value::Expr(input.parse()?)
+    } else if input.peek(syn::token::Paren) {
+        let content;
+        syn::parenthesized!(content in input);
+        Value::List(content.parse()?)
+    } else {
+        Value::Flag
+    };
+    Ok((key, value))
+}
+
+/// Parses a nested list such as the inside of `circuit_breaker(...)`, its
+/// errors filed at the position of the option holding it.
+pub(crate) fn parse_nested(
+    tokens: TokenStream,
+    errors: &mut Errors,
+    position: usize,
+    example: &str,
+    mut option: impl FnMut(&mut Errors, Ident, Value),
+) {
+    let mut nested = Errors::new();
+    let parser = |input: ParseStream<'_>| {
+        parse_options(input, &mut nested, example, |errors, key, value, _| {
+            option(errors, key, value);
+        });
+        Ok(())
+    };
+    if let Err(error) = parser.parse2(tokens) {
+        nested.push(error);
+    }
+    errors.append_at(position, nested);
+}
+
+/// Moves past the rest of a broken option so that the next one still gets
+/// checked.
+pub(crate) fn skip_past_comma(input: ParseStream<'_>) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tree, next)) = rest.token_tree() {
+            rest = next;
+            if matches!(&tree, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+        }
+        Ok(((), rest))
+    });
+}
+
+/// The option's name as written, without `r#`.
+pub(crate) fn key_name(key: &Ident) -> String {
+    key.unraw().to_string()
+}
+
+/// A string literal value.
+pub(crate) fn string(key: &str, value: Value, example: &str, at: &Ident) -> syn::Result<LitStr> {
+    match value {
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        })) => Ok(lit),
+        other => Err(wrong_form(key, "a string", example, &other, at)),
+    }
+}
+
+/// An integer literal value.
+pub(crate) fn integer(key: &str, value: Value, example: &str, at: &Ident) -> syn::Result<LitInt> {
+    match value {
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        })) => Ok(lit),
+        // `window = "20"`: suggest the very number they meant.
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        })) if lit.value().trim().parse::<u32>().is_ok() => {
+            let text = lit.value().trim().to_owned();
+            let found = Value::Expr(syn::parse_quote!(#lit));
+            Err(wrong_form(key, "an integer", &text, &found, at))
+        }
+        other => Err(wrong_form(key, "an integer", example, &other, at)),
+    }
+}
+
+/// A number literal, integer or float, kept as written for the model to
+/// read: `0.5`, `1`.
+pub(crate) fn number(key: &str, value: Value, example: &str, at: &Ident) -> syn::Result<Lit> {
+    match value {
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: lit @ (Lit::Float(_) | Lit::Int(_)),
+            ..
+        })) => Ok(lit),
+        other => Err(wrong_form(key, "a number", example, &other, at)),
+    }
+}
+
+/// A bare flag.
+pub(crate) fn flag(key: &str, value: Value, hint: &str, at: &Ident) -> syn::Result<Ident> {
+    match value {
+        Value::Flag => Ok(at.clone()),
+        Value::Expr(expr) => Err(syn::Error::new_spanned(
+            expr,
+            format!("option `{key}` takes no value; {hint}"),
+        )),
+        Value::List(tokens) => Err(syn::Error::new_spanned(
+            tokens,
+            format!("option `{key}` takes no value; {hint}"),
+        )),
+    }
+}
+
+/// The message for a value of the wrong form, spanned at the value (or at
+/// the key when there is none).
+pub(crate) fn wrong_form(
+    key: &str,
+    expected: &str,
+    example: &str,
+    found: &Value,
+    at: &Ident,
+) -> syn::Error {
+    let expr = match found {
+        Value::Flag => {
+            return syn::Error::new(
+                at.span(),
+                format!("option `{key}` needs a value, as in `{key} = {example}`"),
+            );
+        }
+        Value::List(_) => {
+            return syn::Error::new(
+                at.span(),
+                format!("option `{key}` takes {expected}, not a list; write `{key} = {example}`"),
+            );
+        }
+        Value::Expr(expr) => expr,
+    };
+    let found_what = match expr {
+        Expr::Lit(ExprLit { lit, .. }) => match lit {
+            Lit::Str(_) => "a string",
+            Lit::Int(_) => "an integer",
+            Lit::Float(_) => "a float",
+            Lit::Bool(_) => "a boolean",
+            Lit::Char(_) => "a character",
+            Lit::Byte(_) => "a byte",
+            Lit::ByteStr(_) | Lit::CStr(_) => "a byte string",
+            _ => "this literal",
+        },
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => "a negative number",
+        // A constant or an expression: the macro sees only tokens, so it
+        // cannot know their values.
+        Expr::Path(_) => {
+            return syn::Error::new_spanned(
+                expr,
+                format!(
+                    "option `{key}` takes {expected} literal: the macro reads it at compile time, so constants cannot be used; write `{key} = {example}`"
+                ),
+            );
+        }
+        _ => "an expression",
+    };
+    syn::Error::new_spanned(
+        expr,
+        format!("option `{key}` takes {expected}, not {found_what}; write `{key} = {example}`"),
+    )
+}
+
+/// Files an error about `setting` under its position, so that it reads in
+/// source order among the others.
+pub(crate) fn report<T>(errors: &mut Errors, setting: &Setting<T>, error: syn::Error) {
+    errors.push_at(setting.position().unwrap_or(usize::MAX), error);
+}
+
+/// A count from 1 to `max`; the message for 0 ends with `zero_hint`.
+pub(crate) fn count(
+    errors: &mut Errors,
+    setting: &Setting<LitInt>,
+    key: &str,
+    max: u32,
+    zero_hint: &str,
+) -> Option<u32> {
+    let lit = setting.value()?;
+    let message = match lit.base10_parse::<u32>() {
+        Ok(0) => format!("`{key}` must be at least 1; {zero_hint}"),
+        Ok(n) if n <= max => return Some(n),
+        _ => format!("`{key}` is too large; the largest is {max}"),
+    };
+    report(errors, setting, syn::Error::new(lit.span(), message));
+    None
+}
+
+/// A duration longer than zero.
+pub(crate) fn positive_duration(
+    errors: &mut Errors,
+    setting: &Setting<LitStr>,
+    key: &str,
+    zero_hint: &str,
+) -> Option<Duration> {
+    let lit = setting.value()?;
+    let message = match parse_duration(key, &lit.value()) {
+        Ok(d) if d.is_zero() => format!("`{key}` must be longer than zero; {zero_hint}"),
+        Ok(d) => return Some(d),
+        Err(message) => message,
+    };
+    report(errors, setting, syn::Error::new(lit.span(), message));
+    None
+}
+
+/// A rate in `(0, 1]`.
+pub(crate) fn rate(errors: &mut Errors, setting: &Setting<Lit>, key: &str) -> Option<f64> {
+    let lit = setting.value()?;
+    let value = match lit {
+        Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        Lit::Int(i) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match value {
+        Some(r) if r > 0.0 && r <= 1.0 => Some(r),
+        _ => {
+            let written = quote::ToTokens::to_token_stream(lit).to_string();
+            report(
+                errors,
+                setting,
+                syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{key} = {written}` is outside (0, 1]: write the share of calls as a number above 0 and at most 1, such as `{key} = 0.5` for half"
+                    ),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A path to a crate, from `crate = "..."`.
+pub(crate) fn crate_path(errors: &mut Errors, setting: &Setting<LitStr>) -> Option<syn::Path> {
+    let lit = setting.value()?;
+    // Parsed from the literal, so the path's tokens carry its span and a
+    // wrong path is reported there.
+    let path = lit.parse_with(syn::Path::parse_mod_style).ok();
+    if path.is_none() {
+        let message = format!(
+            "invalid path `{}` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`",
+            lit.value()
+        );
+        report(errors, setting, syn::Error::new(lit.span(), message));
+    }
+    path
+}
+
+/// A comma-separated list, for `#[adapter(skip)]` on a method.
+pub(crate) fn idents(tokens: TokenStream) -> syn::Result<Vec<Ident>> {
+    let parser = Punctuated::<Ident, Token![,]>::parse_terminated;
+    Ok(parser.parse2(tokens)?.into_iter().collect())
+}

@@ -1,0 +1,15 @@
+use athyper::prelude::*;
+
+struct Billing {
+    resilience: AdapterState,
+}
+
+#[adapter]
+impl Billing {
+    #[adapter(skp)]
+    async fn charge(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use athyper::prelude::*;
+
+struct Billing {
+    resilience: AdapterState,
+}
+
+#[adapter(circuit_breaker(failure_threshold = 3, window = 20))]
+impl Billing {
+    async fn charge(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn main() {}
