@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue = runtime.queue_for(&send_email);
 
     queue.pause().await?;
-    let running = runtime.start()?;
+    let running = runtime.start().await?;
 
     for (subject, priority) in [
         ("weekly digest", Priority::Low),

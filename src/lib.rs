@@ -4,7 +4,7 @@
 //! [`RedisServer`] starts a private `redis-server` on a free loopback port,
 //! so tests never touch a Redis someone else uses, and can kill and restart
 //! it to inject faults. [`RedisCluster`] does the same for a three-master
-//! cluster.
+//! cluster. [`http_get`] is a plain HTTP client for checking endpoints.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -387,4 +387,47 @@ impl RedisCluster {
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
     }
+}
+
+/// The answer to an HTTP request: status, headers and body text.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: hyper::HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+/// `GET url` with these extra headers, over a fresh connection.
+pub async fn http_get(url: &str, headers: &[(&str, &str)]) -> Result<HttpAnswer, String> {
+    use http_body_util::BodyExt;
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
+    let mut request = hyper::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(http_body_util::Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .to_bytes();
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use athyper::queue::SharedBackend;
-use athyper::queue::backend::{Backend, FetchRequest, NewJob, RedisBackend, RedisConfig};
+use athyper::queue::backend::{FetchRequest, NewJob, RedisBackend, RedisConfig};
 use athyper_integration::RedisCluster;
 
 fn cluster() -> &'static RedisCluster {

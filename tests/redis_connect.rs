@@ -238,10 +238,11 @@ async fn the_runtime_uses_redis_when_the_url_is_set() {
     let url = server.url();
     let runtime = Runtime::builder()
         .env_from(move |var| (var == "ATHYPER_REDIS_URL").then(|| url.clone()))
+        .without_http()
         .build()
         .unwrap();
     assert_eq!(runtime.backend().kind(), "redis");
-    let running = runtime.start().unwrap();
+    let running = runtime.start().await.unwrap();
     let queue = runtime.queue_for(&echo);
     let ok = queue
         .add(&echo, "through the runtime".into())

@@ -23,7 +23,11 @@ async fn slow_job(ctx: JobContext, ms: u64) -> Result<(), String> {
 fn child() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let runtime = Runtime::builder().mode(Mode::All).build().unwrap();
+        let runtime = Runtime::builder()
+            .mode(Mode::All)
+            .http_addr("127.0.0.1:0".parse().unwrap())
+            .build()
+            .unwrap();
         let queue = runtime.queue_for(&slow_job);
         queue.add(&slow_job, 500).await.unwrap();
         let report = runtime.run().await.unwrap();

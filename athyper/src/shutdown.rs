@@ -230,7 +230,12 @@ impl Shutdown {
     /// Waits for SIGTERM or SIGINT, then runs the steps. A second signal
     /// during the shutdown exits the process at once with status 130.
     pub async fn run_on_signal(&self) -> ShutdownReport {
-        let signals = Signals::listen();
+        self.run_on(Signals::listen()).await
+    }
+
+    /// Like [`run_on_signal`](Self::run_on_signal), with signals listened
+    /// for since before this call.
+    pub(crate) async fn run_on(&self, signals: Signals) -> ShutdownReport {
         let signal = signals.recv().await;
         let second = Signals::listen();
         let done = self.inner.done.clone();

@@ -304,12 +304,12 @@ impl HealthRegistry {
 mod tests {
     use super::*;
 
-    fn pass() -> impl Future<Output = Result<(), String>> + Send {
-        async { Ok(()) }
+    async fn pass() -> Result<(), String> {
+        Ok(())
     }
 
-    fn fail() -> impl Future<Output = Result<(), String>> + Send {
-        async { Err("connection refused".to_owned()) }
+    async fn fail() -> Result<(), String> {
+        Err("connection refused".to_owned())
     }
 
     #[tokio::test]

@@ -202,7 +202,7 @@ impl Summary {
                 "quantile {q} is outside [0, 1]"
             )));
         }
-        if !(opts.resolution > 0.0) {
+        if opts.resolution.is_nan() || opts.resolution <= 0.0 {
             return Err(prometheus::Error::Msg(
                 "the resolution must be above zero".into(),
             ));

@@ -1,0 +1,513 @@
+//! The [`Runtime`]: configuration, start-up and the run loop.
+//!
+//! A runtime reads its settings from the environment (code overrides win),
+//! collects every `#[job]` handler of the program, and runs as a producer
+//! (`api`), a consumer (`worker`) or both (`all`).
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `ATHYPER_MODE` | `api`, `worker` or `all` | `all` |
+//! | `ATHYPER_REDIS_URL` | Redis URL (`redis://`, `rediss://`; several, comma-separated, for a cluster); unset means the embedded backend | unset |
+//! | `ATHYPER_REDIS_CLUSTER` | `true` for a cluster reached through one URL | `false` |
+//! | `ATHYPER_REDIS_PREFIX` | first part of every Redis key | `athyper` |
+//! | `ATHYPER_REDIS_CA_CERT` | PEM file of the CA for `rediss://` | system roots |
+//! | `ATHYPER_CONCURRENCY` | attempts each queue's worker runs at once | 10 |
+//! | `ATHYPER_SHUTDOWN_TIMEOUT` | the whole shutdown's deadline, such as `30s` | `30s` |
+//! | `ATHYPER_HTTP_ADDR` | where `/health`, `/readyz`, `/livez`, `/metrics` are served; `off` for nowhere | `127.0.0.1:9090` |
+//!
+//! # Running
+//!
+//! [`Runtime::run`] (or [`Runtime::run_with`] an application router) starts
+//! a worker per queue, serves HTTP, and on SIGTERM or SIGINT shuts down in
+//! order (see [`shutdown`](crate::shutdown)): readiness turns 503 and HTTP
+//! stops taking requests, workers stop fetching and drain (jobs still
+//! running at the deadline go back to their queue at once), adapters close,
+//! telemetry is flushed.
+
+mod builder;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+pub use self::builder::{DEFAULT_HTTP_ADDR, RuntimeBuilder};
+use crate::Error;
+use crate::observability::{HealthRegistry, Phase};
+use crate::queue::{
+    DrainReport, Extensions, Queue, QueueError, SharedBackend, SharedEvents, Worker, WorkerConfig,
+};
+use crate::registry::{Job, Registry};
+use crate::shutdown::{Deadline, Shutdown, StepReport, priority};
+
+/// What a process does with its queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Produce only: add jobs, run no workers.
+    Api,
+    /// Consume only: run workers for every queue with a handler.
+    Worker,
+    /// Both.
+    #[default]
+    All,
+}
+
+impl Mode {
+    /// Whether this mode runs workers.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Mode::Worker | Mode::All)
+    }
+}
+
+impl FromStr for Mode {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api" => Ok(Mode::Api),
+            "worker" => Ok(Mode::Worker),
+            "all" => Ok(Mode::All),
+            _ => Err("expected one of `api`, `worker`, `all`"),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Api => "api",
+            Mode::Worker => "worker",
+            Mode::All => "all",
+        })
+    }
+}
+
+/// An error configuring or starting the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// A setting that cannot be used.
+    #[error("invalid {setting} `{value}`: {reason}")]
+    Config {
+        /// The environment variable or builder setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP listener could not be opened.
+    #[error(
+        "cannot serve HTTP on {addr}: {source}; set ATHYPER_HTTP_ADDR to a free address, or `off`"
+    )]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything the builder resolved.
+pub(crate) struct Settings {
+    pub(crate) mode: Mode,
+    pub(crate) backend: SharedBackend,
+    pub(crate) registry: Registry,
+    pub(crate) worker: WorkerConfig,
+    pub(crate) queues: HashMap<String, WorkerConfig>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) data: Extensions,
+    pub(crate) max_payload: usize,
+    pub(crate) http_addr: Option<SocketAddr>,
+    pub(crate) readiness_grace: Duration,
+    pub(crate) health: HealthRegistry,
+}
+
+/// A configured runtime: the backend, the handlers, health, metrics and
+/// the settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    settings: Settings,
+    #[cfg(feature = "metrics")]
+    metrics: crate::observability::Metrics,
+    events: SharedEvents,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.inner.settings;
+        f.debug_struct("Runtime")
+            .field("mode", &s.mode)
+            .field("backend", &s.backend)
+            .field(
+                "jobs",
+                &s.registry.jobs().iter().map(|j| j.name).collect::<Vec<_>>(),
+            )
+            .field("http_addr", &s.http_addr)
+            .field("shutdown_timeout", &s.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder that reads unset settings from the environment.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new()
+    }
+
+    fn assemble(settings: Settings) -> Runtime {
+        #[cfg(feature = "metrics")]
+        let metrics = crate::observability::Metrics::new();
+        #[cfg(feature = "metrics")]
+        let events = metrics.queue_events();
+        #[cfg(not(feature = "metrics"))]
+        let events: SharedEvents = Arc::new(crate::queue::NoEvents);
+        Runtime {
+            inner: Arc::new(RuntimeInner {
+                settings,
+                #[cfg(feature = "metrics")]
+                metrics,
+                events,
+            }),
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.inner.settings.mode
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &SharedBackend {
+        &self.inner.settings.backend
+    }
+
+    /// The handlers, sorted by name.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.settings.registry
+    }
+
+    /// The whole shutdown's deadline.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.inner.settings.shutdown_timeout
+    }
+
+    /// The health checks behind `/health` and `/readyz`; register more here.
+    pub fn health(&self) -> &HealthRegistry {
+        &self.inner.settings.health
+    }
+
+    /// The metrics registry behind `/metrics`; register your own series
+    /// here.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> &crate::observability::Metrics {
+        &self.inner.metrics
+    }
+
+    /// A producer handle on queue `name`.
+    pub fn queue(&self, name: &str) -> Result<Queue, QueueError> {
+        Ok(Queue::new(self.backend().clone(), name)?
+            .with_max_payload(self.inner.settings.max_payload)
+            .with_events(self.inner.events.clone()))
+    }
+
+    /// A producer handle on the queue `job` is declared on.
+    pub fn queue_for<J: Job>(&self, job: &J) -> Queue {
+        self.queue(job.descriptor().queue)
+            .expect("registered queue names are validated")
+    }
+
+    /// The operational endpoints (`/health`, `/readyz`, `/livez`,
+    /// `/metrics`), to merge into an application's router.
+    pub fn router(&self) -> Router {
+        crate::observability::http::router(
+            self.health().clone(),
+            #[cfg(feature = "metrics")]
+            self.inner.metrics.clone(),
+        )
+    }
+
+    /// `app` with the runtime's HTTP instrumentation: per-route request
+    /// metrics.
+    pub fn instrument(&self, app: Router) -> Router {
+        #[cfg(feature = "metrics")]
+        let app = app.layer(crate::observability::HttpMetricsLayer::new(
+            &self.inner.metrics,
+        ));
+        app
+    }
+
+    /// Starts workers and the operational endpoints; returns at once.
+    pub async fn start(&self) -> Result<Running, Error> {
+        self.start_with(Router::new()).await
+    }
+
+    /// Starts workers and serves `app` (instrumented) together with the
+    /// operational endpoints; returns at once.
+    pub async fn start_with(&self, app: Router) -> Result<Running, Error> {
+        let s = &self.inner.settings;
+        let shutdown = Shutdown::new(s.shutdown_timeout);
+
+        let mut workers = Vec::new();
+        if s.mode.runs_workers() {
+            let queues = s.registry.queues();
+            if queues.is_empty() {
+                tracing::warn!(mode = %s.mode, "no #[job] handlers are registered: no worker started");
+            }
+            for queue in queues {
+                let config = s.queues.get(queue).unwrap_or(&s.worker).clone();
+                let worker = Worker::builder(s.backend.clone(), queue)
+                    .registry(&s.registry)
+                    .config(config)
+                    .extensions(s.data.clone())
+                    .events(self.inner.events.clone())
+                    .build()?;
+                workers.push(worker.start());
+            }
+        }
+
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.watch_queue_depth(
+            s.backend.clone(),
+            s.registry.queues().into_iter().map(str::to_owned).collect(),
+            Duration::from_secs(5),
+            shutdown.begun(),
+        );
+
+        let stop_http = CancellationToken::new();
+        let (http_addr, server) = match s.http_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| RuntimeError::Http { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| RuntimeError::Http { addr, source })?;
+                let router = self.instrument(app.merge(self.router()));
+                let stop = stop_http.clone();
+                let server = tokio::spawn(async move {
+                    let serve = axum::serve(listener, router)
+                        .with_graceful_shutdown(stop.cancelled_owned());
+                    if let Err(error) = serve.await {
+                        tracing::error!(%error, "HTTP server failed");
+                    }
+                });
+                tracing::info!(addr = %bound, "serving /health, /readyz, /livez, /metrics");
+                (Some(bound), Some(server))
+            }
+            None => (None, None),
+        };
+
+        let health = s.health.clone();
+        let grace = s.readiness_grace;
+        shutdown.register(
+            "stop HTTP intake",
+            priority::STOP_INTAKE,
+            move |deadline: Deadline| async move {
+                // Readiness fails first, so balancers stop routing here while
+                // requests already accepted finish.
+                health.set_phase(Phase::Draining);
+                if !grace.is_zero() {
+                    tokio::time::sleep(grace.min(deadline.remaining())).await;
+                }
+                stop_http.cancel();
+                if let Some(server) = server {
+                    let _ = server.await;
+                }
+            },
+        );
+        let drains = Arc::new(Mutex::new(Vec::new()));
+        let drained = drains.clone();
+        shutdown.register(
+            "drain workers",
+            priority::DRAIN_JOBS,
+            move |deadline: Deadline| async move {
+                // Jobs still running this close to the deadline are put back,
+                // leaving the later steps time to run.
+                let total = deadline.remaining();
+                let reserve =
+                    (total / 10).clamp(Duration::from_millis(250), Duration::from_secs(5));
+                let budget = total.saturating_sub(reserve);
+                let reports =
+                    futures::future::join_all(workers.into_iter().map(|worker| async move {
+                        let queue = worker.queue().to_owned();
+                        (queue, worker.shutdown(budget).await)
+                    }))
+                    .await;
+                *drained.lock().unwrap_or_else(|p| p.into_inner()) = reports;
+            },
+        );
+
+        s.health.set_phase(Phase::Running);
+        tracing::info!(
+            mode = %s.mode,
+            backend = s.backend.kind(),
+            jobs = s.registry.jobs().len(),
+            queues = s.registry.queues().len(),
+            "athyper runtime started"
+        );
+        Ok(Running {
+            shutdown,
+            http_addr,
+            drains,
+        })
+    }
+
+    /// Starts, serves the operational endpoints, runs until SIGTERM or
+    /// SIGINT, then shuts down in order within the deadline. A second
+    /// signal exits at once.
+    pub async fn run(&self) -> Result<ShutdownReport, Error> {
+        self.run_with(Router::new()).await
+    }
+
+    /// Like [`run`](Self::run), serving `app` too.
+    pub async fn run_with(&self, app: Router) -> Result<ShutdownReport, Error> {
+        // Listen before starting, so a signal that arrives while workers
+        // spin up is a shutdown request rather than the default kill.
+        let signals = crate::shutdown::Signals::listen();
+        let running = self.start_with(app).await?;
+        Ok(running.stop_on(signals).await)
+    }
+}
+
+/// A started runtime.
+#[derive(Debug)]
+pub struct Running {
+    shutdown: Shutdown,
+    http_addr: Option<SocketAddr>,
+    drains: Arc<Mutex<Vec<(String, DrainReport)>>>,
+}
+
+/// What shutting down did.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Why: the signal's name, or `requested`.
+    pub reason: String,
+    /// Each step, in the order it ran.
+    pub steps: Vec<StepReport>,
+    /// Each worker's drain, by queue name.
+    pub queues: Vec<(String, DrainReport)>,
+}
+
+impl Running {
+    /// Where HTTP is served, if it is.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The shutdown coordinator: register your own steps (closing a pool,
+    /// flushing a buffer) between the runtime's, by priority.
+    pub fn hooks(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Shuts down now, in order, within the deadline.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let report = self.shutdown.run("requested").await;
+        self.report(report)
+    }
+
+    /// Waits for SIGTERM or SIGINT, then shuts down. A second signal exits
+    /// the process at once.
+    pub async fn wait_for_signal(self) -> ShutdownReport {
+        self.stop_on(crate::shutdown::Signals::listen()).await
+    }
+
+    async fn stop_on(self, signals: crate::shutdown::Signals) -> ShutdownReport {
+        let report = self.shutdown.run_on(signals).await;
+        self.report(report)
+    }
+
+    fn report(self, steps: crate::shutdown::ShutdownReport) -> ShutdownReport {
+        let queues = std::mem::take(&mut *self.drains.lock().unwrap_or_else(|p| p.into_inner()));
+        ShutdownReport {
+            reason: steps.reason,
+            steps: steps.steps,
+            queues,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync {
+        move |var| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn build(pairs: &'static [(&'static str, &'static str)]) -> Result<Runtime, Error> {
+        Runtime::builder()
+            .registry(Registry::default())
+            .env_from(env(pairs))
+            .build()
+    }
+
+    #[test]
+    fn reads_settings_from_the_environment() {
+        let rt = build(&[
+            ("ATHYPER_MODE", "worker"),
+            ("ATHYPER_CONCURRENCY", "7"),
+            ("ATHYPER_SHUTDOWN_TIMEOUT", "5s"),
+        ])
+        .unwrap();
+        assert_eq!(rt.mode(), Mode::Worker);
+        assert_eq!(rt.inner.settings.worker.concurrency, 7);
+        assert_eq!(rt.shutdown_timeout(), Duration::from_secs(5));
+        assert_eq!(rt.backend().kind(), "memory");
+    }
+
+    #[test]
+    fn code_overrides_the_environment() {
+        let rt = Runtime::builder()
+            .registry(Registry::default())
+            .env_from(env(&[("ATHYPER_MODE", "worker")]))
+            .mode(Mode::Api)
+            .build()
+            .unwrap();
+        assert_eq!(rt.mode(), Mode::Api);
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable_and_the_fix() {
+        let err = build(&[("ATHYPER_MODE", "consumer")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid ATHYPER_MODE `consumer`: expected one of `api`, `worker`, `all`"
+        );
+        let err = build(&[("ATHYPER_CONCURRENCY", "0")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid ATHYPER_CONCURRENCY `0`: expected a whole number of at least 1"
+        );
+        let err = build(&[("ATHYPER_SHUTDOWN_TIMEOUT", "5 sex")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid ATHYPER_SHUTDOWN_TIMEOUT `5 sex`: "),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The runtime's HTTP endpoints over a real socket: health states,
+//! readiness through the phases of a shutdown, and a Prometheus scrape that
+//! `promtool check metrics` accepts.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use athyper::observability::HealthCheck;
+use athyper::prelude::*;
+use athyper_integration::http_get;
+use axum::Router;
+use axum::routing::get;
+
+#[job(queue = "web", retry = "none")]
+async fn greet(_ctx: JobContext, name: String) -> Result<(), String> {
+    if name.is_empty() {
+        Err("no name".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn toggle() -> (
+    Arc<AtomicBool>,
+    impl Fn() -> std::future::Ready<Result<(), String>> + Send + Sync + 'static,
+) {
+    let ok = Arc::new(AtomicBool::new(true));
+    let flag = ok.clone();
+    let check = move || {
+        std::future::ready(if flag.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("switched off by the test".to_owned())
+        })
+    };
+    (ok, check)
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route(
+            "/boom",
+            get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_required_and_optional_checks() {
+    let (db_ok, db) = toggle();
+    let (cache_ok, cache) = toggle();
+    let runtime = Runtime::builder()
+        .env_from(|_| None)
+        .http_addr("127.0.0.1:0".parse().unwrap())
+        .health_check(HealthCheck::required("database", db))
+        .health_check(HealthCheck::optional("cache", cache))
+        .build()
+        .unwrap();
+    let running = runtime.start_with(app()).await.unwrap();
+    let base = format!("http://{}", running.http_addr().unwrap());
+
+    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    assert_eq!(health.status, 200);
+    assert_eq!(health.headers["content-type"], "application/health+json");
+    let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+    assert_eq!(body["status"], "healthy");
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["queue backend (memory)", "database", "cache"]);
+    assert_eq!(
+        http_get(&format!("{base}/readyz"), &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        http_get(&format!("{base}/livez"), &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+
+    cache_ok.store(false, Ordering::SeqCst);
+    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+    assert_eq!(
+        (health.status, body["status"].as_str()),
+        (200, Some("degraded"))
+    );
+    assert_eq!(body["degraded"], serde_json::json!(["cache"]));
+    assert_eq!(body["checks"][2]["error"], "switched off by the test");
+    assert_eq!(
+        http_get(&format!("{base}/readyz"), &[])
+            .await
+            .unwrap()
+            .status,
+        200,
+        "degraded still serves"
+    );
+
+    db_ok.store(false, Ordering::SeqCst);
+    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
+    assert_eq!(
+        (health.status, body["status"].as_str()),
+        (503, Some("unhealthy"))
+    );
+    let ready = http_get(&format!("{base}/readyz"), &[]).await.unwrap();
+    assert_eq!(ready.status, 503);
+    assert!(ready.body.contains("database"), "{}", ready.body);
+    assert_eq!(
+        http_get(&format!("{base}/livez"), &[])
+            .await
+            .unwrap()
+            .status,
+        200,
+        "alive all along"
+    );
+
+    running.shutdown().await;
+    assert!(
+        http_get(&format!("{base}/livez"), &[]).await.is_err(),
+        "HTTP stopped with the runtime"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_503_before_http_stops() {
+    let runtime = Runtime::builder()
+        .env_from(|_| None)
+        .http_addr("127.0.0.1:0".parse().unwrap())
+        .readiness_grace(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let running = runtime.start().await.unwrap();
+    let base = format!("http://{}", running.http_addr().unwrap());
+    assert_eq!(
+        http_get(&format!("{base}/readyz"), &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let shutdown = tokio::spawn(running.shutdown());
+    let mut saw_draining = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok(ready) = http_get(&format!("{base}/readyz"), &[]).await else {
+            break;
+        };
+        if ready.status == 503 {
+            assert!(ready.body.contains("draining"), "{}", ready.body);
+            assert_eq!(
+                http_get(&format!("{base}/livez"), &[])
+                    .await
+                    .unwrap()
+                    .status,
+                200
+            );
+            saw_draining = true;
+            break;
+        }
+    }
+    assert!(saw_draining, "readiness said 503 while HTTP still served");
+    let report = shutdown.await.unwrap();
+    let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(steps, ["stop HTTP intake", "drain workers"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
+    let runtime = Runtime::builder()
+        .env_from(|_| None)
+        .http_addr("127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let running = runtime.start_with(app()).await.unwrap();
+    let base = format!("http://{}", running.http_addr().unwrap());
+    let queue = runtime.queue_for(&greet);
+    queue.add(&greet, "ada".into()).await.unwrap();
+    queue.add(&greet, String::new()).await.unwrap();
+    for _ in 0..200 {
+        if queue.counts().await.unwrap().pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for path in ["/users/1", "/users/2", "/boom", "/nowhere"] {
+        http_get(&format!("{base}{path}"), &[]).await.unwrap();
+    }
+    let latency = runtime
+        .metrics()
+        .summary(
+            athyper::observability::SummaryOpts::new("app_lookup_seconds", "Lookup latency.")
+                .labels(&["table"]),
+        )
+        .unwrap();
+    latency.with_label_values(&["users"]).observe(0.012);
+
+    let scrape = http_get(&format!("{base}/metrics"), &[]).await.unwrap();
+    assert_eq!(scrape.status, 200);
+    assert!(
+        scrape.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = scrape.body;
+    for expected in [
+        r#"athyper_jobs_enqueued_total{job="greet",queue="web"} 2"#,
+        r#"athyper_jobs_completed_total{job="greet",queue="web"} 1"#,
+        r#"athyper_jobs_failed_total{job="greet",queue="web"} 1"#,
+        r#"athyper_http_requests_total{method="GET",route="/users/{id}",status="200"} 2"#,
+        r#"athyper_http_requests_total{method="GET",route="/boom",status="500"} 1"#,
+        r#"athyper_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        "athyper_http_request_duration_seconds_bucket",
+        "athyper_http_requests_in_flight",
+        "athyper_job_duration_seconds_bucket",
+        "athyper_job_wait_seconds_bucket",
+        "# TYPE app_lookup_seconds summary",
+        r#"app_lookup_seconds_count{table="users"} 1"#,
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`promtool` is on PATH (apt-get install -y prometheus; .ci/run does it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    running.shutdown().await;
+}
