@@ -2,6 +2,7 @@
 
 use crate::queue::QueueError;
 use crate::registry::RegistryError;
+use crate::resilience::ResilienceError;
 use crate::runtime::RuntimeError;
 
 /// Any error of athyper; each concern's own error converts into it.
@@ -17,4 +18,8 @@ pub enum Error {
     /// From configuring or starting the runtime.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// From configuring a circuit breaker or protection, or collecting
+    /// adapters.
+    #[error(transparent)]
+    Resilience(#[from] ResilienceError),
 }

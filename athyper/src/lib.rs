@@ -20,8 +20,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), athyper::Error> {
-//! let runtime = Runtime::builder().build()?;          // embedded backend unless ATHYPER_REDIS_URL is set
-//! let running = runtime.start()?;                     // a worker per queue, unless ATHYPER_MODE=api
+//! let runtime = Runtime::builder()                    // embedded backend unless ATHYPER_REDIS_URL is set
+//!     .without_http()                                 // no /health, /metrics server in this example
+//!     .build()?;
+//! let running = runtime.start().await?;               // a worker per queue, unless ATHYPER_MODE=api
 //! let emails = runtime.queue_for(&send_email);
 //! emails.add(&send_email, Email { to: "ada@example.com".into() }).await?;
 //! running.shutdown().await;                           // drains within the shutdown deadline
@@ -34,6 +36,7 @@
 //! |---|---|
 //! | [`queue`] | [`Queue`](queue::Queue) (producer), [`Worker`](queue::Worker) (consumer), [`JobContext`](queue::JobContext), the [`Backend`](queue::Backend) trait and the embedded [`MemoryBackend`](queue::MemoryBackend) |
 //! | [`resilience`] | [`Backoff`](resilience::Backoff) schedules with jitter and a cap |
+//! | [`adapter`] (attribute) | protection for an `impl` block's async methods: a [`CircuitBreaker`](resilience::CircuitBreaker) per instance, a [`RetryPolicy`](resilience::RetryPolicy), timeouts, a health check; the same by hand with [`Protected`](resilience::Protected) or as a tower layer |
 //! | [`registry`] | what `#[job]` registers, collected at start-up |
 //! | [`runtime`] | [`Runtime`](runtime::Runtime): configuration from the environment, modes, run until a signal |
 //!
@@ -57,6 +60,9 @@ pub mod __private;
 #[doc = include_str!("docs/job.md")]
 pub use athyper_macros::job;
 
+#[doc = include_str!("docs/adapter.md")]
+pub use athyper_macros::adapter;
+
 pub use crate::error::Error;
 
 /// The names most programs need.
@@ -65,4 +71,5 @@ pub mod prelude {
     pub use crate::queue::{JobContext, JobId, JobOptions, Priority, Queue};
     pub use crate::registry::Job;
     pub use crate::runtime::{Mode, Runtime};
+    pub use crate::{adapter, resilience::AdapterState};
 }

@@ -1,0 +1,418 @@
+//! Log lines: JSON for machines, or human-readable text in a terminal.
+//!
+//! A JSON line looks like this (one line; spread out here):
+//!
+//! ```json
+//! {
+//!   "timestamp": "2026-05-04T10:11:12.345678Z",
+//!   "level": "INFO",
+//!   "target": "shop::signup",
+//!   "message": "user signed up",
+//!   "fields": { "plan": "pro" },
+//!   "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+//!   "span_id": "00f067aa0ba902b7",
+//!   "request_id": "2f1d0c7e-6a55-4d8e-9a43-5b8c1c1f0e21",
+//!   "span": { "name": "http.request", "http.route": "/signup" },
+//!   "spans": [ { "name": "http.request", "http.route": "/signup" } ]
+//! }
+//! ```
+//!
+//! `trace_id` and `span_id` are the OpenTelemetry ids of the current span
+//! (with the `otel` feature; present whether or not traces are exported,
+//! so logs and traces correlate), `request_id` comes from the
+//! [`RequestContext`](crate::observability::RequestContext); each key is
+//! left out when there is no value. `fields` holds the event's other
+//! fields, `span` the innermost span with its fields and `spans` every
+//! span from the root in.
+//!
+//! Only what an event or span records is written: athyper's own spans and
+//! events never record job payloads.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer as _};
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::observability::{context, propagation};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One JSON object per line (see [the module docs](self)).
+    Json,
+    /// Human-readable lines, coloured in a terminal.
+    Pretty,
+}
+
+impl LogFormat {
+    /// Pretty when stdout is a terminal, JSON otherwise (a container, a
+    /// pipe, a file).
+    pub fn detect() -> LogFormat {
+        if std::io::stdout().is_terminal() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        }
+    }
+
+    /// The name `ATHYPER_LOG_FORMAT` takes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Pretty => "pretty",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" => Ok(LogFormat::Pretty),
+            _ => Err("expected one of `json`, `pretty`".to_owned()),
+        }
+    }
+}
+
+/// A [`FormatEvent`] writing each event as one JSON line with the trace
+/// ids and the request id. Pair it with
+/// [`JsonFields`](tracing_subscriber::fmt::format::JsonFields), so that
+/// span fields are kept as JSON:
+///
+/// ```
+/// use athyper::observability::logging::JsonFormat;
+/// use tracing_subscriber::fmt::format::JsonFields;
+/// use tracing_subscriber::prelude::*;
+///
+/// let layer = tracing_subscriber::fmt::layer()
+///     .event_format(JsonFormat::new())
+///     .fmt_fields(JsonFields::new());
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// # let _ = subscriber;
+/// ```
+///
+/// [`telemetry::init`](crate::observability::telemetry::init) installs it
+/// for the JSON format.
+#[derive(Clone, Debug, Default)]
+pub struct JsonFormat {
+    _private: (),
+}
+
+impl JsonFormat {
+    /// The formatter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let line = json_line(ctx, event).map_err(|_| fmt::Error)?;
+        writer.write_str(&line)?;
+        writer.write_char('\n')
+    }
+}
+
+fn json_line<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    event: &Event<'_>,
+) -> Result<String, serde_json::Error>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    let mut fields = EventFields::default();
+    event.record(&mut fields);
+
+    let mut timestamp = String::with_capacity(32);
+    // Formatting into a `String` cannot fail.
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    let mut map = ser.serialize_map(None)?;
+    map.serialize_entry("timestamp", &timestamp)?;
+    map.serialize_entry("level", meta.level().as_str())?;
+    map.serialize_entry(
+        "target",
+        fields.log_target.as_deref().unwrap_or(meta.target()),
+    )?;
+    if let Some(message) = &fields.message {
+        map.serialize_entry("message", message)?;
+    }
+    if !fields.fields.is_empty() {
+        map.serialize_entry("fields", &fields.fields)?;
+    }
+    propagation::with_current_ids(|trace_id, span_id| {
+        map.serialize_entry("trace_id", &Collect(trace_id))?;
+        map.serialize_entry("span_id", &Collect(span_id))
+    })
+    .transpose()?;
+    context::with_current(|cx| map.serialize_entry("request_id", cx.request_id())).transpose()?;
+    if let Some(scope) = ctx.event_scope() {
+        let spans: Vec<Value> = scope
+            .from_root()
+            .map(|span| span_json::<S, N>(&span))
+            .collect();
+        if let Some(leaf) = spans.last() {
+            map.serialize_entry("span", leaf)?;
+        }
+        map.serialize_entry("spans", &spans)?;
+    }
+    map.end()?;
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+/// A span's name and fields. With `JsonFields` the fields are stored as a
+/// JSON object; with another field formatter their text is kept as is.
+fn span_json<S, N>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Value
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let mut object = Map::new();
+    object.insert("name".to_owned(), Value::from(span.name()));
+    let extensions = span.extensions();
+    if let Some(stored) = extensions.get::<FormattedFields<N>>()
+        && !stored.fields.is_empty()
+    {
+        match serde_json::from_str::<Map<String, Value>>(&stored.fields) {
+            Ok(fields) => object.extend(fields),
+            Err(_) => {
+                object.insert("fields".to_owned(), Value::from(stored.fields.as_str()));
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+/// Serialises a `Display` value as a string without an intermediate one.
+struct Collect<'a>(&'a dyn fmt::Display);
+
+impl Serialize for Collect<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// An event's fields: the message apart, `log` crate metadata folded in.
+#[derive(Default)]
+struct EventFields {
+    message: Option<String>,
+    log_target: Option<String>,
+    fields: Map<String, Value>,
+}
+
+impl EventFields {
+    fn put(&mut self, field: &Field, value: Value) {
+        match field.name() {
+            "message" => {
+                self.message = Some(match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                });
+            }
+            // Records bridged from the `log` crate carry their origin as
+            // fields; the target replaces the bridge's own.
+            "log.target" => {
+                if let Value::String(s) = value {
+                    self.log_target = Some(s);
+                }
+            }
+            "log.module_path" | "log.file" | "log.line" => {}
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                self.fields.insert(name.to_owned(), value);
+            }
+        }
+    }
+}
+
+impl Visit for EventFields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::from(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Value::from(value.to_string()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, Value::from(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::fmt::format::JsonFields;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::observability::RequestContext;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    impl Buffer {
+        fn lines(&self) -> Vec<Value> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect()
+        }
+    }
+
+    fn json_layer<S>(buffer: &Buffer) -> impl tracing_subscriber::Layer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        tracing_subscriber::fmt::layer()
+            .event_format(JsonFormat::new())
+            .fmt_fields(JsonFields::new())
+            .with_writer(buffer.clone())
+    }
+
+    #[test]
+    fn parses_formats() {
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!(" Pretty ".parse::<LogFormat>(), Ok(LogFormat::Pretty));
+        assert_eq!(
+            "xml".parse::<LogFormat>(),
+            Err("expected one of `json`, `pretty`".to_owned())
+        );
+    }
+
+    #[test]
+    fn writes_fields_spans_and_the_request_id() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry().with(json_layer(&buffer));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside");
+            let span = tracing::info_span!("outer", route = "/x");
+            let _outer = span.enter();
+            let inner = tracing::info_span!("inner", n = 2);
+            let _inner = inner.enter();
+            RequestContext::new("req-9").sync_scope(|| {
+                tracing::warn!(count = 3, ok = true, who = %"ada", r#type = "t", "hello {}", "world");
+            });
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 2);
+        let outside = &lines[0];
+        assert_eq!(outside["message"], "outside");
+        assert_eq!(outside["level"], "INFO");
+        assert!(outside.get("spans").is_none() && outside.get("request_id").is_none());
+        assert!(outside.get("trace_id").is_none(), "no OpenTelemetry layer");
+
+        let line = &lines[1];
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "hello world");
+        assert_eq!(
+            line["fields"],
+            serde_json::json!({ "count": 3, "ok": true, "who": "ada", "type": "t" })
+        );
+        assert_eq!(line["request_id"], "req-9");
+        assert_eq!(line["span"], serde_json::json!({ "name": "inner", "n": 2 }));
+        assert_eq!(
+            line["spans"],
+            serde_json::json!([{ "name": "outer", "route": "/x" }, { "name": "inner", "n": 2 }])
+        );
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn carries_the_opentelemetry_ids_of_the_current_span() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+        // No exporter: the provider only hands out ids.
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(json_layer(&buffer));
+        let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            tracing::info!("inside");
+            let cx = span.context();
+            let ids = opentelemetry::trace::TraceContextExt::span(&cx)
+                .span_context()
+                .clone();
+            (ids.trace_id().to_string(), ids.span_id().to_string())
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines[0]["trace_id"], trace_id.as_str());
+        assert_eq!(lines[0]["span_id"], span_id.as_str());
+        assert_eq!(trace_id.len(), 32);
+    }
+}
