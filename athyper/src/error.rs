@@ -22,4 +22,7 @@ pub enum Error {
     /// adapters.
     #[error(transparent)]
     Resilience(#[from] ResilienceError),
+    /// From installing logs and traces.
+    #[error(transparent)]
+    Telemetry(#[from] crate::observability::TelemetryError),
 }

@@ -12,6 +12,11 @@
 //! | `athyper_job_duration_seconds` | histogram | `queue`, `job`, `outcome` |
 //! | `athyper_job_wait_seconds` | histogram | `queue`, `job` (due → started) |
 //! | `athyper_queue_jobs` | gauge | `queue`, `state`, `priority` |
+//! | `athyper_breaker_state` | gauge | `adapter`, `state` (`closed`, `open`, `half_open`; 1 for the current one) |
+//! | `athyper_breaker_transitions_total` | counter | `adapter`, `from`, `to` |
+//! | `athyper_adapter_calls_total` | counter | `adapter`, `method`, `outcome` (`success`, `failure`, `ignored`, `timed_out`, `rejected`) |
+//! | `athyper_adapter_call_duration_seconds` | histogram | `adapter`, `method`, `outcome` |
+//! | `athyper_adapter_retries_total` | counter | `adapter`, `method` |
 //! | `athyper_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `athyper_http_request_duration_seconds` | histogram | `method`, `route`, `status` |
 //! | `athyper_http_requests_in_flight` | gauge | `method`, `route` |
@@ -32,6 +37,7 @@ use prometheus::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::observability::resilience_metrics::ResilienceSeries;
 use crate::observability::summary::{Summary, SummaryOpts};
 use crate::queue::{
     JobCounts, JobState, Outcome, Priority, QueueEvents, SharedBackend, SharedEvents,
@@ -57,6 +63,7 @@ struct Inner {
     jobs: JobMetrics,
     pub(crate) http: HttpMetrics,
     depth: QueueDepth,
+    resilience: Arc<ResilienceSeries>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,7 +86,12 @@ pub(crate) struct HttpMetrics {
     pub(crate) in_flight: IntGaugeVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+pub(super) fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid counter");
     registry
         .register(Box::new(c.clone()))
@@ -87,7 +99,12 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     c
 }
 
-fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+pub(super) fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
     let h = HistogramVec::new(opts, labels).expect("a valid histogram");
     registry
@@ -184,6 +201,7 @@ impl Metrics {
                 g
             },
         };
+        let resilience = ResilienceSeries::register(&registry);
         let depth = QueueDepth::new();
         registry
             .register(Box::new(depth.clone()))
@@ -200,6 +218,7 @@ impl Metrics {
                 jobs,
                 http,
                 depth,
+                resilience,
             }),
         }
     }
@@ -230,6 +249,12 @@ impl Metrics {
     /// queues and workers.
     pub fn queue_events(&self) -> SharedEvents {
         Arc::new(self.inner.jobs.clone())
+    }
+
+    /// Shows `breaker`'s current state in `athyper_breaker_state` at once;
+    /// later transitions update it by themselves.
+    pub fn track_breaker(&self, breaker: &crate::resilience::CircuitBreaker) {
+        self.inner.resilience.track(breaker.name(), breaker.state());
     }
 
     pub(crate) fn http(&self) -> &HttpMetrics {

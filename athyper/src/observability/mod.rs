@@ -18,6 +18,8 @@ pub mod logging;
 pub mod metrics;
 pub(crate) mod propagation;
 #[cfg(feature = "metrics")]
+mod resilience_metrics;
+#[cfg(feature = "metrics")]
 mod summary;
 pub mod telemetry;
 

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use super::{Mode, Runtime, RuntimeError, Settings};
 use crate::Error;
+use crate::observability::telemetry::TelemetryGuard;
 use crate::observability::{HealthCheck, HealthRegistry};
 use crate::queue::{Backend, Extensions, MemoryBackend, SharedBackend, WorkerConfig};
 use crate::registry::Registry;
+use crate::resilience::{Adapter, CircuitBreaker, health_check};
+use crate::shutdown::{Deadline, Shutdown, priority};
 
 /// Where the operational endpoints listen unless told otherwise.
 pub const DEFAULT_HTTP_ADDR: SocketAddr =
@@ -33,8 +36,13 @@ pub struct RuntimeBuilder {
     http_addr: Option<Option<SocketAddr>>,
     readiness_grace: Duration,
     checks: Vec<HealthCheck>,
+    hooks: Vec<PendingHook>,
+    breakers: Vec<CircuitBreaker>,
     env: EnvLookup,
 }
+
+/// A shutdown step given to the builder, registered when it builds.
+type PendingHook = Box<dyn FnOnce(&Shutdown) + Send>;
 
 impl fmt::Debug for RuntimeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,6 +146,62 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Attaches an adapter instance: its health check joins the registry
+    /// (required or optional as its `#[adapter]` says), its breaker shows
+    /// in `athyper_breaker_state` from the start, and at shutdown, after
+    /// the workers have drained ([`priority::CLOSE_ADAPTERS`]), its
+    /// breaker is forced open so that nothing calls the dependency any
+    /// more, and the runtime lets go of the instance.
+    pub fn adapter<A: Adapter + Send + Sync + 'static>(mut self, adapter: Arc<A>) -> Self {
+        self.checks.push(health_check(adapter.clone()));
+        self.breakers.extend(adapter.breaker().cloned());
+        let name = A::descriptor().name;
+        self.hooks.push(Box::new(move |shutdown: &Shutdown| {
+            shutdown.register(
+                format!("close adapter {name}"),
+                priority::CLOSE_ADAPTERS,
+                move |_deadline: Deadline| async move {
+                    if let Some(breaker) = adapter.breaker() {
+                        breaker.force_open();
+                    }
+                    drop(adapter);
+                },
+            );
+        }));
+        self
+    }
+
+    /// Adds a shutdown step: steps run by `priority`, lower first (see
+    /// [`priority`] for the runtime's own), each told the overall
+    /// deadline.
+    pub fn on_shutdown<F, Fut>(mut self, name: impl Into<String>, priority: i32, step: F) -> Self
+    where
+        F: FnOnce(Deadline) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let name = name.into();
+        self.hooks.push(Box::new(move |shutdown: &Shutdown| {
+            shutdown.register(name, priority, step);
+        }));
+        self
+    }
+
+    /// Flushes and stops `telemetry` as the last shutdown step
+    /// ([`priority::FLUSH_TELEMETRY`]), so that the spans of the shutdown
+    /// itself are exported.
+    pub fn telemetry(self, telemetry: TelemetryGuard) -> Self {
+        self.on_shutdown(
+            "flush telemetry",
+            priority::FLUSH_TELEMETRY,
+            move |deadline: Deadline| async move {
+                let within = deadline.remaining().max(Duration::from_millis(100));
+                if let Err(error) = telemetry.shutdown_within(within).await {
+                    tracing::warn!(%error, "flushing telemetry failed");
+                }
+            },
+        )
+    }
+
     /// Reads settings through `lookup` instead of the process environment.
     pub fn env_from(
         mut self,
@@ -217,6 +281,10 @@ impl RuntimeBuilder {
         for check in self.checks {
             health.register(check);
         }
+        let shutdown = Shutdown::new(shutdown_timeout);
+        for hook in self.hooks {
+            hook(&shutdown);
+        }
         Ok(Runtime::assemble(Settings {
             mode,
             backend,
@@ -229,6 +297,8 @@ impl RuntimeBuilder {
             http_addr,
             readiness_grace: self.readiness_grace,
             health,
+            shutdown,
+            breakers: self.breakers,
         }))
     }
 }
@@ -307,6 +377,8 @@ impl RuntimeBuilder {
             http_addr: None,
             readiness_grace: Duration::ZERO,
             checks: Vec::new(),
+            hooks: Vec::new(),
+            breakers: Vec::new(),
             env: Box::new(|var| std::env::var(var).ok()),
         }
     }

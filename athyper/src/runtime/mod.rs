@@ -127,6 +127,9 @@ pub(crate) struct Settings {
     pub(crate) http_addr: Option<SocketAddr>,
     pub(crate) readiness_grace: Duration,
     pub(crate) health: HealthRegistry,
+    pub(crate) shutdown: Shutdown,
+    /// The attached adapters' breakers.
+    pub(crate) breakers: Vec<crate::resilience::CircuitBreaker>,
 }
 
 /// A configured runtime: the backend, the handlers, health, metrics and
@@ -168,6 +171,10 @@ impl Runtime {
     fn assemble(settings: Settings) -> Runtime {
         #[cfg(feature = "metrics")]
         let metrics = crate::observability::Metrics::new();
+        #[cfg(feature = "metrics")]
+        for breaker in &settings.breakers {
+            metrics.track_breaker(breaker);
+        }
         #[cfg(feature = "metrics")]
         let events = metrics.queue_events();
         #[cfg(not(feature = "metrics"))]
@@ -237,9 +244,12 @@ impl Runtime {
         )
     }
 
-    /// `app` with the runtime's HTTP instrumentation: per-route request
+    /// `app` with the runtime's HTTP instrumentation: a server span per
+    /// request continuing an incoming `traceparent`, the request context
+    /// (`x-request-id`, trace ids) for logs and jobs, and per-route request
     /// metrics.
     pub fn instrument(&self, app: Router) -> Router {
+        let app = app.layer(crate::observability::RequestContextLayer::new());
         #[cfg(feature = "metrics")]
         let app = app.layer(crate::observability::HttpMetricsLayer::new(
             &self.inner.metrics,
@@ -256,7 +266,7 @@ impl Runtime {
     /// operational endpoints; returns at once.
     pub async fn start_with(&self, app: Router) -> Result<Running, Error> {
         let s = &self.inner.settings;
-        let shutdown = Shutdown::new(s.shutdown_timeout);
+        let shutdown = s.shutdown.clone();
 
         let mut workers = Vec::new();
         if s.mode.runs_workers() {
