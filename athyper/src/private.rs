@@ -37,13 +37,43 @@ where
     Box::pin(async move {
         let payload: P = serde_json::from_str(&payload).map_err(|e| JobFailure::Decode {
             job: ctx.name().to_owned(),
-            error: e.to_string(),
+            error: redacted(&e),
         })?;
         handler(ctx, payload)
             .await
             .into_job_result()
             .map_err(JobFailure::Handler)
     })
+}
+
+/// A decode error's text without the payload's values: serde quotes the
+/// value it did not expect (`invalid type: string "4111…", expected u32`),
+/// and the text is logged and kept with the job. What was expected, field
+/// names and the position stay.
+fn redacted(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let Some(rest) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix).map(|rest| (*prefix, rest)))
+    else {
+        return text;
+    };
+    let (prefix, rest) = rest;
+    // `<kind> <value>, expected <what> at line L column C`
+    let Some((unexpected, expected)) = rest.split_once(", expected ") else {
+        return format!(
+            "{}at line {} column {}",
+            prefix,
+            error.line(),
+            error.column()
+        );
+    };
+    let kind = unexpected
+        .split(['"', '`'])
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    format!("{prefix}{kind}, expected {expected}")
 }
 
 /// What a handler may return: `Result<(), E>` with `E: Display`.
@@ -290,7 +320,40 @@ mod tests {
         assert!(!err.is_retryable());
         assert_eq!(
             err.to_string(),
-            "payload of job `echo` does not decode: invalid type: string \"seven\", expected u32 at line 1 column 7"
+            "payload of job `echo` does not decode: invalid type: string, expected u32 at line 1 column 7"
         );
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted;
+
+    fn error<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str) -> String {
+        redacted(&serde_json::from_str::<T>(json).unwrap_err())
+    }
+
+    #[test]
+    fn decode_errors_keep_what_was_expected_but_not_the_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Card {
+            number: u64,
+            holder: String,
+        }
+        let wrong_type = error::<Card>(r#"{"number":"4111-1111-1111-1111","holder":"A"}"#);
+        assert_eq!(
+            wrong_type,
+            "invalid type: string, expected u64 at line 1 column 31"
+        );
+        let negative = error::<u8>("-7");
+        assert_eq!(
+            negative,
+            "invalid value: integer, expected u8 at line 1 column 2"
+        );
+        let missing = error::<Card>(r#"{"number":4111}"#);
+        assert_eq!(missing, "missing field `holder` at line 1 column 15");
+        let syntax = error::<Card>("{not json");
+        assert_eq!(syntax, "key must be a string at line 1 column 2");
     }
 }

@@ -86,11 +86,19 @@ pub(crate) fn consumer_span(queue: &str, job: &JobInfo) -> tracing::Span {
         job.name = %job.name,
         job.attempt = job.attempt(),
         request_id = job.trace.request_id.as_deref(),
+        otel.status_code = tracing::field::Empty,
+        otel.status_message = tracing::field::Empty,
     );
     if !span.is_disabled() {
         otel::follow_producer(&span, job);
     }
     span
+}
+
+/// Marks an attempt's span as failed, with the reason.
+pub(crate) fn record_error(span: &tracing::Span, error: &dyn fmt::Display) {
+    span.record("otel.status_code", "error");
+    span.record("otel.status_message", tracing::field::display(error));
 }
 
 /// Runs an attempt inside the request context the job was added in.

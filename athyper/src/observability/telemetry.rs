@@ -433,6 +433,14 @@ impl TelemetryConfig {
         self.log_format.unwrap_or_else(LogFormat::detect)
     }
 
+    /// An endpoint given in code is checked as the environment's are.
+    fn check_endpoint(&self) -> Result<(), TelemetryError> {
+        match &self.endpoint {
+            Some(Endpoint::Base(url) | Endpoint::Traces(url)) => check_url(url, "otlp_endpoint"),
+            None => Ok(()),
+        }
+    }
+
     fn filter(&self) -> Result<EnvFilter, TelemetryError> {
         match &self.log_filter {
             Some((directives, setting)) => parse_filter(directives, setting),
@@ -542,6 +550,7 @@ fn parse_sampler(name: &str, arg: Option<&str>) -> Result<SamplerConfig, Telemet
 /// before the process exits so that buffered spans are exported (the
 /// runtime does this at [`FLUSH_TELEMETRY`](crate::shutdown::priority::FLUSH_TELEMETRY)).
 pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+    config.check_endpoint()?;
     let filter = config.filter()?;
     let format = config.resolved_log_format();
 
@@ -553,11 +562,20 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     };
     #[cfg(feature = "otel")]
     let otel_layer = pipeline.as_ref().map(|p| {
+        use tracing_subscriber::Layer as _;
+        /// Where the worker loop's span is made.
+        const WORKER_TARGET: &str = "athyper::queue::worker";
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer())
             // busy/idle times are not OpenTelemetry attributes, and cost
             // two clock reads per poll.
             .with_tracked_inactivity(false)
+            // A worker's loop lives as long as the process: as a span it
+            // would be one endless trace that every loop log line joins.
+            // Its lines keep the span's fields in the logs, without ids.
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                !(meta.is_span() && meta.name() == "worker" && meta.target() == WORKER_TARGET)
+            }))
     });
     #[cfg(not(feature = "otel"))]
     let otel_layer: Option<tracing_subscriber::layer::Identity> = None;
@@ -1097,6 +1115,16 @@ mod tests {
                 .starts_with("invalid RUST_LOG `info,my_crate=loud`: "),
             "{}",
             err(&[("RUST_LOG", "info,my_crate=loud")])
+        );
+    }
+
+    #[test]
+    fn init_rejects_an_endpoint_without_a_scheme() {
+        // Checked before anything is installed.
+        let err = init(TelemetryConfig::default().otlp_endpoint("collector:4318")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid otlp_endpoint `collector:4318`: expected an http:// or https:// URL such as `http://127.0.0.1:4318`"
         );
     }
 

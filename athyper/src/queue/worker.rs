@@ -312,9 +312,8 @@ struct Done {
     elapsed: Duration,
     id: JobId,
     name: &'static str,
-    attempt: u32,
-    max_attempts: u32,
-    backoff: Backoff,
+    /// When a failed attempt runs again; `None` once it has failed for good.
+    retry_in: Option<Duration>,
     outcome: Result<(), JobFailure>,
 }
 
@@ -560,33 +559,20 @@ impl Loop {
         let queue = &self.shared.queue;
         let ack = match done.outcome {
             Ok(()) => {
-                tracing::debug!(job.id = %done.id, job.name = done.name, "job completed");
                 events.finished(queue, done.name, done.elapsed, Outcome::Completed);
                 Ack::Completed { id: done.id }
             }
             Err(failure) => {
-                let retry_in = (failure.is_retryable() && done.attempt < done.max_attempts)
-                    .then(|| done.backoff.delay(done.attempt));
-                let outcome = if retry_in.is_some() {
+                let outcome = if done.retry_in.is_some() {
                     Outcome::Retried
                 } else {
                     Outcome::Failed
                 };
                 events.finished(queue, done.name, done.elapsed, outcome);
-                match retry_in {
-                    Some(delay) => tracing::warn!(
-                        job.id = %done.id, job.name = done.name, attempt = done.attempt,
-                        error = %failure, retry_in = ?delay, "job attempt failed; retry scheduled"
-                    ),
-                    None => tracing::error!(
-                        job.id = %done.id, job.name = done.name, attempt = done.attempt,
-                        error = %failure, "job failed"
-                    ),
-                }
                 Ack::Failed {
                     id: done.id,
                     error: failure.to_string(),
-                    retry_in,
+                    retry_in: done.retry_in,
                 }
             }
         };
@@ -636,14 +622,32 @@ async fn run_attempt(
         None => run.await,
     };
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
+    // Logged here, inside the attempt's span and request context, so that
+    // the outcome's line carries the trace and request ids of the job.
+    let retry_in = match &outcome {
+        Ok(()) => {
+            tracing::debug!("job completed");
+            None
+        }
+        Err(failure) => {
+            propagation::record_error(&tracing::Span::current(), failure);
+            let retry_in = (failure.is_retryable() && attempt < job.max_attempts)
+                .then(|| job.backoff.delay(attempt));
+            match retry_in {
+                Some(delay) => tracing::warn!(
+                    error = %failure, retry_in = ?delay, "job attempt failed; retry scheduled"
+                ),
+                None => tracing::error!(error = %failure, "job failed"),
+            }
+            retry_in
+        }
+    };
     Done {
         slot,
         elapsed: started.elapsed(),
         id: job.id,
         name: descriptor.name,
-        attempt,
-        max_attempts: job.max_attempts,
-        backoff: job.backoff,
+        retry_in,
         outcome,
     }
 }
