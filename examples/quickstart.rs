@@ -12,6 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use athyper::observability::telemetry::{self, TelemetryConfig};
 use athyper::prelude::*;
 use athyper::queue::JobState;
 use serde::{Deserialize, Serialize};
@@ -80,22 +81,18 @@ async fn sync_stock(ctx: JobContext, sku: String) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,athyper=info".into()),
-        )
-        .with_target(false)
-        .init();
+    let _telemetry = telemetry::init(TelemetryConfig::from_env()?)?;
 
     let log = RunLog {
         started: Instant::now(),
         entries: Arc::default(),
     };
     // One attempt at a time, so the order below is the queue's order.
+    // No HTTP endpoints here: examples/service.rs shows them.
     let runtime = Runtime::builder()
         .concurrency(1)
         .data(log.clone())
+        .without_http()
         .build()?;
     let queue = runtime.queue_for(&send_email);
 
