@@ -223,7 +223,7 @@ fn sigterm_drains_running_jobs_in_step_order_and_releases_the_rest() {
 
     // Redis holds every order: three completed, the long one back in
     // waiting for the next worker, none failed.
-    let states: HashMap<String, JobState> = block_on(async {
+    let states: HashMap<String, (JobState, u32, usize)> = block_on(async {
         let backend = RedisBackend::connect(RedisConfig::new(redis.url()))
             .await
             .unwrap();
@@ -235,14 +235,15 @@ fn sigterm_drains_running_jobs_in_step_order_and_releases_the_rest() {
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("job {id} is gone"));
-            states.insert(id.clone(), job.state);
+            states.insert(id.clone(), (job.state, job.attempts_made, job.errors.len()));
         }
         states
     });
     for id in &ids[..3] {
-        assert_eq!(states[id], JobState::Completed, "{states:?}");
+        assert_eq!(states[id], (JobState::Completed, 1, 0), "{states:?}");
     }
-    assert_eq!(states[&ids[3]], JobState::Waiting, "{states:?}");
+    // Interrupted by the shutdown, not failed: no attempt spent.
+    assert_eq!(states[&ids[3]], (JobState::Waiting, 0, 0), "{states:?}");
 }
 
 #[test]

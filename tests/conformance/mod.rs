@@ -74,6 +74,7 @@ macro_rules! suite {
             worker_runs_delayed_job_when_due,
             drain_lets_running_jobs_finish,
             drain_deadline_puts_jobs_back,
+            shutdown_interruption_spends_no_attempt,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
         );
@@ -344,6 +345,19 @@ async fn slow(ctx: JobContext, ms: u64) -> Result<(), String> {
     probe.watch_cancellation(&ctx);
     if probe.run_of(ctx.id()) == 1 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    probe.log(format!("finished {}", ctx.id()));
+    Ok(())
+}
+
+/// Works until its cancellation token fires, then gives up with an error,
+/// as a well-behaved handler does; later runs finish at once.
+#[job(queue = "conformance", retry = "none")]
+async fn cooperative(ctx: JobContext, _n: u32) -> Result<(), String> {
+    let probe = probe(&ctx);
+    if probe.run_of(ctx.id()) == 1 {
+        ctx.cancellation().cancelled().await;
+        return Err("stopped: shutting down".to_owned());
     }
     probe.log(format!("finished {}", ctx.id()));
     Ok(())
@@ -1320,6 +1334,29 @@ pub async fn drain_deadline_puts_jobs_back(backend: SharedBackend) {
     .await;
 
     // Another worker takes it at once and finishes it.
+    let worker = start_worker(&backend, &probe, 2);
+    wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), [format!("finished {id}")]);
+}
+
+pub async fn shutdown_interruption_spends_no_attempt(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    // Its only attempt: failing it would fail the job for good.
+    let id = q.add(&cooperative, 1).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    let report = worker.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(report.released, std::slice::from_ref(&id));
+    assert_eq!(report.finished, 0);
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!(
+        (info.state, info.attempts_made, info.errors.len()),
+        (JobState::Waiting, 0, 0),
+        "a handler stopped by the shutdown is put back, not failed"
+    );
+
     let worker = start_worker(&backend, &probe, 2);
     wait_for_state(&backend, &id, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;

@@ -6,7 +6,7 @@
 //! protection. Generated code reaches the runtime only through
 //! `<crate>::__private` and core only through `::core`.
 
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -16,6 +16,7 @@ use syn::{
 };
 
 use super::model::{Adapter, Breaker, Health, Retry, type_text};
+use crate::common::respan;
 
 pub(crate) fn expand(adapter: Adapter) -> TokenStream {
     let Adapter {
@@ -335,22 +336,6 @@ fn duration(private: &TokenStream, d: std::time::Duration) -> TokenStream {
     // The model only accepts whole milliseconds that fit in a `u64`.
     let millis = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     quote!(#private::Duration::from_millis(#millis))
-}
-
-/// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let TokenTree::Group(group) = &tree {
-                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
-                inner.set_span(span);
-                tree = TokenTree::Group(inner);
-            }
-            tree.set_span(span);
-            tree
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod errors;
 mod names;
 mod setting;
 mod suggest;
+mod tokens;
 mod values;
 
 pub(crate) use self::duration::parse_duration;
@@ -15,7 +16,8 @@ pub(crate) use self::errors::Errors;
 pub(crate) use self::names::{NameKind, validate_name};
 pub(crate) use self::setting::Setting;
 pub(crate) use self::suggest::{did_you_mean, one_of};
+pub(crate) use self::tokens::respan;
 pub(crate) use self::values::{
     Value, count, crate_path, flag, idents, integer, key_name, number, parse_nested, parse_options,
-    positive_duration, rate, report, string,
+    positive_duration, rate, report, string, wrong_expr,
 };

@@ -199,6 +199,11 @@ pub(crate) fn wrong_form(
         }
         Value::Expr(expr) => expr,
     };
+    wrong_expr(key, expected, example, expr)
+}
+
+/// The message for an expression of the wrong form, spanned at it.
+pub(crate) fn wrong_expr(key: &str, expected: &str, example: &str, expr: &Expr) -> syn::Error {
     let found_what = match expr {
         Expr::Lit(ExprLit { lit, .. }) => match lit {
             Lit::Str(_) => "a string",

@@ -6,9 +6,9 @@
 use proc_macro2::TokenTree;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
+use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token};
 
-use crate::common::{Errors, Setting, one_of};
+use crate::common::{Errors, Setting, one_of, wrong_expr};
 
 /// Every option, in the order messages list them.
 pub(crate) const KEYS: [&str; 11] = [
@@ -158,7 +158,7 @@ fn string(key: &str, value: Expr) -> syn::Result<LitStr> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => Ok(lit),
-        other => Err(wrong_form(key, "a string", example(key), &other)),
+        other => Err(wrong_expr(key, "a string", example(key), &other)),
     }
 }
 
@@ -171,43 +171,10 @@ fn integer(key: &str, value: &Expr) -> syn::Result<LitInt> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) if lit.value().trim().parse::<u32>().is_ok() => {
-            Err(wrong_form(key, "an integer", lit.value().trim(), value))
+            Err(wrong_expr(key, "an integer", lit.value().trim(), value))
         }
-        _ => Err(wrong_form(key, "an integer", example(key), value)),
+        _ => Err(wrong_expr(key, "an integer", example(key), value)),
     }
-}
-
-fn wrong_form(key: &str, expected: &str, example: &str, found: &Expr) -> syn::Error {
-    let found_what = match found {
-        Expr::Lit(ExprLit { lit, .. }) => match lit {
-            Lit::Str(_) => "a string",
-            Lit::Int(_) => "an integer",
-            Lit::Float(_) => "a float",
-            Lit::Bool(_) => "a boolean",
-            Lit::Char(_) => "a character",
-            Lit::Byte(_) => "a byte",
-            Lit::ByteStr(_) | Lit::CStr(_) => "a byte string",
-            _ => "this literal",
-        },
-        Expr::Unary(ExprUnary {
-            op: UnOp::Neg(_), ..
-        }) => "a negative number",
-        // A constant or an expression: the macro sees only tokens, so it
-        // cannot know their values.
-        Expr::Path(_) => {
-            return syn::Error::new_spanned(
-                found,
-                format!(
-                    "option `{key}` takes {expected} literal: the macro reads it at compile time, so constants cannot be used; write `{key} = {example}`"
-                ),
-            );
-        }
-        _ => "an expression",
-    };
-    syn::Error::new_spanned(
-        found,
-        format!("option `{key}` takes {expected}, not {found_what}; write `{key} = {example}`"),
-    )
 }
 
 /// Moves past the rest of a broken option so that the next one still gets

@@ -5,13 +5,14 @@
 //! core only through `::core`, so that names in the user's scope (a local
 //! `Result`, a module called `core`) cannot change what it means.
 
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Visibility};
 
 use super::model::{BackoffKind, Handler, Jitter, Job, Options, Priority};
+use crate::common::respan;
 
 pub(crate) fn expand(job: Job) -> TokenStream {
     let Job {
@@ -206,22 +207,6 @@ fn defaults(private: &TokenStream, options: &Options) -> TokenStream {
         calls.push(quote!(with_concurrency(#n)));
     }
     quote!(#private::JobDefaults::DEFAULT #(.#calls)*)
-}
-
-/// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let TokenTree::Group(group) = &tree {
-                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
-                inner.set_span(span);
-                tree = TokenTree::Group(inner);
-            }
-            tree.set_span(span);
-            tree
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -314,6 +314,9 @@ struct Done {
     name: &'static str,
     /// When a failed attempt runs again; `None` once it has failed for good.
     retry_in: Option<Duration>,
+    /// The handler gave up because the worker is shutting down: the job is
+    /// put back with its lease, without spending an attempt.
+    interrupted: bool,
     outcome: Result<(), JobFailure>,
 }
 
@@ -549,11 +552,16 @@ impl Loop {
         };
         self.slots[done.slot] = None;
         self.free_slots.push(done.slot);
-        if draining {
-            self.finished_while_draining += 1;
-        }
         if let Some(count) = self.per_handler.get_mut(done.name) {
             *count -= 1;
+        }
+        if done.interrupted {
+            // No ack: the job stays under the lease and `release` puts it
+            // back when the loop ends.
+            return;
+        }
+        if draining {
+            self.finished_while_draining += 1;
         }
         let events = &self.shared.events;
         let queue = &self.shared.queue;
@@ -624,9 +632,16 @@ async fn run_attempt(
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
     // Logged here, inside the attempt's span and request context, so that
     // the outcome's line carries the trace and request ids of the job.
+    // Only a shutdown cancels the token without a timeout.
+    let interrupted = cancel.is_cancelled()
+        && matches!(&outcome, Err(failure) if !matches!(failure, JobFailure::Timeout(_)));
     let retry_in = match &outcome {
         Ok(()) => {
             tracing::debug!("job completed");
+            None
+        }
+        Err(failure) if interrupted => {
+            tracing::warn!(error = %failure, "job attempt stopped by the shutdown; the job is put back");
             None
         }
         Err(failure) => {
@@ -648,6 +663,7 @@ async fn run_attempt(
         id: job.id,
         name: descriptor.name,
         retry_in,
+        interrupted,
         outcome,
     }
 }

@@ -1,0 +1,20 @@
+//! Token helpers shared by the expansions.
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+
+/// `tokens` with every span set to `span`, so that an error about them
+/// points there.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            }
+            tree.set_span(span);
+            tree
+        })
+        .collect()
+}
