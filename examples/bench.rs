@@ -519,11 +519,17 @@ async fn redis_bench(url: &str, scale: f64, only: &[String]) -> Result<(), BoxEr
         let queue = Queue::new(connect(url).await?, QUEUE)?;
         queue.add(&noop, 0).await?; // loads the script before timing
         let s0 = admin.snap().await?;
-        let started = Instant::now();
-        for i in 0..jobs {
-            queue.add(&noop, i as u32).await?;
-        }
-        let took = started.elapsed();
+        // Awaited one by one from a spawned task, as a request handler of
+        // an API adds its job: `main`'s own future runs outside the
+        // runtime's worker threads, so every reply would cross threads.
+        let took = tokio::spawn(async move {
+            let started = Instant::now();
+            for i in 0..jobs {
+                queue.add(&noop, i as u32).await?;
+            }
+            Ok::<_, athyper::queue::QueueError>(started.elapsed())
+        })
+        .await??;
         let s1 = admin.snap().await?;
         let r = rate(jobs, took);
         eprintln!(
