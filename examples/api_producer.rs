@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use athyper::prelude::*;
 use athyper::queue::JobState;
+use tracing::Instrument;
 
 use crate::jobs::{Charge, Email, Thumbnail, charge_card, make_thumbnail, send_email};
 
@@ -29,11 +30,14 @@ const THUMBNAILS: usize = 20;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    jobs::init_logging();
+    let telemetry = jobs::init_telemetry()?;
     jobs::redis_url_or_exit("api_producer");
 
     // `Mode::Api` runs no workers: this process only adds and inspects.
-    let runtime = Runtime::builder().mode(Mode::Api).build()?;
+    let runtime = Runtime::builder()
+        .mode(Mode::Api)
+        .telemetry(telemetry)
+        .build()?;
     let queue = runtime.queue_for(&send_email);
     let mut ids = Vec::new();
 
@@ -61,12 +65,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = JobOptions::new().delay(Duration::from_secs(1));
     ids.push(queue.add_with(&send_email, reminder, options).await?);
 
+    // Each checkout is a span: its trace id travels with the job through
+    // Redis, and the worker's lines for the charge's first attempt carry it.
     for order in [1042, 1043] {
         let charge = Charge {
             order,
             cents: 4_999,
         };
-        ids.push(queue.add(&charge_card, charge).await?);
+        let checkout = tracing::info_span!("checkout", order);
+        let id = queue
+            .add(&charge_card, charge)
+            .instrument(checkout.clone())
+            .await?;
+        checkout.in_scope(|| tracing::info!(job_id = %id, "charge enqueued"));
+        ids.push(id);
     }
 
     let thumbnails = (1..=THUMBNAILS).map(|i| Thumbnail {

@@ -21,12 +21,15 @@ use athyper::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    jobs::init_logging();
+    let telemetry = jobs::init_telemetry()?;
     jobs::redis_url_or_exit("redis_worker");
 
     // `Mode::Worker` runs a worker for every queue with a handler and
     // serves no producers; the backend comes from ATHYPER_REDIS_URL.
-    let runtime = Runtime::builder().mode(Mode::Worker).build()?;
+    let runtime = Runtime::builder()
+        .mode(Mode::Worker)
+        .telemetry(telemetry)
+        .build()?;
     let handlers: Vec<_> = runtime.registry().jobs().iter().map(|j| j.name).collect();
     tracing::info!(?handlers, "worker ready; stop it with Ctrl-C or SIGTERM");
 

@@ -101,6 +101,33 @@ fn producer_jobs_complete_on_the_worker_which_stops_on_sigterm() {
         "no retry in the worker's output:\n{worker_output}"
     );
 
+    // The trace crossed processes through Redis: the worker's line for each
+    // charge's first attempt carries the producer's checkout trace id.
+    let json = |lines: Vec<String>| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let produced = json(output.clone());
+    let consumed = json(worker.output());
+    let checkouts: Vec<&serde_json::Value> = produced
+        .iter()
+        .filter(|l| l["message"] == "charge enqueued")
+        .collect();
+    assert_eq!(checkouts.len(), 2, "{shown}");
+    for checkout in checkouts {
+        let trace = checkout["trace_id"].as_str().expect("a trace id");
+        let job = checkout["fields"]["job_id"].as_str().expect("a job id");
+        let attempt = consumed
+            .iter()
+            .find(|l| {
+                l["message"] == "job attempt failed; retry scheduled" && l["span"]["job.id"] == job
+            })
+            .unwrap_or_else(|| panic!("no failed first attempt of job {job}:\n{worker_output}"));
+        assert_eq!(attempt["trace_id"], trace, "{attempt}");
+    }
+
     worker.signal("TERM");
     let (status, output) = worker.wait(SHUTDOWN_TIMEOUT);
     let shown = output.join("\n");

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use athyper::observability::telemetry::{self, TelemetryConfig, TelemetryError, TelemetryGuard};
 use athyper::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -64,18 +65,13 @@ pub async fn charge_card(ctx: JobContext, charge: Charge) -> Result<(), String> 
     Ok(())
 }
 
-/// Sets up logging: `RUST_LOG` if set, else `info`; colours only on a
-/// terminal.
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs and traces as every athyper service sets them up: JSON lines
+/// unless on a terminal, `RUST_LOG` filtering, OTLP export when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Jobs carry their producer's trace
+/// context through Redis, so the worker's lines for a job show the trace id
+/// of the producer's that added it.
+pub fn init_telemetry() -> Result<TelemetryGuard, TelemetryError> {
+    telemetry::init(TelemetryConfig::from_env()?)
 }
 
 /// The Redis URL, or a message saying how to set it and exit code 2.
