@@ -254,3 +254,57 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_makes_the_service_unready_until_it_is_back() {
+    let mut redis = athyper_integration::RedisServer::start();
+    let url = redis.url();
+    let runtime = Runtime::builder()
+        .env_from(move |var| (var == "ATHYPER_REDIS_URL").then(|| url.clone()))
+        .mode(Mode::Api)
+        .http_addr("127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let running = runtime.start().await.unwrap();
+    let base = format!("http://{}", running.http_addr().unwrap());
+    let status = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move { http_get(&url, &[]).await.unwrap() }
+    };
+    let eventually = |path: &'static str, want: u16| {
+        let status = &status;
+        async move {
+            let give_up = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let answer = status(path).await;
+                if answer.status == want {
+                    return answer;
+                }
+                assert!(
+                    std::time::Instant::now() < give_up,
+                    "{path} stayed {}: {}",
+                    answer.status,
+                    answer.body
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    eventually("/readyz", 200).await;
+
+    redis.kill();
+    let health = eventually("/health", 503).await;
+    assert!(
+        health
+            .body
+            .contains(r#""name":"queue backend (redis)","importance":"required","status":"fail""#),
+        "{}",
+        health.body
+    );
+    assert_eq!(status("/readyz").await.status, 503);
+    assert_eq!(status("/livez").await.status, 200, "alive, only not ready");
+
+    redis.restart();
+    eventually("/readyz", 200).await;
+    running.shutdown().await;
+}
