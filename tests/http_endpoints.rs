@@ -38,6 +38,11 @@ fn toggle() -> (
     (ok, check)
 }
 
+/// `GET base + path`; fails the test if nothing answers.
+async fn fetch(base: &str, path: &str) -> athyper_integration::HttpAnswer {
+    http_get(&format!("{base}{path}"), &[]).await.unwrap()
+}
+
 fn app() -> Router {
     Router::new()
         .route("/users/{id}", get(|| async { "user" }))
@@ -61,7 +66,7 @@ async fn health_follows_required_and_optional_checks() {
     let running = runtime.start_with(app()).await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
 
-    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    let health = fetch(&base, "/health").await;
     assert_eq!(health.status, 200);
     assert_eq!(health.headers["content-type"], "application/health+json");
     let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
@@ -73,23 +78,11 @@ async fn health_follows_required_and_optional_checks() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["queue backend (memory)", "database", "cache"]);
-    assert_eq!(
-        http_get(&format!("{base}/readyz"), &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
-    assert_eq!(
-        http_get(&format!("{base}/livez"), &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(fetch(&base, "/readyz").await.status, 200);
+    assert_eq!(fetch(&base, "/livez").await.status, 200);
 
     cache_ok.store(false, Ordering::SeqCst);
-    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    let health = fetch(&base, "/health").await;
     let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
     assert_eq!(
         (health.status, body["status"].as_str()),
@@ -98,32 +91,22 @@ async fn health_follows_required_and_optional_checks() {
     assert_eq!(body["degraded"], serde_json::json!(["cache"]));
     assert_eq!(body["checks"][2]["error"], "switched off by the test");
     assert_eq!(
-        http_get(&format!("{base}/readyz"), &[])
-            .await
-            .unwrap()
-            .status,
+        fetch(&base, "/readyz").await.status,
         200,
         "degraded still serves"
     );
 
     db_ok.store(false, Ordering::SeqCst);
-    let health = http_get(&format!("{base}/health"), &[]).await.unwrap();
+    let health = fetch(&base, "/health").await;
     let body: serde_json::Value = serde_json::from_str(&health.body).unwrap();
     assert_eq!(
         (health.status, body["status"].as_str()),
         (503, Some("unhealthy"))
     );
-    let ready = http_get(&format!("{base}/readyz"), &[]).await.unwrap();
+    let ready = fetch(&base, "/readyz").await;
     assert_eq!(ready.status, 503);
     assert!(ready.body.contains("database"), "{}", ready.body);
-    assert_eq!(
-        http_get(&format!("{base}/livez"), &[])
-            .await
-            .unwrap()
-            .status,
-        200,
-        "alive all along"
-    );
+    assert_eq!(fetch(&base, "/livez").await.status, 200, "alive all along");
 
     running.shutdown().await;
     assert!(
@@ -142,13 +125,7 @@ async fn readiness_turns_503_before_http_stops() {
         .unwrap();
     let running = runtime.start().await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
-    assert_eq!(
-        http_get(&format!("{base}/readyz"), &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(fetch(&base, "/readyz").await.status, 200);
     let shutdown = tokio::spawn(running.shutdown());
     let mut saw_draining = false;
     for _ in 0..50 {
@@ -158,13 +135,7 @@ async fn readiness_turns_503_before_http_stops() {
         };
         if ready.status == 503 {
             assert!(ready.body.contains("draining"), "{}", ready.body);
-            assert_eq!(
-                http_get(&format!("{base}/livez"), &[])
-                    .await
-                    .unwrap()
-                    .status,
-                200
-            );
+            assert_eq!(fetch(&base, "/livez").await.status, 200);
             saw_draining = true;
             break;
         }
@@ -194,7 +165,7 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for path in ["/users/1", "/users/2", "/boom", "/nowhere"] {
-        http_get(&format!("{base}{path}"), &[]).await.unwrap();
+        fetch(&base, path).await;
     }
     let latency = runtime
         .metrics()
@@ -205,7 +176,7 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
         .unwrap();
     latency.with_label_values(&["users"]).observe(0.012);
 
-    let scrape = http_get(&format!("{base}/metrics"), &[]).await.unwrap();
+    let scrape = fetch(&base, "/metrics").await;
     assert_eq!(scrape.status, 200);
     assert!(
         scrape.headers["content-type"]
@@ -267,16 +238,12 @@ async fn a_dead_redis_makes_the_service_unready_until_it_is_back() {
         .unwrap();
     let running = runtime.start().await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
-    let status = |path: &'static str| {
-        let url = format!("{base}{path}");
-        async move { http_get(&url, &[]).await.unwrap() }
-    };
     let eventually = |path: &'static str, want: u16| {
-        let status = &status;
+        let base = &base;
         async move {
             let give_up = std::time::Instant::now() + Duration::from_secs(30);
             loop {
-                let answer = status(path).await;
+                let answer = fetch(base, path).await;
                 if answer.status == want {
                     return answer;
                 }
@@ -301,8 +268,12 @@ async fn a_dead_redis_makes_the_service_unready_until_it_is_back() {
         "{}",
         health.body
     );
-    assert_eq!(status("/readyz").await.status, 503);
-    assert_eq!(status("/livez").await.status, 200, "alive, only not ready");
+    assert_eq!(fetch(&base, "/readyz").await.status, 503);
+    assert_eq!(
+        fetch(&base, "/livez").await.status,
+        200,
+        "alive, only not ready"
+    );
 
     redis.restart();
     eventually("/readyz", 200).await;

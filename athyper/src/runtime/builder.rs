@@ -241,17 +241,13 @@ impl RuntimeBuilder {
         };
         let http_addr = match self.http_addr {
             Some(addr) => addr,
-            None => match env("ATHYPER_HTTP_ADDR").map(|v| v.trim().to_owned()) {
-                Some(v) if v == "off" => None,
-                Some(v) if !v.is_empty() => {
-                    Some(v.parse::<SocketAddr>().map_err(|e| RuntimeError::Config {
-                        setting: "ATHYPER_HTTP_ADDR",
-                        value: v.clone(),
-                        reason: format!("{e}; write an address such as `127.0.0.1:9090`, or `off`"),
-                    })?)
-                }
-                _ => Some(DEFAULT_HTTP_ADDR),
-            },
+            None => parse_env(env, "ATHYPER_HTTP_ADDR", |v| match v {
+                "off" => Ok(None),
+                _ => v.parse::<SocketAddr>().map(Some).map_err(|e| {
+                    format!("{e}; write an address such as `127.0.0.1:9090`, or `off`")
+                }),
+            })?
+            .unwrap_or(Some(DEFAULT_HTTP_ADDR)),
         };
         let registry = match self.registry {
             Some(registry) => registry,
@@ -291,7 +287,6 @@ impl RuntimeBuilder {
             registry,
             worker,
             queues,
-            shutdown_timeout,
             data: self.data,
             max_payload: self.max_payload,
             http_addr,

@@ -121,7 +121,6 @@ pub(crate) struct Settings {
     pub(crate) registry: Registry,
     pub(crate) worker: WorkerConfig,
     pub(crate) queues: HashMap<String, WorkerConfig>,
-    pub(crate) shutdown_timeout: Duration,
     pub(crate) data: Extensions,
     pub(crate) max_payload: usize,
     pub(crate) http_addr: Option<SocketAddr>,
@@ -157,7 +156,7 @@ impl fmt::Debug for Runtime {
                 &s.registry.jobs().iter().map(|j| j.name).collect::<Vec<_>>(),
             )
             .field("http_addr", &s.http_addr)
-            .field("shutdown_timeout", &s.shutdown_timeout)
+            .field("shutdown_timeout", &s.shutdown.timeout())
             .finish_non_exhaustive()
     }
 }
@@ -206,7 +205,7 @@ impl Runtime {
 
     /// The whole shutdown's deadline.
     pub fn shutdown_timeout(&self) -> Duration {
-        self.inner.settings.shutdown_timeout
+        self.inner.settings.shutdown.timeout()
     }
 
     /// The health checks behind `/health` and `/readyz`; register more here.
@@ -518,6 +517,25 @@ mod tests {
         assert!(
             err.starts_with("invalid ATHYPER_SHUTDOWN_TIMEOUT `5 sex`: "),
             "{err}"
+        );
+        let err = build(&[("ATHYPER_HTTP_ADDR", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid ATHYPER_HTTP_ADDR `localhost`: ")
+                && err.ends_with("write an address such as `127.0.0.1:9090`, or `off`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_address_from_the_environment() {
+        let addr = |pairs| build(pairs).unwrap().inner.settings.http_addr;
+        assert_eq!(addr(&[]), Some(crate::runtime::builder::DEFAULT_HTTP_ADDR));
+        assert_eq!(addr(&[("ATHYPER_HTTP_ADDR", "off")]), None);
+        assert_eq!(
+            addr(&[("ATHYPER_HTTP_ADDR", " 127.0.0.1:8081 ")]),
+            Some("127.0.0.1:8081".parse().unwrap())
         );
     }
 }
