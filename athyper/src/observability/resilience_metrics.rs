@@ -77,12 +77,9 @@ impl ResilienceSeries {
         series
     }
 
-    /// Shows `adapter`'s breaker in `now`, before any transition.
+    /// Shows `adapter`'s breaker in state `now`: at attach time, and at
+    /// every transition.
     pub(crate) fn track(&self, adapter: &str, now: BreakerState) {
-        self.set_state(adapter, now);
-    }
-
-    fn set_state(&self, adapter: &str, now: BreakerState) {
         for state in STATES {
             self.state
                 .with_label_values(&[adapter, state.as_str()])
@@ -93,7 +90,7 @@ impl ResilienceSeries {
 
 impl ResilienceHooks for ResilienceSeries {
     fn on_state_change(&self, event: &StateChange<'_>) {
-        self.set_state(event.adapter, event.to);
+        self.track(event.adapter, event.to);
         self.transitions
             .with_label_values(&[event.adapter, event.from.as_str(), event.to.as_str()])
             .inc();

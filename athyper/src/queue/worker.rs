@@ -630,11 +630,11 @@ async fn run_attempt(
         None => run.await,
     };
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
-    // Logged here, inside the attempt's span and request context, so that
-    // the outcome's line carries the trace and request ids of the job.
     // Only a shutdown cancels the token without a timeout.
     let interrupted = cancel.is_cancelled()
         && matches!(&outcome, Err(failure) if !matches!(failure, JobFailure::Timeout(_)));
+    // Logged here, inside the attempt's span and request context, so that
+    // the outcome's line carries the trace and request ids of the job.
     let retry_in = match &outcome {
         Ok(()) => {
             tracing::debug!("job completed");
