@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use athyper_integration::{Proc, example};
+use athyper_test_support::{Proc, example};
 
 fn run(name: &str) -> Vec<String> {
     let mut command = Command::new(example(name));

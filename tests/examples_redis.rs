@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use athyper::prelude::*;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
-use athyper_integration::{Proc, RedisServer, example};
+use athyper_test_support::{Proc, RedisServer, example};
 
 const EXAMPLES: [&str; 2] = ["redis_worker", "api_producer"];
 /// The producer's whole run, including the worker picking its jobs up.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use athyper::observability::HealthCheck;
 use athyper::prelude::*;
-use athyper_integration::http_get;
+use athyper_test_support::http_get;
 use axum::Router;
 use axum::routing::get;
 
@@ -39,7 +39,7 @@ fn toggle() -> (
 }
 
 /// `GET base + path`; fails the test if nothing answers.
-async fn fetch(base: &str, path: &str) -> athyper_integration::HttpAnswer {
+async fn fetch(base: &str, path: &str) -> athyper_test_support::HttpAnswer {
     http_get(&format!("{base}{path}"), &[]).await.unwrap()
 }
 
@@ -228,7 +228,7 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_redis_makes_the_service_unready_until_it_is_back() {
-    let mut redis = athyper_integration::RedisServer::start();
+    let mut redis = athyper_test_support::RedisServer::start();
     let url = redis.url();
     let runtime = Runtime::builder()
         .env_from(move |var| (var == "ATHYPER_REDIS_URL").then(|| url.clone()))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use athyper::observability::telemetry::{self, TelemetryConfig};
 use athyper::prelude::*;
 use athyper::queue::JobState;
-use athyper_integration::http_get;
+use athyper_test_support::http_get;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;

@@ -1,7 +1,5 @@
 //! The conformance suite against the embedded backend.
 
-mod conformance;
-
 use std::sync::Arc;
 
 use athyper::queue::{MemoryBackend, SharedBackend};
@@ -10,4 +8,4 @@ async fn backend() -> SharedBackend {
     Arc::new(MemoryBackend::new())
 }
 
-conformance::suite!(backend);
+athyper_conformance::suite!(backend);

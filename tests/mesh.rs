@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use athyper_integration::{HttpAnswer, Proc, example, http_get};
+use athyper_test_support::{HttpAnswer, Proc, example, http_get};
 use serde_json::Value;
 
 /// The environments, each with the suffix its env file gives host names.

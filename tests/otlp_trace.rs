@@ -16,7 +16,7 @@ use athyper::observability::LogFormat;
 use athyper::observability::telemetry::{self, OtlpProtocol, TelemetryConfig};
 use athyper::prelude::*;
 use athyper::queue::JobState;
-use athyper_integration::http_get;
+use athyper_test_support::http_get;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

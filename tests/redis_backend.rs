@@ -1,14 +1,12 @@
 //! The conformance suite against the Redis backend, on a private
 //! `redis-server`, plus what only Redis can get wrong.
 
-mod conformance;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use athyper::queue::SharedBackend;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
-use athyper_integration::RedisServer;
+use athyper_test_support::RedisServer;
 
 fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();
@@ -24,4 +22,4 @@ async fn backend() -> SharedBackend {
     Arc::new(RedisBackend::connect(config).await.unwrap())
 }
 
-conformance::suite!(backend);
+athyper_conformance::suite!(backend);

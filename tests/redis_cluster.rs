@@ -2,8 +2,6 @@
 //! Redis Cluster of private `redis-server` processes, and queues spread over
 //! every node.
 
-mod conformance;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,7 +9,7 @@ use std::time::Duration;
 
 use athyper::queue::SharedBackend;
 use athyper::queue::backend::{FetchRequest, NewJob, RedisBackend, RedisConfig};
-use athyper_integration::RedisCluster;
+use athyper_test_support::RedisCluster;
 
 fn cluster() -> &'static RedisCluster {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
@@ -25,7 +23,7 @@ async fn backend() -> SharedBackend {
     Arc::new(RedisBackend::connect(config).await.unwrap())
 }
 
-conformance::suite!(backend);
+athyper_conformance::suite!(backend);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_on_every_node_work() {

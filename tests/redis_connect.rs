@@ -10,7 +10,7 @@ use athyper::queue::backend::{Backend, RedisBackend, RedisConfig};
 use athyper::queue::{
     JobState, KeepJobs, QueueError, Retention, SharedBackend, Worker, WorkerConfig,
 };
-use athyper_integration::{RedisOptions, RedisServer};
+use athyper_test_support::{RedisOptions, RedisServer};
 
 #[job(queue = "edges", retry = "none")]
 async fn echo(_ctx: JobContext, text: String) -> Result<(), String> {
@@ -131,7 +131,7 @@ async fn a_dead_redis_is_an_error_then_recovers_by_itself() {
 
 #[tokio::test]
 async fn a_backend_built_while_redis_is_down_connects_later() {
-    let port = athyper_integration::free_port();
+    let port = athyper_test_support::free_port();
     let backend =
         RedisBackend::connect_lazy(RedisConfig::new(format!("redis://127.0.0.1:{port}"))).unwrap();
     assert!(backend.ping().await.is_err(), "nothing listens yet");

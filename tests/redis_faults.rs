@@ -18,7 +18,7 @@ use athyper::queue::backend::{RedisBackend, RedisConfig};
 use athyper::queue::{
     JobState, KeepJobs, Retention, SharedBackend, Worker, WorkerConfig, WorkerHandle,
 };
-use athyper_integration::{RedisOptions, RedisServer};
+use athyper_test_support::{RedisOptions, RedisServer};
 
 const CHILD: &str = "ATHYPER_FAULTS_CHILD_REDIS_URL";
 

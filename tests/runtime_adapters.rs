@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use athyper::prelude::*;
 use athyper::resilience::{Adapter, BreakerState};
-use athyper_integration::http_get;
+use athyper_test_support::http_get;
 
 /// A payment provider the test switches off.
 struct Payments {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use athyper::prelude::*;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
 use athyper::queue::{JobId, JobState};
-use athyper_integration::{
+use athyper_test_support::{
     Proc, RedisServer, Stream, example, free_port, http_get, http_post_json,
 };
 use serde_json::Value;

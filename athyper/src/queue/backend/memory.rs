@@ -121,8 +121,8 @@ impl QueueState {
         self.seq
     }
 
-    fn add(&mut self, now: u64, job: NewJob) -> Added {
-        let id = match job.id {
+    fn add(&mut self, now: u64, mut job: NewJob) -> Added {
+        let id = match job.id.take() {
             Some(id) => {
                 let id = JobId::from(id);
                 if self.jobs.contains_key(&id) {
@@ -136,25 +136,9 @@ impl QueueState {
             }
         };
         let due = now.saturating_add(duration_millis(job.delay));
-        let info = JobInfo {
-            id: id.clone(),
-            name: job.name,
-            payload: job.payload,
-            priority: job.priority,
-            state: JobState::Waiting,
-            attempts_made: 0,
-            max_attempts: job.max_attempts.max(1),
-            backoff: job.backoff,
-            timeout: job.timeout,
-            enqueued_at: from_millis(now),
-            due_at: from_millis(due),
-            started_at: None,
-            finished_at: None,
-            stalled: 0,
-            errors: Vec::new(),
-            progress: None,
-            trace: job.trace,
-        };
+        let mut info = JobInfo::new(id.clone(), job, from_millis(now));
+        // Whole milliseconds, as the backend's clock counts.
+        info.due_at = from_millis(due);
         let seq = self.next_seq();
         self.jobs.insert(
             id.clone(),

@@ -1,5 +1,6 @@
-//! Support shared by the workspace's examples, benchmarks and integration
-//! tests. The SDK itself is the `athyper` crate.
+//! Support shared by the workspace's integration tests. The SDK itself is
+//! the `athyper` crate; the backend conformance suite is
+//! `athyper-conformance`.
 //!
 //! [`RedisServer`] starts a private `redis-server` on a free loopback port,
 //! so tests never touch a Redis someone else uses, and can kill and restart
@@ -483,9 +484,11 @@ fn build_example(name: &str) -> PathBuf {
         "--example",
         name,
     ]);
-    cargo
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    // The examples belong to the workspace's root package.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-support sits in the workspace");
+    cargo.arg("--manifest-path").arg(root.join("Cargo.toml"));
     // A test binary is `<target dir>/<profile>/deps/<name>`: build into the
     // same target directory, so nothing already compiled is built again.
     let exe = std::env::current_exe().expect("the test binary has a path");

@@ -1,19 +1,32 @@
-//! The backend conformance suite: every rule a queue backend keeps, run
-//! unchanged against each backend.
+//! The backend conformance suite: every rule an athyper queue backend
+//! keeps, run unchanged against each backend.
 //!
-//! A test file brings it in with
+//! A backend author runs it from an integration test of their own crate:
 //!
-//! ```ignore
-//! mod conformance;
-//! async fn backend() -> SharedBackend { /* a fresh, empty backend */ }
-//! conformance::suite!(backend);
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use athyper::queue::{MemoryBackend, SharedBackend};
+//!
+//! /// A fresh, empty backend for each case.
+//! async fn backend() -> SharedBackend {
+//!     Arc::new(MemoryBackend::new())
+//! }
+//!
+//! athyper_conformance::suite!(backend);
+//! # fn main() {}
 //! ```
 //!
-//! and gets one `#[tokio::test]` per case. Each case takes a fresh backend
-//! from the factory, so cases never see each other's jobs. Timing margins
-//! are wide: a case checks what happens and in which order, never how fast.
-
-#![allow(dead_code)]
+//! The macro expands to one `#[tokio::test]` per case (see [`CASES`]), so
+//! `cargo test` reports and filters them one by one. Each case takes a fresh
+//! backend from the factory, so cases never see each other's jobs; a
+//! backend on a shared server keeps them apart with a key prefix of its
+//! own per call. Every case is also a public `async fn(SharedBackend)`, for
+//! a harness that runs them another way.
+//!
+//! Cases consume the queue [`QUEUE`] with handlers this crate registers
+//! (`record`, `flaky`, `slow`, …). Timing margins are wide: a case checks
+//! what happens and in which order, never how fast.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,10 +49,31 @@ pub const QUEUE: &str = "conformance";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Expands to one test per conformance case, each on a fresh backend from
-/// the async fn `$factory`.
+/// the async fn `$factory` (`async fn() -> SharedBackend`).
+#[macro_export]
 macro_rules! suite {
     ($factory:path) => {
-        $crate::conformance::suite!(@cases $factory;
+        $crate::__cases!([$crate::__suite] $factory;);
+    };
+}
+
+/// The names of every case, in the order [`suite!`] declares them.
+pub const CASES: &[&str] = __cases!([case_names]);
+
+macro_rules! case_names {
+    ($($case:ident),* $(,)?) => {
+        &[$(stringify!($case)),*]
+    };
+}
+use case_names;
+
+/// Not public API: the one list of cases, handed to `$callback`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cases {
+    ([$($callback:tt)*] $($extra:tt)*) => {
+        $($callback)*! {
+            $($extra)*
             priority_then_fifo,
             bulk_add_keeps_order,
             caller_ids_are_idempotent,
@@ -77,19 +111,34 @@ macro_rules! suite {
             shutdown_interruption_spends_no_attempt,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
-        );
+        }
     };
-    (@cases $factory:path; $($case:ident),* $(,)?) => {
+}
+
+/// Not public API: one test per case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite {
+    ($factory:path; $($case:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[$crate::__private::tokio::test(
+                crate = "::athyper_conformance::__private::tokio",
+                flavor = "multi_thread",
+                worker_threads = 2
+            )]
             async fn $case() {
                 let backend = $factory().await;
-                $crate::conformance::$case(backend).await;
+                $crate::$case(backend).await;
             }
         )*
     };
 }
-pub(crate) use suite;
+
+/// Not public API: what the [`suite!`] expansion names.
+#[doc(hidden)]
+pub mod __private {
+    pub use tokio;
+}
 
 // ---------------------------------------------------------------- helpers
 
