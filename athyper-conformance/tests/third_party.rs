@@ -173,7 +173,7 @@ fn a_backend_builds_job_info_from_a_new_job() {
     let mut job = NewJob::new("send", r#"{"to":"ada"}"#);
     job.delay = Duration::from_secs(5);
     let now = std::time::SystemTime::now();
-    let info = JobInfo::new(JobId::from("j-1"), job, now);
+    let info = job.into_info(JobId::from("j-1"), now);
     assert_eq!(info.state, JobState::Delayed);
     assert_eq!(info.due_at, now + Duration::from_secs(5));
     assert_eq!((info.attempts_made, info.max_attempts), (0, 1));

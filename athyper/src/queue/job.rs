@@ -385,37 +385,6 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
-    /// A job just added as `job` under `id` at `now`, waiting, or delayed
-    /// when it has a delay: what a backend records on
-    /// [`Backend::add`](crate::queue::Backend::add). The fields are public,
-    /// so a backend sets the rest as the job moves on.
-    pub fn new(id: JobId, job: crate::queue::backend::NewJob, now: SystemTime) -> JobInfo {
-        let due_at = now + job.delay;
-        JobInfo {
-            id,
-            name: job.name,
-            payload: job.payload,
-            priority: job.priority,
-            state: if job.delay.is_zero() {
-                JobState::Waiting
-            } else {
-                JobState::Delayed
-            },
-            attempts_made: 0,
-            max_attempts: job.max_attempts.max(1),
-            backoff: job.backoff,
-            timeout: job.timeout,
-            enqueued_at: now,
-            due_at,
-            started_at: None,
-            finished_at: None,
-            stalled: 0,
-            errors: Vec::new(),
-            progress: None,
-            trace: job.trace,
-        }
-    }
-
     /// Decodes the payload.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(&self.payload)

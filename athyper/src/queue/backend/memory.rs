@@ -136,7 +136,7 @@ impl QueueState {
             }
         };
         let due = now.saturating_add(duration_millis(job.delay));
-        let mut info = JobInfo::new(id.clone(), job, from_millis(now));
+        let mut info = job.into_info(id.clone(), from_millis(now));
         // Whole milliseconds, as the backend's clock counts.
         info.due_at = from_millis(due);
         let seq = self.next_seq();

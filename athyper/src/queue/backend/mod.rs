@@ -39,7 +39,7 @@ mod redis;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 
@@ -99,9 +99,41 @@ impl NewJob {
             trace: JobTrace::default(),
         }
     }
+
+    /// The job as added under `id` at `now`: waiting, or delayed when it
+    /// has a delay. This is what a backend records on [`Backend::add`];
+    /// [`JobInfo`]'s fields are public, so it sets the rest as the job
+    /// moves on.
+    pub fn into_info(self, id: JobId, now: SystemTime) -> JobInfo {
+        let due_at = now + self.delay;
+        JobInfo {
+            id,
+            name: self.name,
+            payload: self.payload,
+            priority: self.priority,
+            state: if self.delay.is_zero() {
+                JobState::Waiting
+            } else {
+                JobState::Delayed
+            },
+            attempts_made: 0,
+            max_attempts: self.max_attempts.max(1),
+            backoff: self.backoff,
+            timeout: self.timeout,
+            enqueued_at: now,
+            due_at,
+            started_at: None,
+            finished_at: None,
+            stalled: 0,
+            errors: Vec::new(),
+            progress: None,
+            trace: self.trace,
+        }
+    }
 }
 
 /// The outcome of adding one job.
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Added {
     /// The job's id.
