@@ -136,14 +136,12 @@ async fn enqueue(queue: &Queue, jobs: usize) -> Result<Duration, athyper::Error>
 }
 
 fn worker_config(concurrency: usize, completed: KeepJobs) -> WorkerConfig {
-    WorkerConfig {
-        concurrency,
-        retention: Retention {
+    WorkerConfig::default()
+        .concurrency(concurrency)
+        .retention(Retention {
             completed,
             ..Retention::default()
-        },
-        ..WorkerConfig::default()
-    }
+        })
 }
 
 /// Waits until the handlers ran `jobs` attempts and the backend counts

@@ -30,17 +30,15 @@ async fn step(ctx: JobContext, ms: u64) -> Result<(), String> {
 }
 
 fn keep_everything(concurrency: usize, lease: Duration) -> WorkerConfig {
-    WorkerConfig {
-        concurrency,
-        lease,
-        stalled_interval: Duration::from_millis(200),
-        max_stalled: 1,
-        retention: Retention {
+    WorkerConfig::default()
+        .concurrency(concurrency)
+        .lease(lease)
+        .stalled_interval(Duration::from_millis(200))
+        .max_stalled(1)
+        .retention(Retention {
             completed: KeepJobs::ALL,
             failed: KeepJobs::ALL,
-        },
-        ..WorkerConfig::default()
-    }
+        })
 }
 
 fn start_worker(backend: &SharedBackend, config: WorkerConfig) -> WorkerHandle {

@@ -35,11 +35,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use athyper::prelude::*;
-use athyper::queue::backend::{Ack, FetchRequest, NewJob, Selection, SharedBackend};
+use athyper::queue::backend::{Ack, FetchRequest, NewJob, Recovered, Selection, SharedBackend};
 use athyper::queue::{
     Finished, JobInfo, JobState, KeepJobs, Retention, Worker, WorkerConfig, WorkerHandle,
 };
 use athyper::registry::Registry;
+
+use crate::faults::Faulty;
 use serde::{Deserialize, Serialize};
 
 /// The queue every case uses.
@@ -90,8 +92,12 @@ macro_rules! __cases {
             remove_takes_out_any_idle_job,
             expired_lease_requeues_then_fails_as_stalled,
             heartbeat_keeps_the_lease,
+            a_recovered_lease_stays_lost,
+            recovery_spares_the_worker_running_it,
             release_puts_jobs_back_in_their_place,
             late_ack_of_a_recovered_job_changes_nothing,
+            a_repeated_ack_is_not_lost,
+            reclaim_keeps_what_the_worker_knows,
             wait_wakes_on_add,
             per_name_limits_skip_saturated_handlers,
             progress_is_kept,
@@ -109,6 +115,12 @@ macro_rules! __cases {
             drain_lets_running_jobs_finish,
             drain_deadline_puts_jobs_back,
             shutdown_interruption_spends_no_attempt,
+            lost_fetch_replies_run_nothing_twice,
+            release_is_retried_at_shutdown,
+            a_cut_off_worker_stops_attempts_it_lost,
+            a_panicking_loop_lets_its_lease_expire,
+            more_jobs_than_asked_never_exceed_concurrency,
+            cancellation_comes_before_the_abort,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
         }
@@ -133,6 +145,8 @@ macro_rules! __suite {
         )*
     };
 }
+
+pub mod faults;
 
 /// Not public API: what the [`suite!`] expansion names.
 #[doc(hidden)]
@@ -186,15 +200,60 @@ async fn ack_with(backend: &SharedBackend, worker: &str, acks: &[Ack], retention
     backend.fetch(QUEUE, request).await.unwrap();
 }
 
+/// The first attempt of `id` succeeded.
 fn completed(id: &JobId) -> Ack {
-    Ack::Completed { id: id.clone() }
+    completed_attempt(id, 1)
 }
 
+fn completed_attempt(id: &JobId, attempt: u32) -> Ack {
+    Ack::Completed {
+        id: id.clone(),
+        attempt,
+    }
+}
+
+/// The first attempt of `id` failed.
 fn failed(id: &JobId, error: &str, retry_in: Option<Duration>) -> Ack {
+    failed_attempt(id, 1, error, retry_in)
+}
+
+fn failed_attempt(id: &JobId, attempt: u32, error: &str, retry_in: Option<Duration>) -> Ack {
     Ack::Failed {
         id: id.clone(),
+        attempt,
         error: error.to_owned(),
         retry_in,
+    }
+}
+
+/// A lease that outlives any case.
+const LONG_LEASE: Duration = Duration::from_secs(600);
+
+/// Stalled-job recovery run by a worker of its own.
+async fn recover(backend: &SharedBackend, max_stalled: u32) -> Recovered {
+    backend
+        .recover_stalled(QUEUE, "checker", LONG_LEASE, max_stalled)
+        .await
+        .unwrap()
+}
+
+/// Runs stalled-job recovery until `done` holds for what it did.
+async fn recover_until(
+    backend: &SharedBackend,
+    max_stalled: u32,
+    done: impl Fn(&Recovered) -> bool,
+) -> Recovered {
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let recovered = recover(backend, max_stalled).await;
+        if done(&recovered) {
+            return recovered;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up waiting for stalled-job recovery; last: {recovered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -399,11 +458,22 @@ async fn slow(ctx: JobContext, ms: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Cleans up when its cancellation token fires (which takes a moment, as
+/// flushing a buffer would), then gives up.
+#[job(queue = "conformance", retry = "none")]
+async fn tidy(ctx: JobContext, _n: u32) -> Result<(), String> {
+    ctx.cancellation().cancelled().await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    probe(&ctx).log(format!("cleaned up {}", ctx.id()));
+    Err("stopped: shutting down".to_owned())
+}
+
 /// Works until its cancellation token fires, then gives up with an error,
 /// as a well-behaved handler does; later runs finish at once.
 #[job(queue = "conformance", retry = "none")]
 async fn cooperative(ctx: JobContext, _n: u32) -> Result<(), String> {
     let probe = probe(&ctx);
+    probe.watch_cancellation(&ctx);
     if probe.run_of(ctx.id()) == 1 {
         ctx.cancellation().cancelled().await;
         return Err("stopped: shutting down".to_owned());
@@ -432,17 +502,31 @@ async fn elsewhere(_ctx: JobContext, _n: u32) -> Result<(), String> {
 }
 
 fn start_worker(backend: &SharedBackend, probe: &Probe, concurrency: usize) -> WorkerHandle {
+    start_worker_with(
+        backend,
+        probe,
+        WorkerConfig::default().concurrency(concurrency),
+    )
+}
+
+fn start_worker_with(backend: &SharedBackend, probe: &Probe, config: WorkerConfig) -> WorkerHandle {
     let registry = Registry::collect().unwrap();
     Worker::builder(backend.clone(), QUEUE)
         .registry(&registry)
-        .config(WorkerConfig {
-            concurrency,
-            ..WorkerConfig::default()
-        })
+        .config(config)
         .data(probe.clone())
         .build()
         .unwrap()
         .start()
+}
+
+/// Each label exactly once, in any order.
+fn assert_each_once(entries: Vec<String>, labels: &[String]) {
+    let mut seen = entries.clone();
+    seen.sort();
+    let mut want = labels.to_vec();
+    want.sort();
+    assert_eq!(seen, want, "every job ran exactly once; runs: {entries:?}");
 }
 
 // ------------------------------------------------------- backend cases
@@ -639,7 +723,7 @@ pub async fn failed_attempt_is_scheduled_for_retry(backend: SharedBackend) {
     let again = fetch(&backend, "w", 1).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt(), 2);
-    ack(&backend, "w", &[completed(&ids[0])]).await;
+    ack(&backend, "w", &[completed_attempt(&ids[0], 2)]).await;
     let done = get(&backend, &ids[0]).await.unwrap();
     assert_eq!(done.state, JobState::Completed);
     assert_eq!(done.attempts_made, 2);
@@ -657,8 +741,9 @@ pub async fn exhausted_attempts_fail_with_every_error(backend: SharedBackend) {
         ack(
             &backend,
             "w",
-            &[failed(
+            &[failed_attempt(
                 &ids[0],
+                attempt,
                 &format!("error {attempt}"),
                 Some(Duration::ZERO),
             )],
@@ -933,14 +1018,18 @@ pub async fn remove_takes_out_any_idle_job(backend: SharedBackend) {
 
 pub async fn expired_lease_requeues_then_fails_as_stalled(backend: SharedBackend) {
     let ids = add(&backend, vec![job("record", "x")]).await;
-    let mut request = FetchRequest::new("dies", 1);
-    request.lease = Duration::from_millis(200);
+    let mut request = FetchRequest::new("lives", 1);
+    request.lease = LONG_LEASE;
     assert_eq!(backend.fetch(QUEUE, request).await.unwrap().jobs.len(), 1);
-
-    let none = backend.recover_stalled(QUEUE, 1).await.unwrap();
+    let none = recover(&backend, 1).await;
     assert!(none.requeued.is_empty(), "a live lease is left alone");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let recovered = backend.recover_stalled(QUEUE, 1).await.unwrap();
+    backend.release(QUEUE, "lives").await.unwrap();
+
+    // A lease of a millisecond has expired by the time anyone looks.
+    let mut request = FetchRequest::new("dies", 1);
+    request.lease = Duration::from_millis(1);
+    assert_eq!(backend.fetch(QUEUE, request).await.unwrap().jobs.len(), 1);
+    let recovered = recover_until(&backend, 1, |r| !r.requeued.is_empty()).await;
     assert_eq!(recovered.requeued, ids);
     let info = get(&backend, &ids[0]).await.unwrap();
     assert_eq!(
@@ -949,10 +1038,9 @@ pub async fn expired_lease_requeues_then_fails_as_stalled(backend: SharedBackend
     );
 
     let mut request = FetchRequest::new("dies-too", 1);
-    request.lease = Duration::from_millis(200);
+    request.lease = Duration::from_millis(1);
     assert_eq!(backend.fetch(QUEUE, request).await.unwrap().jobs.len(), 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let recovered = backend.recover_stalled(QUEUE, 1).await.unwrap();
+    let recovered = recover_until(&backend, 1, |r| !r.failed.is_empty()).await;
     assert_eq!(recovered.failed, ids);
     let info = get(&backend, &ids[0]).await.unwrap();
     assert_eq!(info.state, JobState::Failed);
@@ -967,18 +1055,74 @@ pub async fn expired_lease_requeues_then_fails_as_stalled(backend: SharedBackend
 pub async fn heartbeat_keeps_the_lease(backend: SharedBackend) {
     add(&backend, vec![job("record", "x")]).await;
     let mut request = FetchRequest::new("alive", 1);
-    request.lease = Duration::from_millis(300);
+    request.lease = Duration::from_millis(50);
     backend.fetch(QUEUE, request).await.unwrap();
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        backend
-            .heartbeat(QUEUE, "alive", Duration::from_millis(300))
-            .await
-            .unwrap();
-    }
-    let recovered = backend.recover_stalled(QUEUE, 1).await.unwrap();
+    assert!(
+        backend.heartbeat(QUEUE, "alive", LONG_LEASE).await.unwrap(),
+        "the lease is still there to renew"
+    );
+    // Well past the first lease; the renewed one runs for minutes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let recovered = recover(&backend, 1).await;
     assert!(recovered.requeued.is_empty() && recovered.failed.is_empty());
     assert_eq!(backend.counts(QUEUE).await.unwrap().active(), 1);
+}
+
+pub async fn a_recovered_lease_stays_lost(backend: SharedBackend) {
+    let ids = add(&backend, vec![job("record", "x")]).await;
+    let mut request = FetchRequest::new("cut-off", 1);
+    request.lease = Duration::from_millis(1);
+    backend.fetch(QUEUE, request).await.unwrap();
+    recover_until(&backend, 1, |r| !r.requeued.is_empty()).await;
+    // Its heartbeat does not make the lease again, and says so…
+    assert!(
+        !backend
+            .heartbeat(QUEUE, "cut-off", LONG_LEASE)
+            .await
+            .unwrap(),
+        "a heartbeat reports the lease lost"
+    );
+    // …and its next fetch says it held none, while the job runs elsewhere.
+    assert_eq!(fetch(&backend, "rescuer", 1).await.len(), 1);
+    let acks = [completed(&ids[0])];
+    let mut request = FetchRequest::new("cut-off", 0);
+    request.acks = &acks;
+    let fetched = backend.fetch(QUEUE, request).await.unwrap();
+    assert!(!fetched.lease_was_held);
+    assert_eq!(
+        fetched.lost, ids,
+        "the result of the lost attempt is refused"
+    );
+    assert_eq!(
+        get(&backend, &ids[0]).await.unwrap().state,
+        JobState::Active
+    );
+    // A fetch renews a lease that is still there.
+    let mut request = FetchRequest::new("rescuer", 0);
+    request.lease = LONG_LEASE;
+    assert!(backend.fetch(QUEUE, request).await.unwrap().lease_was_held);
+}
+
+pub async fn recovery_spares_the_worker_running_it(backend: SharedBackend) {
+    let ids = add(&backend, vec![job("record", "x")]).await;
+    let mut request = FetchRequest::new("me", 1);
+    request.lease = Duration::from_millis(1);
+    backend.fetch(QUEUE, request).await.unwrap();
+    // Long expired, but the check runs on this very worker: it is alive.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let recovered = backend
+        .recover_stalled(QUEUE, "me", LONG_LEASE, 1)
+        .await
+        .unwrap();
+    assert!(recovered.requeued.is_empty() && recovered.failed.is_empty());
+    assert_eq!(
+        get(&backend, &ids[0]).await.unwrap().state,
+        JobState::Active
+    );
+    // Its lease was renewed for the check's lease, so others leave it too.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(recover(&backend, 1).await.requeued.is_empty());
+    assert!(backend.heartbeat(QUEUE, "me", LONG_LEASE).await.unwrap());
 }
 
 pub async fn release_puts_jobs_back_in_their_place(backend: SharedBackend) {
@@ -1003,10 +1147,9 @@ pub async fn release_puts_jobs_back_in_their_place(backend: SharedBackend) {
 pub async fn late_ack_of_a_recovered_job_changes_nothing(backend: SharedBackend) {
     let ids = add(&backend, vec![job("record", "x")]).await;
     let mut request = FetchRequest::new("slowpoke", 1);
-    request.lease = Duration::from_millis(100);
+    request.lease = Duration::from_millis(1);
     backend.fetch(QUEUE, request).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    backend.recover_stalled(QUEUE, 5).await.unwrap();
+    recover_until(&backend, 5, |r| !r.requeued.is_empty()).await;
     assert_eq!(fetch(&backend, "rescuer", 1).await.len(), 1);
 
     let lost = ack(&backend, "slowpoke", &[completed(&ids[0])]).await;
@@ -1023,6 +1166,73 @@ pub async fn late_ack_of_a_recovered_job_changes_nothing(backend: SharedBackend)
     assert_eq!(
         get(&backend, &ids[0]).await.unwrap().state,
         JobState::Completed
+    );
+}
+
+pub async fn a_repeated_ack_is_not_lost(backend: SharedBackend) {
+    let mut retried = job("record", "retried");
+    retried.max_attempts = 2;
+    let ids = add(&backend, vec![job("record", "done"), retried]).await;
+    fetch(&backend, "w", 2).await;
+    let acks = [
+        completed(&ids[0]),
+        failed(&ids[1], "once", Some(Duration::from_secs(60))),
+    ];
+    assert!(ack(&backend, "w", &acks).await.is_empty());
+    // The same acks again, as after a reply lost on the way back: nothing
+    // changes and nothing is reported lost.
+    assert!(
+        ack(&backend, "w", &acks).await.is_empty(),
+        "a repeat is not a loss"
+    );
+    let done = get(&backend, &ids[0]).await.unwrap();
+    assert_eq!((done.state, done.attempts_made), (JobState::Completed, 1));
+    let retried = get(&backend, &ids[1]).await.unwrap();
+    assert_eq!(
+        (retried.state, retried.attempts_made, retried.errors.len()),
+        (JobState::Delayed, 1, 1)
+    );
+    // A worker that never had the job is told it lost it.
+    assert_eq!(
+        ack(&backend, "stranger", &[completed(&ids[1])]).await,
+        [ids[1].clone()]
+    );
+    let counts = backend.counts(QUEUE).await.unwrap();
+    assert_eq!(
+        (counts.completed(), counts.delayed(), counts.active()),
+        (1, 1, 0)
+    );
+}
+
+pub async fn reclaim_keeps_what_the_worker_knows(backend: SharedBackend) {
+    let ids = add(
+        &backend,
+        vec![
+            job("record", "running"),
+            job("record", "finished"),
+            job("record", "never-received"),
+        ],
+    )
+    .await;
+    assert_eq!(fetch(&backend, "w", 3).await.len(), 3);
+    // The worker runs the first, has the second's result queued, and never
+    // saw the third (its reply was lost).
+    let back = backend
+        .reclaim(QUEUE, "w", &[ids[0].clone(), ids[1].clone()])
+        .await
+        .unwrap();
+    assert_eq!(back, [ids[2].clone()]);
+    let info = get(&backend, &ids[2]).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+    assert!(
+        ack(&backend, "w", &[completed(&ids[0]), completed(&ids[1])])
+            .await
+            .is_empty()
+    );
+    let counts = backend.counts(QUEUE).await.unwrap();
+    assert_eq!(
+        (counts.completed(), counts.waiting(), counts.active()),
+        (2, 1, 0)
     );
 }
 
@@ -1432,4 +1642,146 @@ pub async fn queue_rejects_jobs_of_another_queue(backend: SharedBackend) {
     );
     assert!(Queue::new(backend.clone(), "bad name").is_err());
     assert_eq!(q.counts().await.unwrap().pending(), 0);
+}
+
+// --------------------------------------------------------- fault cases
+
+pub async fn lost_fetch_replies_run_nothing_twice(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    // Fetches that carry results fail: three never reach the backend, three
+    // run there and lose their replies.
+    faulty.plan(|p| {
+        p.fail_fetches_with_acks = 3;
+        p.lose_fetch_replies_with_acks = 3;
+    });
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&shared, &probe, 2);
+    let labels: Vec<String> = (0..20).map(|i| format!("job-{i}")).collect();
+    q.add_bulk(&record, labels.clone()).await.unwrap();
+    q.resume().await.unwrap();
+    eventually("all twenty jobs to complete", || async {
+        q.counts().await.unwrap().completed() == 20
+    })
+    .await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(faulty.injected(), 6, "every planned fault happened");
+    assert_each_once(probe.entries(), &labels);
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.pending(), counts.completed()), (0, 20));
+}
+
+pub async fn release_is_retried_at_shutdown(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let worker = start_worker(&shared, &probe, 2);
+    let id = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&shared, &id, JobState::Active).await;
+    faulty.plan(|p| p.fail_releases = 2);
+    let report = worker.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(faulty.injected(), 2);
+    assert_eq!(report.released, std::slice::from_ref(&id));
+    let info = get(&shared, &id).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+}
+
+pub async fn a_cut_off_worker_stops_attempts_it_lost(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend.clone()));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .lease(Duration::from_millis(200));
+    let worker = start_worker_with(&shared, &probe, config);
+    let id = q.add(&cooperative, 1).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    // Its network goes: the lease runs out and another worker's check
+    // takes the job, which runs there.
+    faulty.plan(|p| p.cut_off = true);
+    recover_until(&backend, 5, |r| r.requeued.contains(&id)).await;
+    let rescued = fetch(&backend, "rescuer", 1).await;
+    assert_eq!(rescued[0].id, id);
+    // Back online, the worker learns its lease is gone and stops the
+    // attempt rather than running it twice.
+    faulty.plan(|p| p.cut_off = false);
+    eventually("the cut-off attempt to be cancelled", || async {
+        probe.cancelled().contains(&id.to_string())
+    })
+    .await;
+    ack(&backend, "rescuer", &[completed(&id)]).await;
+    worker.shutdown(PATIENCE).await;
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Completed, 1));
+    assert!(
+        probe.entries().is_empty(),
+        "the worker that lost its lease did not finish the job: {:?}",
+        probe.entries()
+    );
+}
+
+pub async fn a_panicking_loop_lets_its_lease_expire(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend.clone()));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .lease(Duration::from_millis(200));
+    let worker = start_worker_with(&shared, &probe, config);
+    let id = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    faulty.plan(|p| p.panic_on_fetch = true);
+    // The add wakes the loop, whose next fetch panics.
+    q.add(&record, "after".into()).await.unwrap();
+    // With its heartbeat gone too, the lease expires and the job is free.
+    recover_until(&backend, 5, |r| r.requeued.contains(&id)).await;
+    assert_eq!(faulty.injected(), 1);
+    assert_eq!(worker.shutdown(PATIENCE).await, Default::default());
+    assert_eq!(get(&backend, &id).await.unwrap().state, JobState::Waiting);
+}
+
+pub async fn more_jobs_than_asked_never_exceed_concurrency(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    faulty.plan(|p| p.extra_jobs = 3);
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&shared, &probe, 2);
+    q.add_bulk(&unlimited, vec![20; 10]).await.unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert!(faulty.injected() > 0);
+    assert_eq!(q.counts().await.unwrap().completed(), 10);
+    assert!(probe.total_peak() <= 2, "peak {}", probe.total_peak());
+}
+
+pub async fn cancellation_comes_before_the_abort(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .cancel_grace(Duration::from_millis(800));
+    let worker = start_worker_with(&backend, &probe, config);
+    let tidy_id = q.add(&tidy, 1).await.unwrap();
+    let stubborn = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&backend, &tidy_id, JobState::Active).await;
+    wait_for_state(&backend, &stubborn, JobState::Active).await;
+    let mut report = worker.shutdown(Duration::from_secs(1)).await;
+    report.released.sort();
+    let mut both = vec![tidy_id.clone(), stubborn.clone()];
+    both.sort();
+    assert_eq!(report.released, both);
+    // The handler that watches its token ran its clean-up before the end.
+    assert_eq!(probe.entries(), [format!("cleaned up {tidy_id}")]);
+    for id in [&tidy_id, &stubborn] {
+        let info = get(&backend, id).await.unwrap();
+        assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+    }
 }

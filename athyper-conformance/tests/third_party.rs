@@ -53,7 +53,7 @@ impl Backend for Counting {
         queue: &'a str,
         worker: &'a str,
         lease: Duration,
-    ) -> BackendFuture<'a, ()> {
+    ) -> BackendFuture<'a, bool> {
         self.count("heartbeat");
         self.inner.heartbeat(queue, worker, lease)
     }
@@ -67,19 +67,22 @@ impl Backend for Counting {
         &'a self,
         queue: &'a str,
         worker: &'a str,
-        running: &'a [JobId],
+        keep: &'a [JobId],
     ) -> BackendFuture<'a, Vec<JobId>> {
         self.count("reclaim");
-        self.inner.reclaim(queue, worker, running)
+        self.inner.reclaim(queue, worker, keep)
     }
 
     fn recover_stalled<'a>(
         &'a self,
         queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
         max_stalled: u32,
     ) -> BackendFuture<'a, Recovered> {
         self.count("recover_stalled");
-        self.inner.recover_stalled(queue, max_stalled)
+        self.inner
+            .recover_stalled(queue, worker, lease, max_stalled)
     }
 
     fn progress<'a>(
@@ -164,7 +167,7 @@ async fn the_suite_uses_the_given_backend() {
     assert_eq!(calls.get("add"), Some(&8), "{calls:?}");
     assert!(calls.get("fetch").copied().unwrap_or(0) >= 9, "{calls:?}");
     assert!(athyper_conformance::CASES.contains(&"priority_then_fifo"));
-    assert_eq!(athyper_conformance::CASES.len(), 37);
+    assert_eq!(athyper_conformance::CASES.len(), 47);
 }
 
 /// What a backend records on add comes from the public constructor.
@@ -177,5 +180,9 @@ fn a_backend_builds_job_info_from_a_new_job() {
     assert_eq!(info.state, JobState::Delayed);
     assert_eq!(info.due_at, now + Duration::from_secs(5));
     assert_eq!((info.attempts_made, info.max_attempts), (0, 1));
-    let _ = Ack::Completed { id: info.id };
+    let ack = Ack::Completed {
+        id: info.id,
+        attempt: 1,
+    };
+    assert_eq!(ack.attempt(), 1);
 }

@@ -80,9 +80,31 @@ pub enum QueueError {
         /// The running job.
         id: String,
     },
-    /// The backend failed; the operation may or may not have taken effect
-    /// if the connection dropped mid-way, which the backend's scripts make
-    /// safe to repeat.
+    /// The backend cannot be reached, or did not answer within its
+    /// timeout. An operation whose reply was lost may have taken effect:
+    /// repeating one is safe for everything but an add without a caller's
+    /// id, which may then be stored twice (give jobs an id to make adds
+    /// safe to repeat).
+    #[error("queue backend unavailable: {what}")]
+    Unavailable {
+        /// What could not be done.
+        what: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+    /// The backend refuses to store more: Redis is at `maxmemory` with the
+    /// `noeviction` policy. Nothing was written. Workers go on draining
+    /// the queue, which frees memory.
+    #[error("queue backend out of memory: {what}; raise Redis's `maxmemory` or free memory")]
+    OutOfMemory {
+        /// What was refused.
+        what: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+    /// The backend failed otherwise.
     #[error("queue backend failed: {message}")]
     Backend {
         /// What failed.
@@ -100,6 +122,29 @@ impl QueueError {
             message: message.into(),
             source: None,
         }
+    }
+
+    /// Whether the backend could not be reached or answer in time: a
+    /// condition that passes, unlike a bad input.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, QueueError::Unavailable { .. })
+    }
+}
+
+/// An error with its chain of sources, for one log line:
+/// `outer: cause: root cause`.
+#[derive(Clone, Copy, Debug)]
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 

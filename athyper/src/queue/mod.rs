@@ -22,7 +22,7 @@ mod worker;
 
 pub use self::backend::{Backend, MemoryBackend, SharedBackend};
 pub use self::context::{Extensions, JobContext, MissingData};
-pub use self::error::{JobFailure, QueueError};
+pub use self::error::{Chain, JobFailure, QueueError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
 pub use self::job::{
     AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace, KeepJobs,

@@ -17,9 +17,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -30,39 +32,100 @@ use crate::queue::context::{Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
 use crate::queue::job::{JobId, JobInfo, Retention};
 use crate::queue::names::validate_queue_name;
-use crate::queue::{JobFailure, QueueError};
+use crate::queue::{Chain, JobFailure, QueueError};
 use crate::registry::{Job, JobDescriptor, Registry};
 use crate::resilience::{Backoff, Jitter};
 
-/// How a worker runs. Every setting has a default.
+/// How a worker runs. Every setting has a default; the setters chain:
+/// `WorkerConfig::default().concurrency(32).lease(Duration::from_secs(10))`.
+/// The fields say what each setting is.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct WorkerConfig {
-    /// The most attempts running at once; default 10.
+    /// The most attempts running at once.
     pub concurrency: usize,
-    /// How long the worker's lease on its jobs lasts without renewal;
-    /// default 30 s. It is renewed every third of that.
+    /// How long the lease on the worker's jobs lasts without renewal.
     pub lease: Duration,
-    /// How often to look for jobs of dead workers; default 15 s.
+    /// How often to look for jobs of dead workers.
     pub stalled_interval: Duration,
-    /// How often a job may be found stalled before it fails; default 1.
+    /// How often a job may be found stalled before it fails.
     pub max_stalled: u32,
     /// What to keep of finished jobs.
     pub retention: Retention,
-    /// The longest an idle worker parks before looking again; default 5 s.
-    /// Adds, resumes and due delayed jobs wake it sooner.
+    /// The longest an idle worker parks before looking again.
     pub idle_wait: Duration,
+    /// How long before a shutdown deadline running attempts are cancelled.
+    pub cancel_grace: Duration,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 10,
-            lease: Duration::from_secs(30),
-            stalled_interval: Duration::from_secs(15),
+            lease: Duration::from_secs(5),
+            stalled_interval: Duration::from_secs(2),
             max_stalled: 1,
             retention: Retention::default(),
             idle_wait: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(2),
         }
+    }
+}
+
+impl WorkerConfig {
+    /// The most attempts running at once; default 10.
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// How long the worker's lease on its jobs lasts without renewal;
+    /// default 5 s. It is renewed every third of that, by a task of its own.
+    /// With the default stalled interval, the jobs of a worker that dies
+    /// run elsewhere within about 7 s.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How often to look for jobs of dead workers; default 2 s.
+    #[must_use]
+    pub fn stalled_interval(mut self, interval: Duration) -> Self {
+        self.stalled_interval = interval;
+        self
+    }
+
+    /// How often a job may be found stalled before it fails; default 1.
+    #[must_use]
+    pub fn max_stalled(mut self, times: u32) -> Self {
+        self.max_stalled = times;
+        self
+    }
+
+    /// What to keep of finished jobs; default [`Retention::default`].
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The longest an idle worker parks before looking again; default 5 s.
+    /// Adds, resumes and due delayed jobs wake it sooner.
+    #[must_use]
+    pub fn idle_wait(mut self, wait: Duration) -> Self {
+        self.idle_wait = wait;
+        self
+    }
+
+    /// At a shutdown deadline, how long before the end running attempts'
+    /// cancellation tokens fire, so that handlers watching theirs can clean
+    /// up before they are aborted; default 2 s (at most half the deadline).
+    #[must_use]
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
     }
 }
 
@@ -151,6 +214,12 @@ impl WorkerBuilder {
                 self.queue
             ));
         }
+        if self.config.stalled_interval.is_zero() {
+            return invalid(format!(
+                "worker for queue `{}`: the stalled-job check interval must be longer than zero",
+                self.queue
+            ));
+        }
         let registry =
             Registry::from_descriptors(self.handlers).map_err(|e| QueueError::InvalidOptions {
                 reason: e.to_string(),
@@ -174,6 +243,7 @@ impl WorkerBuilder {
                 config: self.config,
                 data: Arc::new(self.data),
                 events: self.events,
+                lease: Arc::default(),
             }),
         })
     }
@@ -197,6 +267,7 @@ struct Shared {
     config: WorkerConfig,
     data: Arc<Extensions>,
     events: SharedEvents,
+    lease: Arc<LeaseState>,
 }
 
 impl fmt::Debug for Shared {
@@ -230,28 +301,41 @@ impl Worker {
 
     /// Starts consuming on the current Tokio runtime.
     pub fn start(self) -> WorkerHandle {
-        let drain = CancellationToken::new();
-        let abort = CancellationToken::new();
+        let stop = Stop::default();
         let looper = Loop {
             shared: self.shared.clone(),
             tasks: JoinSet::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
+            task_slots: HashMap::new(),
             per_handler: HashMap::new(),
             acks: Vec::new(),
             finished_while_draining: 0,
+            lease: self.shared.lease.clone(),
+            outage: Outage::default(),
         };
         let span =
             tracing::info_span!("worker", queue = %self.shared.queue, worker = %self.shared.id);
-        let join = tokio::spawn(looper.run(drain.clone(), abort.clone()).instrument(span));
+        let join = tokio::spawn(looper.run(stop.clone()).instrument(span));
         WorkerHandle {
             id: self.shared.id.clone(),
             queue: self.shared.queue.clone(),
-            drain,
-            abort,
+            grace: self.shared.config.cancel_grace,
+            stop,
             join,
         }
     }
+}
+
+/// The three steps of a shutdown, as tokens the loop watches.
+#[derive(Clone, Debug, Default)]
+struct Stop {
+    /// Take nothing new; finish what runs.
+    drain: CancellationToken,
+    /// Fire the running attempts' cancellation tokens (their parent).
+    cancel: CancellationToken,
+    /// Abort the attempts still running.
+    abort: CancellationToken,
 }
 
 /// A running worker.
@@ -259,8 +343,8 @@ impl Worker {
 pub struct WorkerHandle {
     id: String,
     queue: Arc<str>,
-    drain: CancellationToken,
-    abort: CancellationToken,
+    grace: Duration,
+    stop: Stop,
     join: tokio::task::JoinHandle<DrainReport>,
 }
 
@@ -286,32 +370,57 @@ impl WorkerHandle {
         &self.queue
     }
 
-    /// Stops taking jobs and waits up to `deadline` for running attempts to
-    /// end. Attempts still running then are cancelled and their jobs put
-    /// back to waiting at once, without counting an attempt.
+    /// Stops taking jobs and lets running attempts end, within `deadline`.
+    /// [`WorkerConfig::cancel_grace`] before the deadline (at most half of
+    /// it) the attempts still running see their cancellation tokens fire;
+    /// at the deadline those still running are aborted. Their jobs go back
+    /// to waiting at once, in their old place, without counting an
+    /// attempt.
     pub async fn shutdown(mut self, deadline: Duration) -> DrainReport {
-        self.drain.cancel();
-        let joined = tokio::time::timeout(deadline, &mut self.join).await;
-        let result = match joined {
-            Ok(result) => result,
+        self.stop.drain.cancel();
+        let grace = self.grace.min(deadline / 2);
+        let joined = match tokio::time::timeout(deadline - grace, &mut self.join).await {
+            Ok(joined) => joined,
             Err(_) => {
-                self.abort.cancel();
-                self.join.await
+                self.stop.cancel.cancel();
+                match tokio::time::timeout(grace, &mut self.join).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        self.stop.abort.cancel();
+                        self.join.await
+                    }
+                }
             }
         };
-        result.unwrap_or_else(|e| {
-            tracing::error!(queue = %self.queue, error = %e, "worker loop ended abnormally");
+        joined.unwrap_or_else(|e| {
+            tracing::error!(queue = %self.queue, error = %e, "worker loop ended abnormally; its jobs run again once its lease expires");
             DrainReport::default()
         })
     }
 }
 
+/// The lease as the loop and its heartbeat see it.
+#[derive(Debug, Default)]
+struct LeaseState {
+    /// Counts leases: a new one begins each time one is lost.
+    epoch: AtomicU64,
+    /// Whether a fetch made the current lease (heartbeats renew only then).
+    held: AtomicBool,
+    /// The epoch a heartbeat found lost, plus one (0: none).
+    lost: AtomicU64,
+    /// Wakes the loop when a heartbeat finds the lease lost.
+    lost_notify: Notify,
+}
+
+impl LeaseState {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}
+
 /// The result of one attempt, from its task.
 struct Done {
-    slot: usize,
     elapsed: Duration,
-    id: JobId,
-    name: &'static str,
     /// When a failed attempt runs again; `None` once it has failed for good.
     retry_in: Option<Duration>,
     /// The handler gave up because the worker is shutting down: the job is
@@ -320,23 +429,85 @@ struct Done {
     outcome: Result<(), JobFailure>,
 }
 
+/// A running attempt.
+struct Slot {
+    id: JobId,
+    name: &'static str,
+    attempt: u32,
+    max_attempts: u32,
+    backoff: Backoff,
+    /// The lease it runs under; its result counts only while that holds.
+    epoch: u64,
+    cancel: CancellationToken,
+}
+
+/// Whether the backend is reachable, so that an outage is logged when it
+/// begins and ends rather than at every retry.
+#[derive(Debug, Default)]
+struct Outage {
+    since: Option<std::time::Instant>,
+    failures: u32,
+}
+
+impl Outage {
+    /// Notes a failed step; returns how long to wait before the next.
+    fn failed(&mut self, what: &str, error: &QueueError) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let wait = backend_retry().delay(self.failures);
+        if self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+            tracing::warn!(error = %Chain(error), "{what} failed; retrying until the backend answers");
+        } else {
+            tracing::debug!(error = %Chain(error), retry_in = ?wait, "{what} failed again");
+        }
+        wait
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                after = ?since.elapsed(),
+                failures = self.failures,
+                "backend answers again"
+            );
+        }
+        self.failures = 0;
+    }
+}
+
+/// Waits between retries of a backend that does not answer: short, so
+/// that work resumes within a fraction of a second once it does again.
+fn backend_retry() -> Backoff {
+    Backoff::exponential(Duration::from_millis(50))
+        .with_max(Duration::from_millis(500))
+        .with_jitter(Jitter::Full)
+}
+
 struct Loop {
     shared: Arc<Shared>,
     tasks: JoinSet<Done>,
-    /// The job each running attempt works on, by slot, for `reclaim`.
-    slots: Vec<Option<JobId>>,
+    /// Running attempts by slot.
+    slots: Vec<Option<Slot>>,
     free_slots: Vec<usize>,
+    task_slots: HashMap<tokio::task::Id, usize>,
     /// Attempts running per handler, for handlers with a limit.
     per_handler: HashMap<&'static str, usize>,
-    acks: Vec<Ack>,
+    /// Results to send, with the lease each attempt ran under.
+    acks: Vec<(Ack, u64)>,
     finished_while_draining: usize,
+    lease: Arc<LeaseState>,
+    outage: Outage,
 }
 
 impl Loop {
-    async fn run(mut self, drain: CancellationToken, abort: CancellationToken) -> DrainReport {
+    async fn run(mut self, stop: Stop) -> DrainReport {
         let shared = self.shared.clone();
+        // Dropped when this loop ends, however it ends (a panic included):
+        // the side tasks stop with it, so a dead loop's lease expires and
+        // its jobs are recovered elsewhere.
         let side = CancellationToken::new();
-        tokio::spawn(heartbeat(shared.clone(), side.clone()).in_current_span());
+        let _side_guard = side.clone().drop_guard();
+        tokio::spawn(heartbeat(shared.clone(), self.lease.clone(), side.clone()).in_current_span());
         tokio::spawn(recover_stalled(shared.clone(), side.clone()).in_current_span());
         tracing::info!(
             handlers = ?{ let mut h: Vec<_> = shared.handlers.keys().collect(); h.sort(); h },
@@ -345,17 +516,14 @@ impl Loop {
         );
 
         let config = &shared.config;
-        let retry_wait = Backoff::exponential(Duration::from_millis(50))
-            .with_max(Duration::from_secs(5))
-            .with_jitter(Jitter::Full);
-        let mut failures: u32 = 0;
         // After a failed fetch the backend may hold jobs for this worker
         // that it never received; they are put back before the next one.
         let mut reclaim = false;
         let mut draining = false;
         let mut aborted = false;
         loop {
-            while let Some(result) = self.tasks.try_join_next() {
+            self.check_lease_lost();
+            while let Some(result) = self.tasks.try_join_next_with_id() {
                 self.settle(result, draining);
             }
             if draining && self.tasks.is_empty() {
@@ -364,46 +532,64 @@ impl Loop {
             let free = if draining {
                 0
             } else {
-                config.concurrency - self.tasks.len()
+                config.concurrency.saturating_sub(self.tasks.len())
             };
             let mut park = config.idle_wait;
             let mut want_more = false;
             if reclaim {
+                let known = self.known();
                 match shared
                     .backend
-                    .reclaim(&shared.queue, &shared.id, &self.running())
+                    .reclaim(&shared.queue, &shared.id, &known)
                     .await
                 {
                     Ok(back) => {
                         reclaim = false;
                         if !back.is_empty() {
-                            tracing::warn!(jobs = ?back, "put back jobs handed out in a reply that was lost");
+                            tracing::info!(jobs = ?back, "put back jobs this worker never received (a reply was lost, or a fetch returned more than asked)");
                         }
                     }
-                    Err(error) => {
-                        failures += 1;
-                        park = retry_wait.delay(failures);
-                        tracing::error!(%error, retry_in = ?park, "backend unavailable");
-                    }
+                    Err(error) => park = self.outage.failed("putting back unreceived jobs", &error),
                 }
             }
             if !reclaim && (free > 0 || !self.acks.is_empty()) {
                 let limits = self.limits();
+                let acks: Vec<Ack> = self.acks.iter().map(|(ack, _)| ack.clone()).collect();
                 let mut request = FetchRequest::new(&shared.id, free);
                 request.lease = config.lease;
-                request.acks = &self.acks;
+                request.acks = &acks;
                 request.retention = config.retention;
                 request.limits = &limits;
+                let epoch = self.lease.epoch();
                 match shared.backend.fetch(&shared.queue, request).await {
                     Ok(fetched) => {
-                        failures = 0;
-                        self.acks.clear();
+                        self.outage.recovered();
+                        self.acks.drain(..acks.len());
+                        if self.lease.held.load(Ordering::SeqCst)
+                            && !fetched.lease_was_held
+                            && epoch == self.lease.epoch()
+                        {
+                            self.lose_lease(epoch, "the fetch found it gone");
+                        }
+                        self.lease.held.store(true, Ordering::SeqCst);
                         for id in &fetched.lost {
                             tracing::warn!(job.id = %id, "result not recorded: the job was taken back as stalled and runs elsewhere");
                         }
                         let got = fetched.jobs.len();
-                        for job in fetched.jobs {
-                            self.start_attempt(job, &abort);
+                        let mut jobs = fetched.jobs.into_iter();
+                        for job in jobs.by_ref().take(free) {
+                            self.start_attempt(job, &stop);
+                        }
+                        if jobs.len() > 0 {
+                            // More than asked: never run past the
+                            // concurrency; the backend takes the rest back.
+                            tracing::warn!(
+                                asked = free,
+                                got,
+                                "the backend handed out more jobs than asked"
+                            );
+                            reclaim = true;
+                            continue;
                         }
                         if got > 0 && got == free {
                             continue;
@@ -419,51 +605,39 @@ impl Loop {
                         // The acks stay queued: a step that failed mid-way
                         // is safe to repeat, so nothing is lost.
                         reclaim = true;
-                        failures += 1;
-                        park = retry_wait.delay(failures);
-                        tracing::error!(%error, retry_in = ?park, "fetch failed");
+                        park = self.outage.failed("fetching jobs", &error);
                     }
                 }
             }
             let backend_wait = want_more && !draining;
             tokio::select! {
                 biased;
-                () = abort.cancelled(), if !aborted => {
-                    // Each attempt's token is a child of `abort`, so every
-                    // running handler has seen its cancellation by now.
+                () = stop.abort.cancelled(), if !aborted => {
                     aborted = true;
                     draining = true;
                     self.tasks.abort_all();
                 }
-                () = drain.cancelled(), if !draining => {
+                () = stop.drain.cancelled(), if !draining => {
                     draining = true;
                     tracing::info!(running = self.tasks.len(), "worker draining");
                 }
-                Some(result) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                () = self.lease.lost_notify.notified() => {}
+                Some(result) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.settle(result, draining);
                 }
                 result = shared.backend.wait(&shared.queue, park), if backend_wait => {
                     if let Err(error) = result {
-                        tracing::warn!(%error, "waiting for jobs failed");
-                        tokio::time::sleep(retry_wait.delay(1)).await;
+                        let wait = self.outage.failed("waiting for jobs", &error);
+                        tokio::time::sleep(wait).await;
                     }
                 }
                 () = tokio::time::sleep(park), if !backend_wait => {}
             }
         }
 
-        side.cancel();
         let finished = self.finished_while_draining;
-        if let Err(error) = self.flush_acks().await {
-            tracing::error!(%error, "results of finished attempts could not be recorded; their jobs run again once the lease expires");
-        }
-        let released = match shared.backend.release(&shared.queue, &shared.id).await {
-            Ok(released) => released,
-            Err(error) => {
-                tracing::error!(%error, "could not put back running jobs; they run again once the lease expires");
-                Vec::new()
-            }
-        };
+        let released = self.hand_back().await;
+        side.cancel();
         if !released.is_empty() {
             tracing::warn!(jobs = ?released, "put back jobs still running at the shutdown deadline");
         }
@@ -471,9 +645,92 @@ impl Loop {
         DrainReport { finished, released }
     }
 
-    /// The jobs of running attempts.
-    fn running(&self) -> Vec<JobId> {
-        self.slots.iter().flatten().cloned().collect()
+    /// Sends the last results and puts back what the worker still holds,
+    /// retrying while the backend does not answer, for up to a lease: past
+    /// that, the lease has expired and stalled-job recovery puts the jobs
+    /// back instead.
+    async fn hand_back(&mut self) -> Vec<JobId> {
+        let shared = self.shared.clone();
+        let give_up = tokio::time::Instant::now() + shared.config.lease;
+        let mut failures = 0;
+        let mut retry = |what: &str, error: &QueueError| {
+            failures += 1;
+            let now = tokio::time::Instant::now();
+            if now >= give_up {
+                tracing::error!(error = %Chain(error), "{what} failed; the worker's jobs run again once its lease expires");
+                return None;
+            }
+            if failures == 1 {
+                tracing::warn!(error = %Chain(error), "{what} failed; retrying");
+            }
+            Some(backend_retry().delay(failures).min(give_up - now))
+        };
+        while !self.acks.is_empty() {
+            let acks: Vec<Ack> = self.acks.iter().map(|(ack, _)| ack.clone()).collect();
+            let mut request = FetchRequest::new(&shared.id, 0);
+            request.lease = shared.config.lease;
+            request.acks = &acks;
+            request.retention = shared.config.retention;
+            match shared.backend.fetch(&shared.queue, request).await {
+                Ok(_) => self.acks.clear(),
+                Err(error) => match retry("recording the last results", &error) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
+                },
+            }
+        }
+        loop {
+            match shared.backend.release(&shared.queue, &shared.id).await {
+                Ok(released) => return released,
+                Err(error) => match retry("putting back running jobs", &error) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Vec::new(),
+                },
+            }
+        }
+    }
+
+    /// The jobs this worker knows: those it runs and those whose results
+    /// it has yet to send.
+    fn known(&self) -> Vec<JobId> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|slot| slot.id.clone())
+            .chain(self.acks.iter().map(|(ack, _)| ack.id().clone()))
+            .collect()
+    }
+
+    /// Handles a lost lease that the heartbeat reported.
+    fn check_lease_lost(&mut self) {
+        let lost = self.lease.lost.swap(0, Ordering::SeqCst);
+        if let Some(epoch) = lost.checked_sub(1)
+            && epoch == self.lease.epoch()
+        {
+            self.lose_lease(epoch, "the heartbeat found it gone");
+        }
+    }
+
+    /// The lease `epoch` is gone: stalled-job recovery gave its jobs to
+    /// other workers. Their attempts here stop, and their results would
+    /// count for nothing.
+    fn lose_lease(&mut self, epoch: u64, how: &str) {
+        self.lease.epoch.store(epoch + 1, Ordering::SeqCst);
+        self.lease.held.store(false, Ordering::SeqCst);
+        let mut stopped = Vec::new();
+        for slot in self.slots.iter().flatten() {
+            if slot.epoch <= epoch {
+                slot.cancel.cancel();
+                stopped.push(slot.id.clone());
+            }
+        }
+        let before = self.acks.len();
+        self.acks.retain(|(_, e)| *e > epoch);
+        tracing::error!(
+            jobs = ?stopped,
+            dropped_results = before - self.acks.len(),
+            "this worker's lease expired ({how}) and its jobs were recovered by another worker: stopping their attempts here"
+        );
     }
 
     /// Free slots of handlers that have a limit.
@@ -489,8 +746,9 @@ impl Loop {
             .collect()
     }
 
-    fn start_attempt(&mut self, job: JobInfo, abort: &CancellationToken) {
+    fn start_attempt(&mut self, job: JobInfo, stop: &Stop) {
         let shared = &self.shared;
+        let epoch = self.lease.epoch();
         let Some(&descriptor) = shared.handlers.get(job.name.as_str()) else {
             let failure = JobFailure::UnknownJob {
                 job: job.name.clone(),
@@ -500,11 +758,16 @@ impl Loop {
             shared
                 .events
                 .finished(&shared.queue, &job.name, Duration::ZERO, Outcome::Failed);
-            self.acks.push(Ack::Failed {
-                id: job.id,
-                error: failure.to_string(),
-                retry_in: None,
-            });
+            let attempt = job.attempt();
+            self.acks.push((
+                Ack::Failed {
+                    id: job.id,
+                    attempt,
+                    error: failure.to_string(),
+                    retry_in: None,
+                },
+                epoch,
+            ));
             return;
         };
         if descriptor.defaults.concurrency.is_some() {
@@ -516,7 +779,7 @@ impl Loop {
         shared
             .events
             .started(&shared.queue, descriptor.name, waited);
-        let cancel = abort.child_token();
+        let cancel = stop.cancel.child_token();
         let ctx = JobContext::for_job(
             &job,
             shared.queue.clone(),
@@ -524,36 +787,72 @@ impl Loop {
             cancel.clone(),
             shared.data.clone(),
         );
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(job.id.clone());
-                slot
+        let slot = Slot {
+            id: job.id.clone(),
+            name: descriptor.name,
+            attempt: job.attempt(),
+            max_attempts: job.max_attempts,
+            backoff: job.backoff,
+            epoch,
+            cancel: cancel.clone(),
+        };
+        let index = match self.free_slots.pop() {
+            Some(index) => {
+                self.slots[index] = Some(slot);
+                index
             }
             None => {
-                self.slots.push(Some(job.id.clone()));
+                self.slots.push(Some(slot));
                 self.slots.len() - 1
             }
         };
         let span = propagation::consumer_span(&shared.queue, &job);
         let attempt = propagation::in_job_context(
             job.trace.clone(),
-            run_attempt(descriptor, slot, ctx, job, cancel),
+            run_attempt(descriptor, ctx, job, cancel),
         );
-        self.tasks.spawn(attempt.instrument(span));
+        let handle = self.tasks.spawn(attempt.instrument(span));
+        self.task_slots.insert(handle.id(), index);
     }
 
     /// Turns an ended task into an ack.
-    fn settle(&mut self, result: Result<Done, JoinError>, draining: bool) {
-        let done = match result {
+    fn settle(&mut self, result: Result<(tokio::task::Id, Done), JoinError>, draining: bool) {
+        let (task, done) = match result {
+            Ok((task, done)) => (task, Ok(done)),
+            Err(error) => (error.id(), Err(error)),
+        };
+        let Some(index) = self.task_slots.remove(&task) else {
+            return;
+        };
+        let Some(slot) = self.slots[index].take() else {
+            return;
+        };
+        self.free_slots.push(index);
+        if let Some(count) = self.per_handler.get_mut(slot.name) {
+            *count = count.saturating_sub(1);
+        }
+        let done = match done {
             Ok(done) => done,
             // Aborted at the shutdown deadline: the job stays under the
             // lease and `release` puts it back.
-            Err(_) => return,
+            Err(error) if error.is_cancelled() => return,
+            // The attempt's task panicked outside the handler: a failed
+            // attempt like any other.
+            Err(error) => {
+                let failure = JobFailure::Panicked(format!("the attempt's task panicked: {error}"));
+                tracing::error!(job.id = %slot.id, error = %failure, "job attempt failed");
+                Done {
+                    elapsed: Duration::ZERO,
+                    retry_in: (slot.attempt < slot.max_attempts)
+                        .then(|| slot.backoff.delay(slot.attempt)),
+                    interrupted: false,
+                    outcome: Err(failure),
+                }
+            }
         };
-        self.slots[done.slot] = None;
-        self.free_slots.push(done.slot);
-        if let Some(count) = self.per_handler.get_mut(done.name) {
-            *count -= 1;
+        if slot.epoch < self.lease.epoch() {
+            // Its lease was lost: the job is another worker's now.
+            return;
         }
         if done.interrupted {
             // No ack: the job stays under the lease and `release` puts it
@@ -567,8 +866,11 @@ impl Loop {
         let queue = &self.shared.queue;
         let ack = match done.outcome {
             Ok(()) => {
-                events.finished(queue, done.name, done.elapsed, Outcome::Completed);
-                Ack::Completed { id: done.id }
+                events.finished(queue, slot.name, done.elapsed, Outcome::Completed);
+                Ack::Completed {
+                    id: slot.id,
+                    attempt: slot.attempt,
+                }
             }
             Err(failure) => {
                 let outcome = if done.retry_in.is_some() {
@@ -576,47 +878,49 @@ impl Loop {
                 } else {
                     Outcome::Failed
                 };
-                events.finished(queue, done.name, done.elapsed, outcome);
+                events.finished(queue, slot.name, done.elapsed, outcome);
                 Ack::Failed {
-                    id: done.id,
+                    id: slot.id,
+                    attempt: slot.attempt,
                     error: failure.to_string(),
                     retry_in: done.retry_in,
                 }
             }
         };
-        self.acks.push(ack);
-    }
-
-    /// Records pending results, retrying a few times on backend errors.
-    async fn flush_acks(&mut self) -> Result<(), QueueError> {
-        let mut attempt = 0;
-        while !self.acks.is_empty() {
-            let mut request = FetchRequest::new(&self.shared.id, 0);
-            request.lease = self.shared.config.lease;
-            request.acks = &self.acks;
-            request.retention = self.shared.config.retention;
-            match self.shared.backend.fetch(&self.shared.queue, request).await {
-                Ok(_) => self.acks.clear(),
-                Err(error) if attempt >= 3 => return Err(error),
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
-                }
-            }
-        }
-        Ok(())
+        self.acks.push((ack, slot.epoch));
     }
 }
 
 async fn run_attempt(
     descriptor: &'static JobDescriptor,
-    slot: usize,
     ctx: JobContext,
     job: JobInfo,
     cancel: CancellationToken,
 ) -> Done {
-    let attempt = job.attempt();
     let started = std::time::Instant::now();
+    // Everything of the attempt runs under `catch_unwind`, so that a panic
+    // anywhere in it is a failed attempt, never a lost slot.
+    let attempt = AssertUnwindSafe(attempt_outcome(descriptor, ctx, &job, &cancel)).catch_unwind();
+    let (retry_in, interrupted, outcome) = attempt.await.unwrap_or_else(|panic| {
+        let failure = JobFailure::Panicked(panic_message(&*panic));
+        let retry_in = (job.attempt() < job.max_attempts).then(|| job.backoff.delay(job.attempt()));
+        (retry_in, false, Err(failure))
+    });
+    Done {
+        elapsed: started.elapsed(),
+        retry_in,
+        interrupted,
+        outcome,
+    }
+}
+
+async fn attempt_outcome(
+    descriptor: &'static JobDescriptor,
+    ctx: JobContext,
+    job: &JobInfo,
+    cancel: &CancellationToken,
+) -> (Option<Duration>, bool, Result<(), JobFailure>) {
+    let attempt = job.attempt();
     tracing::debug!("job started");
     let run = AssertUnwindSafe((descriptor.run)(ctx, job.payload.clone())).catch_unwind();
     let outcome = match job.timeout {
@@ -630,7 +934,7 @@ async fn run_attempt(
         None => run.await,
     };
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
-    // Only a shutdown cancels the token without a timeout.
+    // Only a shutdown or a lost lease cancels the token without a timeout.
     let interrupted = cancel.is_cancelled()
         && matches!(&outcome, Err(failure) if !matches!(failure, JobFailure::Timeout(_)));
     // Logged here, inside the attempt's span and request context, so that
@@ -641,7 +945,7 @@ async fn run_attempt(
             None
         }
         Err(failure) if interrupted => {
-            tracing::warn!(error = %failure, "job attempt stopped by the shutdown; the job is put back");
+            tracing::warn!(error = %failure, "job attempt stopped by its cancellation; the job is put back");
             None
         }
         Err(failure) => {
@@ -657,15 +961,7 @@ async fn run_attempt(
             retry_in
         }
     };
-    Done {
-        slot,
-        elapsed: started.elapsed(),
-        id: job.id,
-        name: descriptor.name,
-        retry_in,
-        interrupted,
-        outcome,
-    }
+    (retry_in, interrupted, outcome)
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {
@@ -678,24 +974,53 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
+/// Renews the lease every third of its length, on a task of its own so
+/// that the loop's own waits (a slow fetch, a long park) never delay it. A
+/// handler that blocks a runtime thread does not stop it either, as long as
+/// another thread of the runtime is free: Tokio moves ready tasks between
+/// threads. A renewal that comes late is logged, since a lease that expires
+/// hands this worker's jobs to another.
+async fn heartbeat(shared: Arc<Shared>, lease: Arc<LeaseState>, stop: CancellationToken) {
     let every = shared.config.lease / 3;
+    let mut outage = Outage::default();
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        if let Err(error) = shared
+        if !lease.held.load(Ordering::SeqCst) {
+            // No lease yet, or a lost one: the next fetch makes a new one.
+            continue;
+        }
+        let late = last.elapsed();
+        if late > shared.config.lease * 2 / 3 {
+            tracing::warn!(since_last = ?late, lease = ?shared.config.lease, "lease renewal is late: is the runtime starved by handlers that block its threads?");
+        }
+        let epoch = lease.epoch();
+        match shared
             .backend
             .heartbeat(&shared.queue, &shared.id, shared.config.lease)
             .await
         {
-            tracing::warn!(%error, "lease renewal failed");
+            Ok(true) => {
+                outage.recovered();
+                last = tokio::time::Instant::now();
+            }
+            Ok(false) => {
+                outage.recovered();
+                lease.lost.store(epoch + 1, Ordering::SeqCst);
+                lease.lost_notify.notify_one();
+            }
+            Err(error) => {
+                outage.failed("renewing the lease", &error);
+            }
         }
     }
 }
 
 async fn recover_stalled(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut outage = Outage::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -703,10 +1028,16 @@ async fn recover_stalled(shared: Arc<Shared>, stop: CancellationToken) {
         }
         match shared
             .backend
-            .recover_stalled(&shared.queue, shared.config.max_stalled)
+            .recover_stalled(
+                &shared.queue,
+                &shared.id,
+                shared.config.lease,
+                shared.config.max_stalled,
+            )
             .await
         {
             Ok(recovered) => {
+                outage.recovered();
                 if !(recovered.requeued.is_empty() && recovered.failed.is_empty()) {
                     shared.events.stalled(
                         &shared.queue,
@@ -721,7 +1052,9 @@ async fn recover_stalled(shared: Arc<Shared>, stop: CancellationToken) {
                     tracing::error!(jobs = ?recovered.failed, "failed jobs that stalled too often");
                 }
             }
-            Err(error) => tracing::warn!(%error, "stalled-job check failed"),
+            Err(error) => {
+                outage.failed("the stalled-job check", &error);
+            }
         }
     }
 }

@@ -90,6 +90,18 @@ struct Record {
     /// time.
     seq: u64,
     owner: Option<Arc<str>>,
+    /// The worker and attempt of the last ack that took effect, so that
+    /// the same ack sent again is known as a repeat.
+    last_ack: Option<(Arc<str>, u32)>,
+}
+
+/// What became of one ack.
+enum Settled {
+    Applied,
+    /// The same ack took effect before.
+    Repeated,
+    /// The worker no longer owns the job.
+    Lost,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +158,7 @@ impl QueueState {
                 info,
                 seq,
                 owner: None,
+                last_ack: None,
             },
         );
         if due > now {
@@ -293,17 +306,27 @@ impl QueueState {
         promoted
     }
 
-    fn apply_ack(&mut self, now: u64, worker: &str, ack: &Ack, retention: Retention) -> bool {
-        let owned = self.jobs.get(ack.id()).is_some_and(|rec| {
-            rec.info.state == JobState::Active && rec.owner.as_deref() == Some(worker)
-        });
-        if !owned {
-            return false;
+    fn apply_ack(&mut self, now: u64, worker: &str, ack: &Ack, retention: Retention) -> Settled {
+        let Some(rec) = self.jobs.get(ack.id()) else {
+            // Finished and not kept, or removed: nothing is left to settle.
+            return Settled::Repeated;
+        };
+        if rec.info.state != JobState::Active || rec.owner.as_deref() != Some(worker) {
+            let repeated = rec
+                .last_ack
+                .as_ref()
+                .is_some_and(|(w, attempt)| &**w == worker && *attempt == ack.attempt());
+            return if repeated {
+                Settled::Repeated
+            } else {
+                Settled::Lost
+            };
         }
         let id = ack.id().clone();
         self.detach(&id);
         let rec = self.jobs.get_mut(&id).expect("owned job exists");
         rec.info.attempts_made += 1;
+        rec.last_ack = Some((worker.into(), ack.attempt()));
         match ack {
             Ack::Completed { .. } => {
                 self.enter_finished(&id, now, Finished::Completed, retention.completed);
@@ -327,7 +350,18 @@ impl QueueState {
                 }
             }
         }
-        true
+        Settled::Applied
+    }
+
+    /// Renews `worker`'s lease if it has one; returns whether it had.
+    fn renew_held(&mut self, now: u64, worker: &str, lease: Duration) -> bool {
+        match self.leases.get_mut(worker) {
+            Some(entry) => {
+                entry.expires_at = now.saturating_add(duration_millis(lease));
+                true
+            }
+            None => false,
+        }
     }
 
     fn renew(&mut self, now: u64, worker: &str, lease: Duration) {
@@ -464,10 +498,11 @@ impl Backend for MemoryBackend {
         let mut state = cell.lock();
         let mut lost = Vec::new();
         for ack in request.acks {
-            if !state.apply_ack(now, request.worker, ack, request.retention) {
+            if let Settled::Lost = state.apply_ack(now, request.worker, ack, request.retention) {
                 lost.push(ack.id().clone());
             }
         }
+        let lease_was_held = state.leases.contains_key(request.worker);
         state.renew(now, request.worker, request.lease);
         let promoted = state.promote_due(now);
         let jobs = if state.paused {
@@ -480,6 +515,7 @@ impl Backend for MemoryBackend {
             lost,
             next_due_in: state.next_due_in(now),
             paused: state.paused,
+            lease_was_held,
         };
         let more = !state.paused && !state.waiting.is_empty();
         drop(state);
@@ -503,11 +539,11 @@ impl Backend for MemoryBackend {
         queue: &'a str,
         worker: &'a str,
         lease: Duration,
-    ) -> BackendFuture<'a, ()> {
+    ) -> BackendFuture<'a, bool> {
         let cell = self.cell(queue);
         let now = self.now();
-        cell.lock().renew(now, worker, lease);
-        ready(Ok(()))
+        let held = cell.lock().renew_held(now, worker, lease);
+        ready(Ok(held))
     }
 
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
@@ -540,7 +576,7 @@ impl Backend for MemoryBackend {
         &'a self,
         queue: &'a str,
         worker: &'a str,
-        running: &'a [JobId],
+        keep: &'a [JobId],
     ) -> BackendFuture<'a, Vec<JobId>> {
         let cell = self.cell(queue);
         let back = {
@@ -552,7 +588,7 @@ impl Backend for MemoryBackend {
                     lease
                         .jobs
                         .iter()
-                        .filter(|id| !running.contains(id))
+                        .filter(|id| !keep.contains(id))
                         .cloned()
                         .collect()
                 })
@@ -572,6 +608,8 @@ impl Backend for MemoryBackend {
     fn recover_stalled<'a>(
         &'a self,
         queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
         max_stalled: u32,
     ) -> BackendFuture<'a, Recovered> {
         let cell = self.cell(queue);
@@ -579,10 +617,12 @@ impl Backend for MemoryBackend {
         let mut recovered = Recovered::default();
         {
             let mut state = cell.lock();
+            // The worker running the check is alive.
+            state.renew_held(now, worker, lease);
             let expired: Vec<Arc<str>> = state
                 .leases
                 .iter()
-                .filter(|(_, lease)| lease.expires_at <= now)
+                .filter(|(w, lease)| &***w != worker && lease.expires_at <= now)
                 .map(|(worker, _)| worker.clone())
                 .collect();
             for worker in expired {

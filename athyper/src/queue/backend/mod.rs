@@ -21,11 +21,16 @@
 //!   which [`fetch`](Backend::fetch) and [`heartbeat`](Backend::heartbeat)
 //!   renew. [`recover_stalled`](Backend::recover_stalled) puts back the jobs
 //!   of expired leases, or fails a job found stalled more than `max_stalled`
-//!   times.
+//!   times; it never takes the jobs of the worker that runs it. A lease that
+//!   recovery took is gone for good: a heartbeat does not bring it back but
+//!   reports it lost, and the next fetch says the worker held no lease, so
+//!   the worker stops those attempts and drops their results.
 //! - **Acknowledgements** travel with the next fetch, so a busy worker
 //!   settles a batch of results and takes new jobs in one step. An ack for a
 //!   job the worker no longer owns (it was recovered as stalled) changes
-//!   nothing and is reported back.
+//!   nothing and is reported back as lost. An ack repeated after its first
+//!   sending took effect (its reply was lost) is recognised by the job's
+//!   worker and attempt number, changes nothing, and is not reported.
 //! - **Nothing is lost**: a failed job keeps its payload and every attempt's
 //!   error until it is retried, cleaned or removed.
 //! - **Waiting is cheap**: [`wait`](Backend::wait) parks an idle worker until
@@ -150,11 +155,15 @@ pub enum Ack {
     Completed {
         /// The job.
         id: JobId,
+        /// Which attempt, from 1 ([`JobInfo::attempt`] as fetched).
+        attempt: u32,
     },
     /// The attempt failed.
     Failed {
         /// The job.
         id: JobId,
+        /// Which attempt, from 1 ([`JobInfo::attempt`] as fetched).
+        attempt: u32,
         /// What went wrong, appended to the job's errors.
         error: String,
         /// When to try again, from now; `None` fails the job for good.
@@ -166,7 +175,14 @@ impl Ack {
     /// The job this ack settles.
     pub fn id(&self) -> &JobId {
         match self {
-            Ack::Completed { id } | Ack::Failed { id, .. } => id,
+            Ack::Completed { id, .. } | Ack::Failed { id, .. } => id,
+        }
+    }
+
+    /// The attempt this ack settles, from 1.
+    pub fn attempt(&self) -> u32 {
+        match self {
+            Ack::Completed { attempt, .. } | Ack::Failed { attempt, .. } => *attempt,
         }
     }
 }
@@ -218,6 +234,10 @@ pub struct Fetched {
     pub next_due_in: Option<Duration>,
     /// Whether the queue is paused (then `jobs` is empty).
     pub paused: bool,
+    /// Whether the worker held a lease before this fetch renewed or made
+    /// it. A worker that held one and finds it gone had its jobs taken by
+    /// stalled-job recovery: their results no longer count.
+    pub lease_was_held: bool,
 }
 
 /// What stalled-job recovery did.
@@ -256,36 +276,43 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Parks until a job may be available, or `timeout` passes.
     fn wait<'a>(&'a self, queue: &'a str, timeout: Duration) -> BackendFuture<'a, ()>;
 
-    /// Renews a worker's lease.
+    /// Renews a worker's lease, if it still has one. `Ok(false)` means the
+    /// lease is gone (recovery took it, or it was released): it is not made
+    /// again, and the jobs it held belong to the worker no longer.
     fn heartbeat<'a>(
         &'a self,
         queue: &'a str,
         worker: &'a str,
         lease: Duration,
-    ) -> BackendFuture<'a, ()>;
+    ) -> BackendFuture<'a, bool>;
 
     /// Puts every job still held by `worker` back to waiting, in its old
     /// place and without counting an attempt, and ends the lease. Returns the
     /// jobs put back.
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>>;
 
-    /// Puts back the jobs `worker` holds but does not run (`running` lists
-    /// those it runs), in their old places and without counting an attempt.
-    /// A worker calls it after a fetch failed, since the backend may have
+    /// Puts back the jobs `worker` holds but does not know of, in their old
+    /// places and without counting an attempt; `keep` lists those it knows:
+    /// the jobs it runs and those whose results it has yet to send. A
+    /// worker calls it after a fetch failed, since the backend may have
     /// handed out jobs in a reply that never arrived. Returns the jobs put
     /// back.
     fn reclaim<'a>(
         &'a self,
         queue: &'a str,
         worker: &'a str,
-        running: &'a [JobId],
+        keep: &'a [JobId],
     ) -> BackendFuture<'a, Vec<JobId>>;
 
     /// Puts back the jobs of expired leases; a job found stalled more than
-    /// `max_stalled` times fails with the reason `stalled`.
+    /// `max_stalled` times fails with the reason `stalled`. `worker` runs
+    /// the check: it is alive, so its own lease is renewed (for `lease`)
+    /// rather than taken.
     fn recover_stalled<'a>(
         &'a self,
         queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
         max_stalled: u32,
     ) -> BackendFuture<'a, Recovered>;
 

@@ -256,23 +256,18 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
 /// stalled, due ms (empty if never delayed).
 pub(super) type FetchedReply = (String, Vec<u8>, String, String, String);
 
+/// A fetched job, or the id, attempt and reason of one whose record does
+/// not decode.
 pub(super) fn fetched_job(
     reply: FetchedReply,
     now_ms: u64,
-) -> Result<JobInfo, (JobId, Option<Priority>, String)> {
+) -> Result<JobInfo, (JobId, u32, String)> {
     let (id, record, attempts, stalled, due) = reply;
     let id = JobId::from(id);
+    let attempts_made: u32 = attempts.parse().unwrap_or(0);
     let record = match parse_record(&record) {
         Ok(record) => record,
-        Err(reason) => {
-            // The priority is the one field the ack needs; take it if it
-            // survived.
-            let priority = record
-                .get(2)
-                .and_then(|b| (*b as char).to_digit(10))
-                .and_then(|d| Priority::from_index(d as usize));
-            return Err((id, priority, reason));
-        }
+        Err(reason) => return Err((id, attempts_made.saturating_add(1), reason)),
     };
     Ok(JobInfo {
         id,
@@ -280,7 +275,7 @@ pub(super) fn fetched_job(
         payload: record.payload,
         priority: record.priority,
         state: JobState::Active,
-        attempts_made: attempts.parse().unwrap_or(0),
+        attempts_made,
         max_attempts: record.max_attempts,
         backoff: record.backoff,
         timeout: record.timeout,

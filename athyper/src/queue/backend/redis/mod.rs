@@ -72,7 +72,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, ServerErrorKind,
+    ToRedisArgs, Value,
+};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::codec::{FetchedReply, InfoReply};
@@ -84,39 +87,97 @@ use crate::queue::backend::memory::stalled_message;
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Priority};
 use crate::queue::time::duration_millis;
 
+/// A script: a flags line, `prelude.lua`, then its own file. Invoked by
+/// SHA; a node that does not know it (a restarted server, a replica just
+/// promoted, `SCRIPT FLUSH`) gets the whole text in an `EVAL` on the same
+/// connection and slot, which also caches it there, so the first call
+/// after a failover costs one round trip more rather than a wait for a
+/// `SCRIPT LOAD` that a cluster client may route to another node.
+struct Lua {
+    code: String,
+    sha: String,
+}
+
+impl Lua {
+    fn new(code: String) -> Lua {
+        let sha = Script::new(&code).get_hash().to_owned();
+        Lua { code, sha }
+    }
+}
+
+/// `$flags`: `allow-oom` for the scripts that free memory or keep workers
+/// draining (fetch, leases, recovery, admin actions that move or remove
+/// jobs), `no-writes` for reads, none for adds, which Redis then refuses
+/// up front when it is out of memory rather than halfway.
 macro_rules! script {
-    ($file:literal) => {
+    ($file:literal, $flags:literal) => {
         LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/prelude.lua"),
-                include_str!(concat!("lua/", $file))
-            ))
+            Lua::new(
+                concat!(
+                    "#!lua",
+                    $flags,
+                    "\n",
+                    include_str!("lua/prelude.lua"),
+                    include_str!(concat!("lua/", $file))
+                )
+                .to_owned(),
+            )
         })
     };
 }
 
-static ADD: LazyLock<Script> = script!("add.lua");
-static FETCH: LazyLock<Script> = script!("fetch.lua");
-static HEARTBEAT: LazyLock<Script> = script!("heartbeat.lua");
-static RECOVER: LazyLock<Script> = script!("recover.lua");
-static RELEASE: LazyLock<Script> = script!("release.lua");
-static RECLAIM: LazyLock<Script> = script!("reclaim.lua");
-static PROGRESS: LazyLock<Script> = script!("progress.lua");
-static GET: LazyLock<Script> = script!("get.lua");
-static COUNTS: LazyLock<Script> = script!("counts.lua");
-static PAUSE: LazyLock<Script> = script!("pause.lua");
-static LIST: LazyLock<Script> = script!("list.lua");
-static RETRY_FAILED: LazyLock<Script> = script!("retry_failed.lua");
-static REMOVE: LazyLock<Script> = script!("remove.lua");
-static CLEAN: LazyLock<Script> = script!("clean.lua");
+static ADD: LazyLock<Lua> = script!("add.lua", "");
+static FETCH: LazyLock<Lua> = script!("fetch.lua", " flags=allow-oom");
+static HEARTBEAT: LazyLock<Lua> = script!("heartbeat.lua", " flags=allow-oom");
+static RECOVER: LazyLock<Lua> = script!("recover.lua", " flags=allow-oom");
+static RELEASE: LazyLock<Lua> = script!("release.lua", " flags=allow-oom");
+static RECLAIM: LazyLock<Lua> = script!("reclaim.lua", " flags=allow-oom");
+static PROGRESS: LazyLock<Lua> = script!("progress.lua", "");
+static GET: LazyLock<Lua> = script!("get.lua", " flags=no-writes");
+static COUNTS: LazyLock<Lua> = script!("counts.lua", " flags=no-writes");
+static PAUSE: LazyLock<Lua> = script!("pause.lua", " flags=allow-oom");
+static LIST: LazyLock<Lua> = script!("list.lua", " flags=no-writes");
+static RETRY_FAILED: LazyLock<Lua> = script!("retry_failed.lua", " flags=allow-oom");
+static REMOVE: LazyLock<Lua> = script!("remove.lua", " flags=allow-oom");
+static CLEAN: LazyLock<Lua> = script!("clean.lua", " flags=allow-oom");
+/// The health check: answers 1 unless Redis refuses writes.
+static PROBE: LazyLock<Lua> = LazyLock::new(|| Lua::new("#!lua\nreturn 1".to_owned()));
 
-/// How long a reply may take. Scripts on large batches take milliseconds;
-/// this bounds a hung connection, not a slow script.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// One call of a script: the queue's key prefix and the arguments.
+struct Call {
+    script: &'static Lua,
+    key: String,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call {
+    fn new(script: &'static Lua, key: String) -> Call {
+        Call {
+            script,
+            key,
+            args: Vec::new(),
+        }
+    }
+
+    fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Call {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    fn command(&self, verb: &str, script: &str) -> Cmd {
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(script).arg(1).arg(&self.key).arg(&self.args);
+        cmd
+    }
+}
+
+/// How long a command may take by default, waiting for a reconnection
+/// included, before it fails with [`QueueError::Unavailable`].
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection attempt may take by default.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long `BLPOP` blocks before the waiting task looks again.
 const BLOCK: Duration = Duration::from_secs(1);
-/// The `ping` health check's limit.
-const PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// One add script carries at most this many payload bytes; larger bulks go
 /// in several steps so that no single command grows without bound.
 const ADD_BYTES_PER_STEP: usize = 16 << 20;
@@ -128,6 +189,8 @@ pub struct RedisConfig {
     cluster: bool,
     prefix: String,
     ca_cert: Option<Vec<u8>>,
+    timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -139,6 +202,8 @@ impl fmt::Debug for RedisConfig {
             .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .field("ca_cert", &self.ca_cert.as_ref().map(|_| "<set>"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
@@ -164,6 +229,8 @@ impl RedisConfig {
             cluster: false,
             prefix: "athyper".to_owned(),
             ca_cert: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 
@@ -178,9 +245,10 @@ impl RedisConfig {
 
     /// Reads `ATHYPER_REDIS_URL` (several comma-separated URLs mean a
     /// cluster), `ATHYPER_REDIS_CLUSTER` (`true` for a cluster reached
-    /// through one URL), `ATHYPER_REDIS_PREFIX` and `ATHYPER_REDIS_CA_CERT`
-    /// (a PEM file of the CA that signed the server's TLS certificate).
-    /// `None` when no URL is set.
+    /// through one URL), `ATHYPER_REDIS_PREFIX`, `ATHYPER_REDIS_CA_CERT`
+    /// (a PEM file of the CA that signed the server's TLS certificate),
+    /// `ATHYPER_REDIS_TIMEOUT` and `ATHYPER_REDIS_CONNECT_TIMEOUT`
+    /// (durations such as `2s`, `500ms`). `None` when no URL is set.
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
         let Some(urls) = env("ATHYPER_REDIS_URL").filter(|u| !u.trim().is_empty()) else {
             return Ok(None);
@@ -209,7 +277,40 @@ impl RedisConfig {
                 .map_err(|e| format!("ATHYPER_REDIS_CA_CERT `{path}`: cannot read it: {e}"))?;
             config = config.ca_cert_pem(pem);
         }
+        let duration = |var: &str| -> Result<Option<Duration>, String> {
+            match env(var).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(v) => match humantime::parse_duration(v.trim()) {
+                    Ok(d) if !d.is_zero() => Ok(Some(d)),
+                    Ok(_) => Err(format!("{var} `{v}`: must be longer than zero")),
+                    Err(e) => Err(format!("{var} `{v}`: {e} (write it as `2s` or `500ms`)")),
+                },
+            }
+        };
+        if let Some(d) = duration("ATHYPER_REDIS_TIMEOUT")? {
+            config = config.timeout(d);
+        }
+        if let Some(d) = duration("ATHYPER_REDIS_CONNECT_TIMEOUT")? {
+            config = config.connect_timeout(d);
+        }
         Ok(Some(config))
+    }
+
+    /// How long one operation may take, a reconnection it waits for
+    /// included, before it fails with [`QueueError::Unavailable`]; default
+    /// 2 s. An API handler's `add` fails this fast when Redis is down.
+    /// Workers keep trying on their own.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take; default 1 s.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// The first part of every key; default `athyper`. Separate prefixes
@@ -240,6 +341,8 @@ struct Inner {
     client: Client,
     prefix: String,
     description: String,
+    timeout: Duration,
+    connect_timeout: Duration,
     wakers: Mutex<HashMap<String, Arc<waker::Waker>>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
@@ -302,8 +405,7 @@ impl Client {
     /// One direct connection attempt and a `PING`, so that the caller sees
     /// why Redis cannot be reached instead of a reconnecting manager's
     /// timeout.
-    async fn check(&self) -> Result<(), RedisError> {
-        let timeout = Duration::from_secs(2);
+    async fn check(&self, timeout: Duration) -> Result<(), RedisError> {
         match self {
             Client::Single(client) => {
                 let config = redis::AsyncConnectionConfig::new()
@@ -327,21 +429,29 @@ impl Client {
         }
     }
 
-    /// A connection that connects on first use, with replies allowed to
-    /// take `response_timeout`.
-    fn connect_lazy(&self, response_timeout: Duration) -> Result<Conn, RedisError> {
+    /// A connection that connects on first use. Replies may take
+    /// `response_timeout`; a lost connection is retried a few times, quickly,
+    /// and otherwise again on the next command, so that commands fail within
+    /// the backend's timeout rather than queue behind long reconnect waits.
+    fn connect_lazy(
+        &self,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Conn, RedisError> {
         match self {
             Client::Single(client) => {
                 let config = ConnectionManagerConfig::new()
                     .set_response_timeout(Some(response_timeout))
-                    .set_connection_timeout(Some(Duration::from_secs(2)))
-                    .set_max_delay(Duration::from_secs(2));
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(500));
                 client.get_connection_manager_lazy(config).map(Conn::Single)
             }
             Client::Cluster(client) => {
                 let config = redis::cluster::ClusterConfig::new()
                     .set_response_timeout(response_timeout)
-                    .set_connection_timeout(Duration::from_secs(2));
+                    .set_connection_timeout(connect_timeout);
                 Ok(Conn::Cluster(
                     client.get_pending_async_connection_with_config(config),
                 ))
@@ -350,10 +460,38 @@ impl Client {
     }
 }
 
-fn backend_error(what: &str, error: RedisError) -> QueueError {
-    QueueError::Backend {
-        message: format!("redis {what}: {error}"),
-        source: Some(Box::new(error)),
+/// A Redis error as a queue error: unreachable, out of memory, or another
+/// failure.
+fn backend_error(what: &'static str, error: RedisError) -> QueueError {
+    let unavailable = error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::TryAgain
+            ) | ErrorKind::ClusterConnectionNotFound
+        );
+    let what = format!("redis {what}");
+    if unavailable {
+        QueueError::Unavailable {
+            what,
+            source: Some(Box::new(error)),
+        }
+    } else if error.code() == Some("OOM") {
+        QueueError::OutOfMemory {
+            what,
+            source: Some(Box::new(error)),
+        }
+    } else {
+        QueueError::Backend {
+            message: what,
+            source: Some(Box::new(error)),
+        }
     }
 }
 
@@ -365,6 +503,12 @@ fn keep_args(keep: KeepJobs) -> (i64, i64) {
         i64::try_from(duration_millis(a)).unwrap_or(i64::MAX)
     });
     (count, age)
+}
+
+fn millis_or_none(d: Option<Duration>) -> i64 {
+    d.map_or(-1, |d| {
+        i64::try_from(duration_millis(d)).unwrap_or(i64::MAX)
+    })
 }
 
 impl RedisBackend {
@@ -385,8 +529,8 @@ impl RedisBackend {
         let invalid = |e: RedisError| backend_error("configuration", e);
         let client = if config.cluster {
             let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-                .response_timeout(RESPONSE_TIMEOUT)
-                .connection_timeout(Duration::from_secs(2));
+                .response_timeout(config.timeout)
+                .connection_timeout(config.connect_timeout);
             if let Some(pem) = &config.ca_cert {
                 builder = builder.certs(redis::TlsCertificates {
                     client_tls: None,
@@ -408,7 +552,9 @@ impl RedisBackend {
             };
             Client::Single(client.map_err(invalid)?)
         };
-        let conn = client.connect_lazy(RESPONSE_TIMEOUT).map_err(invalid)?;
+        let conn = client
+            .connect_lazy(config.timeout, config.connect_timeout)
+            .map_err(invalid)?;
         let stop = CancellationToken::new();
         let description = config
             .urls
@@ -422,6 +568,8 @@ impl RedisBackend {
                 client,
                 prefix: config.prefix,
                 description,
+                timeout: config.timeout,
+                connect_timeout: config.connect_timeout,
                 wakers: Mutex::default(),
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
@@ -434,10 +582,11 @@ impl RedisBackend {
     /// cannot reach Redis and get an answer to `PING`.
     pub async fn connect(config: RedisConfig) -> Result<RedisBackend, QueueError> {
         let backend = Self::connect_lazy(config)?;
+        let timeout = backend.inner.timeout;
         backend
             .inner
             .client
-            .check()
+            .check(timeout)
             .await
             .map_err(|e| backend_error("connection", e))?;
         Ok(backend)
@@ -453,16 +602,67 @@ impl RedisBackend {
         &self.inner.description
     }
 
+    fn call(&self, script: &'static Lua, queue: &str) -> Call {
+        Call::new(script, self.queue_key(queue))
+    }
+
+    /// Runs a script within the backend's timeout. `repeatable` scripts
+    /// are sent once more at once when the connection dropped under them
+    /// (the first command after a Redis restart meets the old connection's
+    /// end): they are written so that running twice changes nothing more
+    /// than running once.
     async fn run<T: FromRedisValue>(
         &self,
-        what: &str,
-        invocation: &redis::ScriptInvocation<'_>,
+        what: &'static str,
+        call: &Call,
+        repeatable: bool,
     ) -> Result<T, QueueError> {
-        let mut conn = self.inner.conn.clone();
-        invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| backend_error(what, e))
+        let mut result = self.run_once(what, call).await;
+        if repeatable
+            && let Err(QueueError::Unavailable {
+                source: Some(source),
+                ..
+            }) = &result
+            && source
+                .downcast_ref::<RedisError>()
+                .is_some_and(RedisError::is_connection_dropped)
+        {
+            result = self.run_once(what, call).await;
+        }
+        result
+    }
+
+    async fn run_once<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        call: &Call,
+    ) -> Result<T, QueueError> {
+        let timeout = self.inner.timeout;
+        let attempt = async {
+            let mut conn = self.inner.conn.clone();
+            let sent = call
+                .command("EVALSHA", &call.script.sha)
+                .query_async::<T>(&mut conn)
+                .await;
+            match sent {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    call.command("EVAL", &call.script.code)
+                        .query_async::<T>(&mut conn)
+                        .await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result.map_err(|e| backend_error(what, e)),
+            Err(_) => Err(QueueError::Unavailable {
+                what: format!(
+                    "redis {what}: no answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+                source: None,
+            }),
+        }
     }
 
     fn waker(&self, queue: &str) -> Result<Arc<waker::Waker>, QueueError> {
@@ -473,7 +673,7 @@ impl RedisBackend {
         let blocking = self
             .inner
             .client
-            .connect_lazy(BLOCK + RESPONSE_TIMEOUT)
+            .connect_lazy(BLOCK + self.inner.timeout, self.inner.connect_timeout)
             .map_err(|e| backend_error("blocking connection", e))?;
         let waker = waker::Waker::start(
             blocking,
@@ -487,19 +687,20 @@ impl RedisBackend {
     }
 
     async fn add_step(&self, queue: &str, jobs: &[NewJob]) -> Result<Vec<Added>, QueueError> {
-        let key = self.queue_key(queue);
-        let mut invocation = ADD.key(&key);
-        invocation.arg(jobs.len());
+        let mut call = self.call(&ADD, queue);
+        call.arg(jobs.len());
         for job in jobs {
-            invocation
-                .arg(job.id.as_deref().unwrap_or(""))
+            call.arg(job.id.as_deref().unwrap_or(""))
                 .arg(&job.name)
                 .arg(job.priority.index())
                 .arg(duration_millis(job.delay))
                 .arg(codec::head(job))
                 .arg(&*job.payload);
         }
-        let reply: Vec<(String, i64)> = self.run("add", &invocation).await?;
+        // With a caller's id on every job, sending the add again is safe: a
+        // job that was stored the first time is found and not added twice.
+        let repeatable = jobs.iter().all(|j| j.id.is_some());
+        let reply: Vec<(String, i64)> = self.run("add", &call, repeatable).await?;
         Ok(reply
             .into_iter()
             .map(|(id, created)| Added {
@@ -514,13 +715,11 @@ impl RedisBackend {
         queue: &str,
         request: &FetchRequest<'_>,
         acks: &[Ack],
-    ) -> Result<(Fetched, Vec<(JobId, Option<Priority>, String)>), QueueError> {
-        let key = self.queue_key(queue);
-        let mut invocation = FETCH.key(&key);
+    ) -> Result<(Fetched, Vec<(JobId, u32, String)>), QueueError> {
+        let mut call = self.call(&FETCH, queue);
         let (keep_c, keep_c_age) = keep_args(request.retention.completed);
         let (keep_f, keep_f_age) = keep_args(request.retention.failed);
-        invocation
-            .arg(request.worker)
+        call.arg(request.worker)
             .arg(duration_millis(request.lease))
             .arg(request.max)
             .arg(keep_c)
@@ -529,32 +728,36 @@ impl RedisBackend {
             .arg(keep_f_age)
             .arg(request.limits.len());
         for (name, cap) in request.limits {
-            invocation.arg(*name).arg(*cap);
+            call.arg(*name).arg(*cap);
         }
-        invocation.arg(acks.len());
+        call.arg(acks.len());
         for ack in acks {
             match ack {
-                Ack::Completed { id } => invocation.arg(id.as_str()).arg("c").arg(-1).arg(""),
+                Ack::Completed { id, attempt } => {
+                    call.arg(id.as_str()).arg("c").arg(*attempt).arg(-1).arg("")
+                }
                 Ack::Failed {
                     id,
+                    attempt,
                     error,
                     retry_in,
-                } => invocation
+                } => call
                     .arg(id.as_str())
                     .arg("f")
-                    .arg(retry_in.map_or(-1, |d| {
-                        i64::try_from(duration_millis(d)).unwrap_or(i64::MAX)
-                    }))
+                    .arg(*attempt)
+                    .arg(millis_or_none(*retry_in))
                     .arg(error.as_str()),
             };
         }
-        let (lost, paused, next_due, now, jobs): (Vec<String>, i64, i64, u64, Vec<FetchedReply>) =
-            self.run("fetch", &invocation).await?;
+        type Reply = (Vec<String>, i64, i64, u64, Vec<FetchedReply>, i64);
+        let (lost, paused, next_due, now, jobs, held): Reply =
+            self.run("fetch", &call, true).await?;
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(jobs.len()),
             lost: lost.into_iter().map(JobId::from).collect(),
             next_due_in: u64::try_from(next_due).ok().map(Duration::from_millis),
             paused: paused == 1,
+            lease_was_held: held == 1,
         };
         let mut damaged = Vec::new();
         for job in jobs {
@@ -608,10 +811,11 @@ impl Backend for RedisBackend {
             // reason, and the rest of the batch runs.
             let acks: Vec<Ack> = damaged
                 .into_iter()
-                .map(|(id, _, reason)| {
+                .map(|(id, attempt, reason)| {
                     tracing::error!(queue, job.id = %id, %reason, "job data in Redis does not decode; failing the job");
                     Ack::Failed {
                         id,
+                        attempt,
                         error: format!("job data in Redis does not decode: {reason}"),
                         retry_in: None,
                     }
@@ -639,21 +843,20 @@ impl Backend for RedisBackend {
         queue: &'a str,
         worker: &'a str,
         lease: Duration,
-    ) -> BackendFuture<'a, ()> {
+    ) -> BackendFuture<'a, bool> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = HEARTBEAT.key(&key);
-            invocation.arg(worker).arg(duration_millis(lease));
-            self.run::<i64>("heartbeat", &invocation).await.map(drop)
+            let mut call = self.call(&HEARTBEAT, queue);
+            call.arg(worker).arg(duration_millis(lease));
+            let held: i64 = self.run("heartbeat", &call, true).await?;
+            Ok(held == 1)
         })
     }
 
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = RELEASE.key(&key);
-            invocation.arg(worker);
-            let ids: Vec<String> = self.run("release", &invocation).await?;
+            let mut call = self.call(&RELEASE, queue);
+            call.arg(worker);
+            let ids: Vec<String> = self.run("release", &call, true).await?;
             Ok(ids.into_iter().map(JobId::from).collect())
         })
     }
@@ -662,16 +865,15 @@ impl Backend for RedisBackend {
         &'a self,
         queue: &'a str,
         worker: &'a str,
-        running: &'a [JobId],
+        keep: &'a [JobId],
     ) -> BackendFuture<'a, Vec<JobId>> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = RECLAIM.key(&key);
-            invocation.arg(worker);
-            for id in running {
-                invocation.arg(id.as_str());
+            let mut call = self.call(&RECLAIM, queue);
+            call.arg(worker);
+            for id in keep {
+                call.arg(id.as_str());
             }
-            let ids: Vec<String> = self.run("reclaim", &invocation).await?;
+            let ids: Vec<String> = self.run("reclaim", &call, true).await?;
             Ok(ids.into_iter().map(JobId::from).collect())
         })
     }
@@ -679,16 +881,18 @@ impl Backend for RedisBackend {
     fn recover_stalled<'a>(
         &'a self,
         queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
         max_stalled: u32,
     ) -> BackendFuture<'a, Recovered> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = RECOVER.key(&key);
-            invocation
-                .arg(max_stalled)
-                .arg(stalled_message(max_stalled));
+            let mut call = self.call(&RECOVER, queue);
+            call.arg(max_stalled)
+                .arg(stalled_message(max_stalled))
+                .arg(worker)
+                .arg(duration_millis(lease));
             let (requeued, failed): (Vec<String>, Vec<String>) =
-                self.run("stalled-job recovery", &invocation).await?;
+                self.run("stalled-job recovery", &call, true).await?;
             Ok(Recovered {
                 requeued: requeued.into_iter().map(JobId::from).collect(),
                 failed: failed.into_iter().map(JobId::from).collect(),
@@ -703,10 +907,9 @@ impl Backend for RedisBackend {
         progress: String,
     ) -> BackendFuture<'a, ()> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = PROGRESS.key(&key);
-            invocation.arg(id.as_str()).arg(progress);
-            match self.run::<i64>("progress", &invocation).await? {
+            let mut call = self.call(&PROGRESS, queue);
+            call.arg(id.as_str()).arg(progress);
+            match self.run::<i64>("progress", &call, true).await? {
                 1 => Ok(()),
                 _ => Err(QueueError::NotFound {
                     queue: queue.to_owned(),
@@ -718,10 +921,9 @@ impl Backend for RedisBackend {
 
     fn get<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Option<JobInfo>> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = GET.key(&key);
-            invocation.arg(id.as_str());
-            let reply: Option<InfoReply> = self.run("get", &invocation).await?;
+            let mut call = self.call(&GET, queue);
+            call.arg(id.as_str());
+            let reply: Option<InfoReply> = self.run("get", &call, true).await?;
             reply
                 .map(|r| {
                     codec::info_from_reply(r).map_err(|e| {
@@ -734,16 +936,15 @@ impl Backend for RedisBackend {
 
     fn counts<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, JobCounts> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let invocation = COUNTS.key(&key);
+            let call = self.call(&COUNTS, queue);
             let (cells, paused): (HashMap<String, i64>, i64) =
-                self.run("counts", &invocation).await?;
+                self.run("counts", &call, true).await?;
             let mut counts = JobCounts::default();
             for state in JobState::ALL {
                 for priority in Priority::ALL {
                     let cell = format!("{}{}", codec::state_code(state), priority.index());
                     let n = cells.get(&cell).copied().unwrap_or(0).max(0);
-                    counts.set(state, priority, n as u64);
+                    counts.set(state, priority, n.unsigned_abs());
                 }
             }
             counts.paused = paused == 1;
@@ -753,10 +954,9 @@ impl Backend for RedisBackend {
 
     fn set_paused<'a>(&'a self, queue: &'a str, paused: bool) -> BackendFuture<'a, ()> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = PAUSE.key(&key);
-            invocation.arg(u8::from(paused));
-            self.run::<i64>("pause", &invocation).await.map(drop)
+            let mut call = self.call(&PAUSE, queue);
+            call.arg(u8::from(paused));
+            self.run::<i64>("pause", &call, true).await.map(drop)
         })
     }
 
@@ -768,13 +968,9 @@ impl Backend for RedisBackend {
         limit: usize,
     ) -> BackendFuture<'a, Vec<JobInfo>> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = LIST.key(&key);
-            invocation
-                .arg(codec::state_code(state))
-                .arg(offset)
-                .arg(limit);
-            let replies: Vec<InfoReply> = self.run("list", &invocation).await?;
+            let mut call = self.call(&LIST, queue);
+            call.arg(codec::state_code(state)).arg(offset).arg(limit);
+            let replies: Vec<InfoReply> = self.run("list", &call, true).await?;
             let mut jobs = Vec::with_capacity(replies.len());
             for reply in replies {
                 match codec::info_from_reply(reply) {
@@ -794,24 +990,28 @@ impl Backend for RedisBackend {
         selection: Selection<'a>,
     ) -> BackendFuture<'a, usize> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
             match selection {
                 Selection::Ids(ids) => {
-                    let mut invocation = RETRY_FAILED.key(&key);
-                    invocation.arg("ids");
+                    let mut call = self.call(&RETRY_FAILED, queue);
+                    call.arg("ids");
                     for id in ids {
-                        invocation.arg(id.as_str());
+                        call.arg(id.as_str());
                     }
-                    self.run("retry failed", &invocation).await
+                    let (moved, _): (usize, usize) = self.run("retry failed", &call, true).await?;
+                    Ok(moved)
                 }
                 Selection::All => {
-                    let mut total = 0;
+                    // A thousand a step, passing over failed jobs that
+                    // cannot be requeued (their record is unreadable).
+                    let (mut total, mut stayed) = (0, 0);
                     loop {
-                        let mut invocation = RETRY_FAILED.key(&key);
-                        invocation.arg("all");
-                        let moved: usize = self.run("retry failed", &invocation).await?;
+                        let mut call = self.call(&RETRY_FAILED, queue);
+                        call.arg("all").arg(stayed);
+                        let (moved, kept): (usize, usize) =
+                            self.run("retry failed", &call, true).await?;
                         total += moved;
-                        if moved < 1_000 {
+                        stayed += kept;
+                        if moved + kept < 1_000 {
                             return Ok(total);
                         }
                     }
@@ -822,10 +1022,9 @@ impl Backend for RedisBackend {
 
     fn remove<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = REMOVE.key(&key);
-            invocation.arg(id.as_str());
-            match self.run::<i64>("remove", &invocation).await? {
+            let mut call = self.call(&REMOVE, queue);
+            call.arg(id.as_str());
+            match self.run::<i64>("remove", &call, true).await? {
                 -1 => Err(QueueError::JobActive {
                     queue: queue.to_owned(),
                     id: id.to_string(),
@@ -843,29 +1042,21 @@ impl Backend for RedisBackend {
         limit: usize,
     ) -> BackendFuture<'a, usize> {
         Box::pin(async move {
-            let key = self.queue_key(queue);
-            let mut invocation = CLEAN.key(&key);
-            invocation
-                .arg(codec::state_code(state.into()))
+            let mut call = self.call(&CLEAN, queue);
+            call.arg(codec::state_code(state.into()))
                 .arg(duration_millis(older_than))
                 .arg(limit);
-            self.run("clean", &invocation).await
+            self.run("clean", &call, true).await
         })
     }
 
     fn ping(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
-            let mut conn = self.inner.conn.clone();
-            let cmd = redis::cmd("PING");
-            let ping = cmd.query_async::<String>(&mut conn);
-            match tokio::time::timeout(PING_TIMEOUT, ping).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(backend_error("ping", e)),
-                Err(_) => Err(QueueError::backend(format!(
-                    "redis did not answer PING within {}",
-                    humantime::format_duration(PING_TIMEOUT)
-                ))),
-            }
+            // A script that may write is refused up front while Redis is
+            // out of memory, so this one, which writes nothing, fails
+            // exactly when adds would.
+            let call = Call::new(&PROBE, format!("{}:health", self.inner.prefix));
+            self.run_once::<i64>("health check", &call).await.map(drop)
         })
     }
 }

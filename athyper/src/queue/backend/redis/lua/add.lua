@@ -2,7 +2,21 @@
 -- priority, delay ms, record head (up to the enqueued time), payload.
 -- Returns {id, created (1/0)} per job.
 local now = now_ms()
+expect(':seq', ':jobs', ':names', ':delayed', ':counts')
 local n = tonumber(ARGV[1])
+-- Every waiting set written below is checked before the first write.
+local checked = {}
+for i = 0, n - 1 do
+  local name = ARGV[2 + i * 6 + 1]
+  if not checked[name] then
+    checked[name] = true
+    local key = K .. ':w:' .. name
+    local t = redis.call('TYPE', key).ok
+    if t ~= 'none' and t ~= 'zset' then
+      error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the zset athyper keeps there; rename or delete it'})
+    end
+  end
+end
 local out = {}
 for i = 0, n - 1 do
   local b = 2 + i * 6
@@ -14,6 +28,9 @@ for i = 0, n - 1 do
     local seq = redis.call('INCR', K .. ':seq')
     if id == '' then
       id = num(seq)
+    else
+      -- A caller's id may name a job that was removed: its old keys go.
+      redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
     end
     redis.call('HSET', K .. ':jobs', id, ARGV[b + 4] .. num(now) .. '|' .. ARGV[b + 5])
     if delay > 0 then

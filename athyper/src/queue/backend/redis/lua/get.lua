@@ -1,2 +1,3 @@
 -- One job. ARGV: id. Returns {id, record, state, fields, errors} or nil.
+expect(':jobs')
 return info(ARGV[1])

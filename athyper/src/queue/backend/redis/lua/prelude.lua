@@ -1,22 +1,32 @@
--- Shared by every script; scripts.rs prepends it to each one.
+-- Shared by every script; mod.rs puts it after each script's flags line.
 --
 -- Keys of one queue, all under the prefix K = "<prefix>:{<queue>}" (the
 -- braces are the cluster hash tag, so every key of a queue is in one slot):
 --   K:seq            counter: generated ids and the order of waiting jobs
---   K:jobs           hash id -> record "1|<priority>|<name>|<max attempts>|<timeout ms>|<backoff>|<enqueued ms>|<payload>"
+--   K:jobs           hash id -> record "1|<priority>|<name>|<max attempts>|<timeout ms>|<backoff>|<trace>|<enqueued ms>|<payload>"
 --   K:j:<id>         hash of a job's changing state, made when it first runs or is delayed:
 --                    n name, p priority, sc waiting score, x state (w d a c f),
---                    a attempts made, s times stalled, t started ms, d due ms, f finished ms, g progress
+--                    a attempts made, s times stalled, t started ms, d due ms, f finished ms, g progress,
+--                    o worker of the last settled attempt
 --   K:e:<id>         list of "<attempt>|<ms>|<error>", one per failed attempt
 --   K:w:<name>       zset of waiting jobs of one handler, score priority * 2^50 + seq
 --   K:names          set of handler names with waiting jobs
 --   K:delayed        zset id -> due ms
 --   K:active:<w>     set of jobs worker w holds
 --   K:workers        zset worker -> lease expiry ms
+--   K:seen           ms of the last script that renewed or checked leases
 --   K:completed      zset id -> finished ms (likewise K:failed)
 --   K:counts         hash "<state><priority>" -> number of jobs
 --   K:paused         present while the queue is paused
 --   K:marker         list of at most one element, popped by idle workers' BLPOP
+--
+-- Redis does not roll a script back when it fails midway, so no script may
+-- fail after its first write. Every script checks the types of the queue's
+-- keys it writes before writing (a key of another type was written by
+-- someone else and is named in the error), reads a job's own keys with
+-- `redis.pcall`, and takes a job whose data is damaged or missing out of
+-- the way with `quarantine`, into the failed set with the reason, rather
+-- than stopping: no bad entry stops a queue.
 local K = KEYS[1]
 local PRIO = 1125899906842624 -- 2^50
 
@@ -30,9 +40,36 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+local TYPES = {
+  [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
+  [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
+  [':counts'] = 'hash',
+}
+
+-- Fails the script, before any write, if a key of the queue holds another
+-- type than the scripts give it.
+local function expect(...)
+  for _, suffix in ipairs({...}) do
+    local key = K .. suffix
+    local t = redis.call('TYPE', key).ok
+    if t ~= 'none' and t ~= TYPES[suffix] then
+      error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the ' .. TYPES[suffix]
+        .. ' athyper keeps there; rename or delete it'})
+    end
+  end
+end
+
+-- A pcall reply is a table with `err` when the command failed.
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
 -- Count changes are summed here and written once per script.
 local deltas = {}
 local function delta(state, p, d)
+  if state == nil or p == nil then
+    return
+  end
   local key = state .. p
   deltas[key] = (deltas[key] or 0) + d
 end
@@ -46,27 +83,56 @@ local function flush_counts()
   deltas = {}
 end
 
+-- Lets one idle worker know that work may be waiting. The marker is a pure
+-- signal: one of another type is replaced.
 local function wake()
-  if redis.call('LLEN', K .. ':marker') == 0 then
-    redis.call('LPUSH', K .. ':marker', '1')
+  local key = K .. ':marker'
+  local len = redis.pcall('LLEN', key)
+  if failed(len) then
+    redis.call('DEL', key)
+    len = 0
+  end
+  if len == 0 then
+    redis.call('LPUSH', key, '1')
   end
 end
 
--- Priority, name and attempts allowed, from a job record.
+-- Priority, name and attempts allowed, from a job record; nil for a record
+-- that does not read.
 local function header(record)
+  if not record then
+    return nil
+  end
   local p, name, max = string.match(record, '^1|(%d)|([^|]+)|(%d+)|')
   return tonumber(p), name, tonumber(max)
 end
 
-local function to_waiting(id, name, score)
-  redis.call('ZADD', K .. ':w:' .. name, num(score), id)
-  redis.call('SADD', K .. ':names', name)
+-- Fields of a job's state hash (false where missing), or nil if the hash
+-- is of another type.
+local function state_of(id, ...)
+  local reply = redis.pcall('HMGET', K .. ':j:' .. id, ...)
+  if failed(reply) then
+    return nil
+  end
+  return reply
 end
 
-local function drop(id, state, p)
-  redis.call('HDEL', K .. ':jobs', id)
-  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
-  delta(state, p, -1)
+-- Ready to write a job's state hash: one of another type is dropped.
+local function state_key(id, st)
+  local jk = K .. ':j:' .. id
+  if st == nil then
+    redis.call('DEL', jk)
+  end
+  return jk
+end
+
+-- Appends to a job's error list, replacing one of another type.
+local function push_error(id, entry)
+  local ek = K .. ':e:' .. id
+  if failed(redis.pcall('RPUSH', ek, entry)) then
+    redis.call('DEL', ek)
+    redis.call('RPUSH', ek, entry)
+  end
 end
 
 -- Adds a finished job to its set, scored by finish time in ms. Jobs that
@@ -83,44 +149,88 @@ local function finish(set, id, now)
   redis.call('ZADD', key, string.format('%.17g', score), id)
 end
 
--- Drops the oldest finished jobs beyond a count and an age (-1: no bound).
-local function trim(state, set, keep_count, keep_age, now)
-  local key = K .. set
-  if keep_count >= 0 then
-    local over = redis.call('ZCARD', key) - keep_count
-    if over > 0 then
-      local gone = redis.call('ZPOPMIN', key, over)
-      for i = 1, #gone, 2 do
-        drop(gone[i], state, tonumber(redis.call('HGET', K .. ':j:' .. gone[i], 'p')))
-      end
-    end
+-- Fails a job whose data is damaged or missing, with the reason, into the
+-- failed set, writing what it needs to be listed and read (a placeholder
+-- record if it has none). The caller has taken it out of `from` (a state
+-- code, or nil if it was counted nowhere), where it was counted at
+-- priority `known_p` if the caller knows it.
+local function quarantine(id, reason, from, now, known_p)
+  local record = redis.call('HGET', K .. ':jobs', id)
+  local st = state_of(id, 'n', 'p', 'a')
+  local hp, hn = header(record)
+  local p = known_p or (st and tonumber(st[2])) or hp or 3
+  local name = (st and st[1]) or hn or '?'
+  if not record then
+    redis.call('HSET', K .. ':jobs', id, '1|' .. p .. '|' .. name .. '|1||f0,0,n||' .. num(now) .. '|null')
   end
-  if keep_age >= 0 then
-    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num(now - keep_age), 'LIMIT', 0, 1000)
-    for _, id in ipairs(old) do
-      redis.call('ZREM', key, id)
-      drop(id, state, tonumber(redis.call('HGET', K .. ':j:' .. id, 'p')))
-    end
-  end
+  local attempt = ((st and tonumber(st[3])) or 0) + 1
+  push_error(id, attempt .. '|' .. num(now) .. '|job data damaged in Redis: ' .. reason)
+  redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'x', 'f', 'f', num(now))
+  finish(':failed', id, now)
+  delta(from, p, -1)
+  delta('f', p, 1)
 end
 
--- Puts an active job back to waiting in its old place.
-local function put_back(id)
-  local jk = K .. ':j:' .. id
-  local st = redis.call('HMGET', jk, 'n', 'p', 'sc')
-  local p = tonumber(st[2])
-  to_waiting(id, st[1], tonumber(st[3]))
-  redis.call('HSET', jk, 'x', 'w')
-  delta('a', p, -1)
+-- Adds a job to its handler's waiting set. False, having written nothing,
+-- if that set is of another type.
+local function to_waiting(id, name, score)
+  if failed(redis.pcall('ZADD', K .. ':w:' .. name, num(score), id)) then
+    return false
+  end
+  redis.call('SADD', K .. ':names', name)
+  return true
+end
+
+-- Removes a job and its keys; `state` is where it was counted.
+local function drop(id, state, p)
+  if p == nil then
+    local st = state_of(id, 'p')
+    p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
+  end
+  redis.call('HDEL', K .. ':jobs', id)
+  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
+  delta(state, p, -1)
+end
+
+-- Puts a job that left `from` back to waiting without counting an attempt,
+-- in its old place when it has one, or quarantines it if its data is gone.
+local function put_back(id, from, now)
+  local record = redis.call('HGET', K .. ':jobs', id)
+  if not record then
+    quarantine(id, 'its record is missing', from, now)
+    return
+  end
+  local st = state_of(id, 'n', 'p', 'sc')
+  local hp, hn = header(record)
+  local name = (st and st[1]) or hn
+  local p = (st and tonumber(st[2])) or hp
+  if not name or not p then
+    quarantine(id, 'its record does not read', from, now, p)
+    return
+  end
+  local score = (st and tonumber(st[3])) or (p * PRIO + redis.call('INCR', K .. ':seq'))
+  if not to_waiting(id, name, score) then
+    quarantine(id, 'the waiting set of `' .. name .. '` is damaged', from, now, p)
+    return
+  end
+  redis.call('HSET', state_key(id, st), 'x', 'w', 'n', name, 'p', p, 'sc', num(score))
+  delta(from, p, -1)
   delta('w', p, 1)
 end
 
--- A worker's jobs, in the order they were waiting.
+-- The members of a worker's active set, in the order they were waiting; a
+-- set of another type is dropped.
 local function held_by(worker)
-  local ids = redis.call('SMEMBERS', K .. ':active:' .. worker)
+  local key = K .. ':active:' .. worker
+  local ids = redis.pcall('SMEMBERS', key)
+  if failed(ids) then
+    redis.call('DEL', key)
+    return {}
+  end
   local scored = {}
   for _, id in ipairs(ids) do
-    scored[#scored + 1] = {tonumber(redis.call('HGET', K .. ':j:' .. id, 'sc')) or 0, id}
+    local st = state_of(id, 'sc')
+    scored[#scored + 1] = {(st and tonumber(st[1])) or 0, id}
   end
   table.sort(scored, function(a, b) return a[1] < b[1] end)
   local out = {}
@@ -130,18 +240,42 @@ local function held_by(worker)
   return out
 end
 
--- Everything known of one job, or nil.
+-- Time during which no worker reached Redis (Redis was down, or every
+-- worker was cut off) does not count against leases. Lease scripts note
+-- when they ran; after a gap longer than half the caller's lease (live
+-- workers renew every third of theirs), every lease moves on by the gap,
+-- so that live workers get the time to renew before any is taken for dead.
+local function observe(now, lease)
+  local key = K .. ':seen'
+  local last = tonumber(redis.call('GET', key))
+  if last and now - last > lease / 2 then
+    local leases = redis.call('ZRANGE', K .. ':workers', 0, -1, 'WITHSCORES')
+    for i = 1, #leases, 2 do
+      redis.call('ZADD', K .. ':workers', num(tonumber(leases[i + 1]) + now - last), leases[i])
+    end
+  end
+  redis.call('SET', key, num(now))
+end
+
+-- Everything known of one job, or nil if it has no record.
 local function info(id)
   local record = redis.call('HGET', K .. ':jobs', id)
   if not record then
     return nil
   end
-  local fields = redis.call('HGETALL', K .. ':j:' .. id)
+  local fields = redis.pcall('HGETALL', K .. ':j:' .. id)
+  if failed(fields) then
+    fields = {}
+  end
   local state = 'w'
   for i = 1, #fields, 2 do
     if fields[i] == 'x' then
       state = fields[i + 1]
     end
   end
-  return {id, record, state, fields, redis.call('LRANGE', K .. ':e:' .. id, 0, -1)}
+  local errors = redis.pcall('LRANGE', K .. ':e:' .. id, 0, -1)
+  if failed(errors) then
+    errors = {}
+  end
+  return {id, record, state, fields, errors}
 end

@@ -1,15 +1,18 @@
--- Puts back the jobs a live worker holds but is not running: those handed
--- out by a fetch whose reply never reached it. ARGV: worker, then the ids
--- it runs. Returns the ids put back.
-local running = {}
+-- Puts back the jobs a live worker holds but does not know of: those
+-- handed out by a fetch whose reply never reached it. ARGV: worker, then
+-- the ids it knows (running, or finished with the result yet to send).
+-- Returns the ids put back.
+local now = now_ms()
+expect(':seq', ':jobs', ':names', ':failed', ':counts')
+local known = {}
 for i = 2, #ARGV do
-  running[ARGV[i]] = true
+  known[ARGV[i]] = true
 end
 local back = {}
 for _, id in ipairs(held_by(ARGV[1])) do
-  if not running[id] then
+  if not known[id] then
     redis.call('SREM', K .. ':active:' .. ARGV[1], id)
-    put_back(id)
+    put_back(id, 'a', now)
     back[#back + 1] = id
   end
 end

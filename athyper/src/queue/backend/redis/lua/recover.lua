@@ -1,33 +1,49 @@
 -- Puts back the jobs of workers whose lease expired; a job found stalled
--- more than `max_stalled` times fails. ARGV: max stalled, failure message.
+-- more than `max_stalled` times fails. The worker running the check is
+-- alive: its lease is renewed, never taken.
+-- ARGV: max stalled, failure message, worker, lease ms.
 -- Returns {requeued ids, failed ids}.
 local now = now_ms()
+expect(':seq', ':jobs', ':names', ':workers', ':seen', ':failed', ':counts')
 local max_stalled = tonumber(ARGV[1])
+local me, lease = ARGV[3], tonumber(ARGV[4])
+observe(now, lease)
+if redis.call('ZSCORE', K .. ':workers', me) then
+  redis.call('ZADD', K .. ':workers', num(now + lease), me)
+end
 local dead = redis.call('ZRANGEBYSCORE', K .. ':workers', '-inf', '(' .. num(now))
-local requeued, failed = {}, {}
+local requeued, failed_ids = {}, {}
 for _, worker in ipairs(dead) do
-  for _, id in ipairs(held_by(worker)) do
-    local jk = K .. ':j:' .. id
-    local stalled = redis.call('HINCRBY', jk, 's', 1)
-    if stalled > max_stalled then
-      local st = redis.call('HMGET', jk, 'p', 'a')
-      local p = tonumber(st[1])
-      redis.call('RPUSH', K .. ':e:' .. id, ((tonumber(st[2]) or 0) + 1) .. '|' .. num(now) .. '|' .. ARGV[2])
-      redis.call('HSET', jk, 'x', 'f', 'f', num(now))
-      finish(':failed', id, now)
-      delta('a', p, -1)
-      delta('f', p, 1)
-      failed[#failed + 1] = id
-    else
-      put_back(id)
-      requeued[#requeued + 1] = id
+  if worker ~= me then
+    for _, id in ipairs(held_by(worker)) do
+      local st = state_of(id, 's', 'p', 'a')
+      local stalled = ((st and tonumber(st[1])) or 0) + 1
+      if stalled > max_stalled then
+        local p = (st and tonumber(st[2])) or header(redis.call('HGET', K .. ':jobs', id))
+        if p and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
+          push_error(id, ((st and tonumber(st[3])) or 0) + 1 .. '|' .. num(now) .. '|' .. ARGV[2])
+          redis.call('HSET', state_key(id, st), 's', stalled, 'p', p, 'x', 'f', 'f', num(now))
+          finish(':failed', id, now)
+          delta('a', p, -1)
+          delta('f', p, 1)
+        else
+          quarantine(id, 'its record is missing', 'a', now, p)
+        end
+        failed_ids[#failed_ids + 1] = id
+      else
+        if st then
+          redis.call('HSET', K .. ':j:' .. id, 's', stalled)
+        end
+        put_back(id, 'a', now)
+        requeued[#requeued + 1] = id
+      end
     end
+    redis.call('DEL', K .. ':active:' .. worker)
+    redis.call('ZREM', K .. ':workers', worker)
   end
-  redis.call('DEL', K .. ':active:' .. worker)
-  redis.call('ZREM', K .. ':workers', worker)
 end
 flush_counts()
 if #requeued > 0 then
   wake()
 end
-return {requeued, failed}
+return {requeued, failed_ids}

@@ -1,8 +1,10 @@
 -- Puts back every job a worker still holds and ends its lease. ARGV: worker.
 -- Returns the ids put back.
+local now = now_ms()
+expect(':seq', ':jobs', ':names', ':workers', ':failed', ':counts')
 local ids = held_by(ARGV[1])
 for _, id in ipairs(ids) do
-  put_back(id)
+  put_back(id, 'a', now)
 end
 redis.call('DEL', K .. ':active:' .. ARGV[1])
 redis.call('ZREM', K .. ':workers', ARGV[1])

@@ -1,24 +1,32 @@
 -- Removes a job that is not running. ARGV: id.
 -- Returns 1 removed, 0 no such job, -1 running.
+expect(':jobs', ':names', ':delayed', ':completed', ':failed', ':counts')
 local id = ARGV[1]
 local record = redis.call('HGET', K .. ':jobs', id)
+local st = state_of(id, 'x', 'n', 'p')
+local state = (st and st[1]) or 'w'
 if not record then
-  return 0
+  -- No record, but the id may still be listed somewhere.
+  local listed = 0
+  for _, set in ipairs({':delayed', ':completed', ':failed'}) do
+    listed = listed + redis.call('ZREM', K .. set, id)
+  end
+  if listed == 0 then
+    return 0
+  end
+  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
+  delta(state, st and tonumber(st[3]), -1)
+  flush_counts()
+  return 1
 end
-local jk = K .. ':j:' .. id
-local st = redis.call('HMGET', jk, 'x', 'n', 'p')
-local state = st[1] or 'w'
 if state == 'a' then
   return -1
 end
-local p, name = tonumber(st[3]), st[2]
-if not p or not name then
-  p, name = header(record)
-end
-if state == 'w' then
+local hp, hn = header(record)
+local p, name = (st and tonumber(st[3])) or hp, (st and st[2]) or hn
+if state == 'w' and name then
   local key = K .. ':w:' .. name
-  redis.call('ZREM', key, id)
-  if redis.call('ZCARD', key) == 0 then
+  if not failed(redis.pcall('ZREM', key, id)) and redis.call('EXISTS', key) == 0 then
     redis.call('SREM', K .. ':names', name)
   end
 elseif state == 'd' then

@@ -1,0 +1,248 @@
+//! [`Faulty`]: a backend in front of another that fails on cue, so that
+//! the worker's handling of lost replies, failed steps, a cut-off network
+//! and a misbehaving backend is tested the same way on every backend, and
+//! deterministically.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use athyper::queue::backend::{
+    Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
+    SharedBackend,
+};
+use athyper::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError};
+
+/// What [`Faulty`] does to the next calls.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Plan {
+    /// The next this many fetches that carry acks fail before reaching the
+    /// backend: nothing of them happens.
+    pub fail_fetches_with_acks: usize,
+    /// The next this many fetches that carry acks run, and then their
+    /// replies are lost: the worker sees an error.
+    pub lose_fetch_replies_with_acks: usize,
+    /// The next this many releases fail before reaching the backend.
+    pub fail_releases: usize,
+    /// Every call that needs the network fails, as for a worker whose
+    /// connection to the backend is cut.
+    pub cut_off: bool,
+    /// The next fetch panics.
+    pub panic_on_fetch: bool,
+    /// Each fetch asks the backend for this many jobs more than it was
+    /// asked for, as a faulty backend would hand out.
+    pub extra_jobs: usize,
+}
+
+/// A backend that passes every call to another, except where its [`Plan`]
+/// says to fail.
+pub struct Faulty {
+    inner: SharedBackend,
+    plan: Mutex<Plan>,
+    /// How many faults it caused, so a case can check it tested something.
+    injected: AtomicUsize,
+}
+
+impl fmt::Debug for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faulty")
+            .field("inner", &self.inner)
+            .field("plan", &*self.plan.lock().unwrap())
+            .finish()
+    }
+}
+
+fn injected() -> QueueError {
+    QueueError::Unavailable {
+        what: "a fault injected by the test".to_owned(),
+        source: None,
+    }
+}
+
+impl Faulty {
+    /// In front of `inner`, passing everything through.
+    pub fn new(inner: SharedBackend) -> Faulty {
+        Faulty {
+            inner,
+            plan: Mutex::default(),
+            injected: AtomicUsize::new(0),
+        }
+    }
+
+    /// Changes the plan.
+    pub fn plan(&self, change: impl FnOnce(&mut Plan)) {
+        change(&mut self.plan.lock().unwrap());
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> usize {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn take(&self, pick: impl FnOnce(&mut Plan) -> bool) -> bool {
+        let hit = pick(&mut self.plan.lock().unwrap());
+        if hit {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        hit
+    }
+
+    fn cut_off(&self) -> bool {
+        self.take(|p| p.cut_off)
+    }
+}
+
+fn countdown(n: &mut usize) -> bool {
+    if *n > 0 {
+        *n -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+impl Backend for Faulty {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    fn add<'a>(&'a self, queue: &'a str, jobs: Vec<NewJob>) -> BackendFuture<'a, Vec<Added>> {
+        self.inner.add(queue, jobs)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        queue: &'a str,
+        request: FetchRequest<'a>,
+    ) -> BackendFuture<'a, Fetched> {
+        Box::pin(async move {
+            if self.cut_off() {
+                return Err(injected());
+            }
+            if self.take(|p| std::mem::take(&mut p.panic_on_fetch)) {
+                panic!("a panic injected by the test");
+            }
+            let acks = !request.acks.is_empty();
+            if acks && self.take(|p| countdown(&mut p.fail_fetches_with_acks)) {
+                return Err(injected());
+            }
+            let lose = acks && self.take(|p| countdown(&mut p.lose_fetch_replies_with_acks));
+            let extra = self.plan.lock().unwrap().extra_jobs;
+            let mut request = request;
+            if extra > 0 && request.max > 0 {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                request.max += extra;
+            }
+            let fetched = self.inner.fetch(queue, request).await?;
+            if lose { Err(injected()) } else { Ok(fetched) }
+        })
+    }
+
+    fn wait<'a>(&'a self, queue: &'a str, timeout: Duration) -> BackendFuture<'a, ()> {
+        self.inner.wait(queue, timeout)
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BackendFuture<'a, bool> {
+        if self.cut_off() {
+            return Box::pin(async { Err(injected()) });
+        }
+        self.inner.heartbeat(queue, worker, lease)
+    }
+
+    fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
+        if self.cut_off() || self.take(|p| countdown(&mut p.fail_releases)) {
+            return Box::pin(async { Err(injected()) });
+        }
+        self.inner.release(queue, worker)
+    }
+
+    fn reclaim<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        keep: &'a [JobId],
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        if self.cut_off() {
+            return Box::pin(async { Err(injected()) });
+        }
+        self.inner.reclaim(queue, worker, keep)
+    }
+
+    fn recover_stalled<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        lease: Duration,
+        max_stalled: u32,
+    ) -> BackendFuture<'a, Recovered> {
+        if self.cut_off() {
+            return Box::pin(async { Err(injected()) });
+        }
+        self.inner
+            .recover_stalled(queue, worker, lease, max_stalled)
+    }
+
+    fn progress<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a JobId,
+        progress: String,
+    ) -> BackendFuture<'a, ()> {
+        self.inner.progress(queue, id, progress)
+    }
+
+    fn get<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Option<JobInfo>> {
+        self.inner.get(queue, id)
+    }
+
+    fn counts<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, JobCounts> {
+        self.inner.counts(queue)
+    }
+
+    fn set_paused<'a>(&'a self, queue: &'a str, paused: bool) -> BackendFuture<'a, ()> {
+        self.inner.set_paused(queue, paused)
+    }
+
+    fn list<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<JobInfo>> {
+        self.inner.list(queue, state, offset, limit)
+    }
+
+    fn retry_failed<'a>(
+        &'a self,
+        queue: &'a str,
+        selection: Selection<'a>,
+    ) -> BackendFuture<'a, usize> {
+        self.inner.retry_failed(queue, selection)
+    }
+
+    fn remove<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        self.inner.remove(queue, id)
+    }
+
+    fn clean<'a>(
+        &'a self,
+        queue: &'a str,
+        state: Finished,
+        older_than: Duration,
+        limit: usize,
+    ) -> BackendFuture<'a, usize> {
+        self.inner.clean(queue, state, older_than, limit)
+    }
+
+    fn ping(&self) -> BackendFuture<'_, ()> {
+        self.inner.ping()
+    }
+}
