@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use athyper::prelude::*;
-use athyper::queue::backend::{RedisBackend, RedisConfig};
+use athyper::queue::backend::{FetchRequest, RedisBackend, RedisConfig};
 use athyper::queue::{
-    JobState, KeepJobs, Retention, SharedBackend, Worker, WorkerConfig, WorkerHandle,
+    Chain, JobState, KeepJobs, QueueError, Retention, SharedBackend, Worker, WorkerConfig,
+    WorkerHandle,
 };
 use athyper_test_support::{RedisOptions, RedisServer};
 
@@ -220,4 +221,135 @@ fn redis_killed_and_restarted_under_load_loses_no_accepted_job() {
         let report = worker.shutdown(Duration::from_secs(5)).await;
         assert!(report.released.is_empty());
     });
+}
+
+/// A backend on `url` whose calls give up after `timeout`.
+async fn connect_with_timeout(url: String, timeout: Duration) -> SharedBackend {
+    let config = RedisConfig::new(url).timeout(timeout);
+    Arc::new(RedisBackend::connect_lazy(config).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_does_not_count_against_leases() {
+    let server = RedisServer::start();
+    let backend = connect(server.url()).await;
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let ids = queue.add_bulk(&step, vec![1, 2]).await.unwrap();
+    let mut request = FetchRequest::new("alive", 2);
+    request.lease = Duration::from_secs(2);
+    assert_eq!(backend.fetch("faults", request).await.unwrap().jobs.len(), 2);
+    // As Redis would look after ten seconds in which no worker reached it
+    // (it was down, or the network was): the live worker's lease has run
+    // out while it could not renew it.
+    let now_ms = |server: &RedisServer| -> i64 {
+        let time = server.cli(&["time"]);
+        let mut parts = time.lines().map(|l| l.trim().parse::<i64>().unwrap());
+        parts.next().unwrap() * 1000 + parts.next().unwrap() / 1000
+    };
+    let now = now_ms(&server);
+    server.cli(&["set", "athyper:{faults}:seen", &(now - 10_000).to_string()]);
+    server.cli(&["zadd", "athyper:{faults}:workers", &(now - 1_000).to_string(), "alive"]);
+    // The first check after the outage moves every lease on by the outage
+    // instead of taking the jobs of a worker that may well be alive.
+    let recovered = backend
+        .recover_stalled("faults", "checker", Duration::from_secs(2), 1)
+        .await
+        .unwrap();
+    assert!(recovered.requeued.is_empty(), "{recovered:?}");
+    assert!(backend.heartbeat("faults", "alive", Duration::from_secs(2)).await.unwrap());
+    let active: Vec<JobId> = queue
+        .list(JobState::Active, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(active, ids);
+
+    // Without an outage, an expired lease is a dead worker's.
+    let now = now_ms(&server);
+    server.cli(&["zadd", "athyper:{faults}:workers", &(now - 1_000).to_string(), "alive"]);
+    let recovered = backend
+        .recover_stalled("faults", "checker", Duration::from_secs(2), 1)
+        .await
+        .unwrap();
+    assert_eq!(recovered.requeued, ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_fast_and_typed_when_redis_is_unreachable() {
+    // Nobody listens: refused at once.
+    let mut gone = RedisServer::start();
+    let url = gone.url();
+    gone.kill();
+    let backend = connect_with_timeout(url, Duration::from_millis(500)).await;
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let started = std::time::Instant::now();
+    let err = queue.add(&step, 1).await.unwrap_err();
+    assert!(err.is_unavailable(), "{}", Chain(&err));
+    assert!(backend.ping().await.unwrap_err().is_unavailable());
+
+    // Something accepts connections and never answers: the timeout ends it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let backend =
+        connect_with_timeout(format!("redis://127.0.0.1:{port}"), Duration::from_millis(500))
+            .await;
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let err = queue.add(&step, 1).await.unwrap_err();
+    assert!(err.is_unavailable(), "{}", Chain(&err));
+    assert!(err.to_string().contains("no answer within 500ms"), "{err}");
+    // Both in seconds, not in the tens of seconds of a reconnect loop.
+    let took = started.elapsed();
+    println!("two unreachable adds failed in {took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_refuses_adds_turns_health_red_and_workers_drain() {
+    let server = RedisServer::start();
+    let backend = connect(server.url()).await;
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let ids = queue.add_bulk(&step, vec![1; 20]).await.unwrap();
+    // Fill Redis past a small `maxmemory` with keys of someone else's.
+    let used: u64 = server
+        .cli(&["info", "memory"])
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    server.cli(&["config", "set", "maxmemory-policy", "noeviction"]);
+    server.cli(&["config", "set", "maxmemory", &(used + (2 << 20)).to_string()]);
+    server.cli(&[
+        "eval",
+        "for i = 1, 4000 do redis.call('SET', 'junk:' .. i, string.rep('x', 1000)) end return 1",
+        "0",
+    ]);
+
+    let err = queue.add(&step, 1).await.unwrap_err();
+    assert!(matches!(err, QueueError::OutOfMemory { .. }), "{}", Chain(&err));
+    let err = backend.ping().await.unwrap_err();
+    assert!(matches!(err, QueueError::OutOfMemory { .. }), "{}", Chain(&err));
+    assert_eq!(queue.counts().await.unwrap().waiting(), 20, "nothing was added");
+
+    // Workers keep draining what is queued: that frees memory.
+    let worker = start_worker(&backend, keep_everything(4, Duration::from_secs(5)));
+    wait_until("the queued jobs to complete", Duration::from_secs(60), async || {
+        queue.counts().await.is_ok_and(|c| c.completed() == ids.len() as u64)
+    })
+    .await;
+    worker.shutdown(Duration::from_secs(5)).await;
+
+    server.cli(&["eval", "for i = 1, 4000 do redis.call('DEL', 'junk:' .. i) end return 1", "0"]);
+    backend.ping().await.unwrap();
+    queue.add(&step, 1).await.unwrap();
 }

@@ -40,7 +40,7 @@
 
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub mod redis;
 
 use std::fmt;
 use std::sync::Arc;

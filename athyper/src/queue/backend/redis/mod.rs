@@ -17,30 +17,111 @@
 //! # Atomicity
 //!
 //! Every state change is one Lua script (`lua/*.lua`, each with
-//! `prelude.lua` in front), run by SHA through [`redis::Script`], which
-//! loads it again when Redis answers `NOSCRIPT` (after a restart or a
-//! `SCRIPT FLUSH`). A script either runs whole or not at all, so a reply
-//! lost with a dropped connection leaves a consistent state, and each step
-//! is safe to repeat: an ack repeated for a job already settled is reported
-//! as lost and changes nothing.
+//! `prelude.lua` in front), run by SHA; a node that does not know a script
+//! (after a restart, a failover or a `SCRIPT FLUSH`) gets its whole text in
+//! an `EVAL` on the same connection and slot at once. A script runs whole
+//! or not at all as far as other clients see, but Redis does not roll back
+//! one that fails midway, so no script may fail after its first write:
+//! each checks the types of the queue's keys it writes before writing
+//! (naming a key of another type in its error), reads a job's own keys so
+//! that damage cannot raise, and fails a job whose data is missing or
+//! damaged into the failed set, with the reason and a placeholder record,
+//! rather than stopping. No bad entry stops a queue.
+//!
+//! Each step is safe to repeat, so that a reply lost with a dropped
+//! connection is harmless: an ack carries its attempt number and the job
+//! keeps the worker and attempt of the last ack that took effect, so an ack
+//! sent again is recognised and changes nothing; a fetch, heartbeat or
+//! release sent again does what it did once more. Only an add without a
+//! caller's id is not safe to repeat (it may store the job twice), so the
+//! backend repeats a command by itself, once, after the connection dropped
+//! under it, except such an add.
 //!
 //! # Leases: one per worker, not one per job
 //!
 //! A worker holds its jobs under one lease: its entry in the `workers`
 //! sorted set (score: expiry) and the set `active:<worker>` of its job ids.
-//! Every fetch renews it, as does a heartbeat every third of the lease when
-//! the worker is idle or busy with long jobs. Keeping a lock key per job
-//! (as BullMQ does) would cost a renewal per running job per interval and a
-//! scan of every active job to find stalled ones; with one lease per worker
-//! a renewal is one `ZADD` whatever the worker runs, and the stalled check
-//! is one range query over expired leases, touching only the jobs of dead
-//! workers. The cost is granularity: a worker that is alive but stuck on one
-//! job keeps all its jobs; per-job timeouts cover that case.
+//! Every fetch renews it, as does a heartbeat every third of the lease. The
+//! default lease is 5 s and other workers look for expired ones every 2 s,
+//! so the jobs of a worker that dies run elsewhere within about 7 s.
+//! Keeping a lock key per job (as BullMQ does) would cost a renewal per
+//! running job per interval and a scan of every active job to find stalled
+//! ones; with one lease per worker a renewal is one `ZADD` whatever the
+//! worker runs, and the stalled check is one range query over expired
+//! leases, touching only the jobs of dead workers. The cost is granularity:
+//! a worker that is alive but stuck on one job keeps all its jobs; per-job
+//! timeouts cover that case.
+//!
+//! Recovery never takes a live worker's jobs:
+//!
+//! - the worker running the check renews its own lease first;
+//! - time in which no worker reached Redis (Redis was down, or everyone was
+//!   cut off) does not count: every lease script notes when it ran, and
+//!   after a gap longer than half a lease every lease moves on by the gap,
+//!   so live workers get the time to renew after an outage;
+//! - a lease that recovery took stays gone: a heartbeat renews a lease only
+//!   if it is still there (and reports it lost otherwise), and the next
+//!   fetch says the worker held none; the worker then cancels the attempts
+//!   it ran under that lease and drops their results.
 //!
 //! A reply lost on a dropped connection could hand a worker jobs it never
 //! learns of while its lease stays alive; after any failed fetch the worker
-//! calls [`Backend::reclaim`] with the jobs it runs, which puts back the
-//! rest.
+//! calls [`Backend::reclaim`] with the jobs it knows (those it runs and
+//! those whose results it has yet to send), which puts back the rest.
+//!
+//! # Delivery: at least once, and when a second run happens
+//!
+//! A job runs once unless one of these happens, and then it may run again
+//! (so handlers should be idempotent, below):
+//!
+//! 1. the worker running it died, or was killed, before its result reached
+//!    Redis: its lease expires and the job runs elsewhere;
+//! 2. the worker was cut off from Redis, or its runtime starved, for longer
+//!    than its lease while other workers reached Redis: its lease expires
+//!    and the job runs elsewhere, while the first attempt may still be
+//!    running until the worker learns of it (its token fires then);
+//! 3. a shutdown deadline stopped the attempt: the job goes back and runs
+//!    again from the start;
+//! 4. Redis forgot a write it had acknowledged: it crashed with
+//!    `appendfsync everysec` (the default), or a replica without the last
+//!    writes was promoted. A completion forgotten makes the job run again;
+//!    a fetch forgotten makes it waiting again while the worker that took
+//!    it runs it (a second, concurrent run).
+//!
+//! Retries after a failed attempt are new attempts, by design, not second
+//! runs. An attempt whose result is lost on a dropped connection does not
+//! run again: the result is sent again and recognised.
+//!
+//! # Durability
+//!
+//! An add returns once Redis has the job in memory. What survives a Redis
+//! crash depends on Redis's own settings:
+//!
+//! - `appendonly yes` with `appendfsync everysec` (Redis's default when AOF
+//!   is on): Redis writes the log to disk once a second, so a crash loses
+//!   up to about the last second of writes: adds acknowledged in it are
+//!   gone, and completions in it are redone (case 4 above).
+//! - `appendfsync always`: every write is on disk before Redis answers, so
+//!   an acknowledged add survives a crash; this costs throughput on slow
+//!   disks.
+//! - With replicas, replication is asynchronous: a failover can lose the
+//!   writes the promoted replica had not received. Redis's `WAIT
+//!   <replicas> <timeout>` makes a client wait until replicas have a write;
+//!   this backend does not send it, so run the primary with
+//!   `appendfsync always` where no acknowledged add may be lost, and set
+//!   `min-replicas-to-write` / `min-replicas-max-lag` to make the primary
+//!   refuse writes when its replicas fall behind.
+//!
+//! # Idempotent handlers
+//!
+//! A handler that may run twice should make its effect happen once: key the
+//! effect by the job's id ([`JobContext::id`](crate::queue::JobContext::id),
+//! stable across runs and retries), for example as an idempotency key sent
+//! to a payment API or a unique key in the table it writes; check-and-write
+//! in one transaction; and watch its cancellation token, which fires when
+//! its run no longer counts. Give jobs a caller's id
+//! ([`JobOptions::id`](crate::queue::JobOptions::id)) so that a producer can
+//! repeat an add it is unsure of.
 //!
 //! # Waiting without polling
 //!
@@ -57,10 +138,19 @@
 //! # Faults
 //!
 //! Connections are [`ConnectionManager`]s (or a cluster connection), which
-//! reconnect by themselves; a command that fails on a dropped connection
-//! returns its error, which workers retry with backoff (keeping their
-//! unsent acks) and producers receive. [`Backend::ping`] is the health
-//! check: `PING` with a one-second timeout.
+//! reconnect by themselves. Every command has a timeout (2 s by default,
+//! [`RedisConfig::timeout`]) that includes waiting for a reconnection, so
+//! an add from an API handler fails fast with
+//! [`QueueError::Unavailable`] when Redis is down; workers retry with a
+//! short backoff, keeping their unsent results, and log an outage once
+//! when it begins and once when it ends.
+//!
+//! At `maxmemory` with `noeviction`, Redis refuses adds up front (nothing is
+//! written) with [`QueueError::OutOfMemory`], and the health check
+//! ([`Backend::ping`], a script that writes nothing but that Redis refuses
+//! exactly when it refuses writes) fails with that reason. The scripts that
+//! move and remove jobs are marked `allow-oom`, so that workers keep
+//! draining the queue, which frees memory.
 
 mod codec;
 mod waker;

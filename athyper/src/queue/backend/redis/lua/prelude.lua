@@ -158,7 +158,18 @@ local function quarantine(id, reason, from, now, known_p)
   local record = redis.call('HGET', K .. ':jobs', id)
   local st = state_of(id, 'n', 'p', 'a')
   local hp, hn = header(record)
-  local p = known_p or (st and tonumber(st[2])) or hp or 3
+  local p = known_p or (st and tonumber(st[2])) or hp
+  if p == nil and from ~= nil then
+    -- Nothing says where it was counted: take it off a priority that
+    -- still counts one in `from`, so that the totals stay right.
+    for q = 0, 3 do
+      local key = from .. q
+      if p == nil and (tonumber(redis.call('HGET', K .. ':counts', key)) or 0) + (deltas[key] or 0) > 0 then
+        p = q
+      end
+    end
+  end
+  p = p or 3
   local name = (st and st[1]) or hn or '?'
   if not record then
     redis.call('HSET', K .. ':jobs', id, '1|' .. p .. '|' .. name .. '|1||f0,0,n||' .. num(now) .. '|null')
