@@ -7,6 +7,8 @@
 //!   restart it (reloading its append-only file) to inject faults.
 //! - [`RedisCluster`] does the same for a Redis Cluster, with replicas if
 //!   asked, and can kill a master and wait for a replica's promotion.
+//! - [`FaultProxy`] sits between a client and a server on loopback and
+//!   cuts, refuses, delays connections or swallows a reply on command.
 //! - [`http_get`] and [`http_post_json`] are a plain HTTP client for
 //!   checking endpoints.
 //! - [`example`] builds an example for a test to run as a child [`Proc`].
@@ -14,8 +16,10 @@
 mod cluster;
 mod http;
 mod process;
+mod proxy;
 mod redis;
 
+pub use self::proxy::{FaultProxy, ProxyStats, ReplyFault};
 pub use self::redis::{AppendFsync, RedisOptions, RedisServer, free_port};
 pub use cluster::{Failover, RedisCluster};
 pub use http::{HttpAnswer, http_get, http_post_json, http_request};
