@@ -28,8 +28,8 @@ pub struct RedisCluster {
 #[derive(Debug)]
 struct Killed {
     at: Instant,
-    id: String,
     slots: Vec<RangeInclusive<u16>>,
+    replicas: Vec<usize>,
 }
 
 /// A replica's promotion after its master was killed, as
@@ -254,17 +254,18 @@ impl RedisCluster {
             .collect()
     }
 
-    /// Kills `node` with SIGKILL, remembering its slots and the time, for
-    /// [`wait_for_failover`](Self::wait_for_failover).
+    /// Kills `node` with SIGKILL, remembering its slots, its replicas and
+    /// the time, for [`wait_for_failover`](Self::wait_for_failover).
     pub fn kill(&mut self, node: usize) {
         let me = self
             .myself(node)
             .unwrap_or_else(|| panic!("node {node} does not answer, so it cannot be killed"));
+        let replicas = self.replicas_of(node);
         self.nodes[node].kill();
         self.killed[node] = Some(Killed {
             at: Instant::now(),
-            id: me.id,
             slots: me.slots,
+            replicas,
         });
     }
 
@@ -276,10 +277,12 @@ impl RedisCluster {
         self.killed[node] = None;
     }
 
-    /// Waits until a node has taken over every slot of `old_master`, killed
-    /// with [`kill`](Self::kill): it reports itself master owning them, and
-    /// every surviving node reports `cluster_state:ok` and routes the slots
-    /// to it. Fails after 60 s with every node's view.
+    /// Waits until a replica of `old_master`, killed with
+    /// [`kill`](Self::kill), has taken over every slot it served: the
+    /// replica reports itself master owning them, and every surviving node
+    /// reports `cluster_state:ok` and routes the slots to it. Fails at once
+    /// if `old_master` had no replica or no slot, and after 60 s with every
+    /// node's view.
     pub fn wait_for_failover(&self, old_master: usize) -> Failover {
         let killed = self.killed[old_master].as_ref().unwrap_or_else(|| {
             panic!("node {old_master} was not killed with `RedisCluster::kill`")
@@ -287,6 +290,10 @@ impl RedisCluster {
         assert!(
             !killed.slots.is_empty(),
             "node {old_master} served no slots when it was killed, so no replica takes over from it"
+        );
+        assert!(
+            !killed.replicas.is_empty(),
+            "node {old_master} had no replica when it was killed, so none can take over its slots"
         );
         let first_slot = *killed.slots[0].start();
         let owns_all = |line: &NodeLine| {
@@ -300,8 +307,8 @@ impl RedisCluster {
             &format!("a replica to take over from node {old_master}"),
             |c| {
                 let claimant = c.claimants(first_slot).into_iter().find(|&node| {
-                    c.myself(node)
-                        .is_some_and(|me| me.id != killed.id && owns_all(&me))
+                    killed.replicas.contains(&node)
+                        && c.myself(node).is_some_and(|me| owns_all(&me))
                 })?;
                 let promoted_after = match promoted {
                     Some((node, after)) if node == claimant => after,

@@ -73,6 +73,16 @@ fn a_replica_takes_over_a_killed_master_and_keeps_its_data() {
 }
 
 #[test]
+#[should_panic(expected = "had no replica when it was killed")]
+fn a_master_without_replicas_has_no_failover_to_wait_for() {
+    let mut cluster = RedisCluster::start();
+    let master = cluster.master_of_slot(0);
+    assert!(cluster.replicas_of(master).is_empty());
+    cluster.kill(master);
+    cluster.wait_for_failover(master);
+}
+
+#[test]
 #[should_panic(expected = "at least 3 masters, not 2")]
 fn fewer_than_three_masters_is_an_error() {
     RedisCluster::start_with(2, 1);
