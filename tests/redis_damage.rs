@@ -155,11 +155,17 @@ async fn a_queue_key_of_another_type_fails_the_call_before_it_writes() {
     let err = queue.add(&note, "refused".into()).await.unwrap_err();
     let text = Chain(&err).to_string();
     assert!(
-        text.contains(&format!("{K}:counts holds a string, not the hash athyper keeps there")),
+        text.contains(&format!(
+            "{K}:counts holds a string, not the hash athyper keeps there"
+        )),
         "{text}"
     );
     assert_eq!(cli(&server, &["hlen", &format!("{K}:jobs")]), "1");
-    assert_eq!(cli(&server, &["get", &format!("{K}:seq")]), seq, "nothing was written");
+    assert_eq!(
+        cli(&server, &["get", &format!("{K}:seq")]),
+        seq,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
@@ -176,8 +182,15 @@ async fn a_waiting_set_of_another_type_stops_only_its_name() {
         "the broken name is passed over from now on"
     );
     // Adding to that name names the key in the error and writes nothing.
-    let err = queue.add_raw("broken", &1, JobOptions::new()).await.unwrap_err();
-    assert!(Chain(&err).to_string().contains(&format!("{K}:w:broken holds a string")));
+    let err = queue
+        .add_raw("broken", &1, JobOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        Chain(&err)
+            .to_string()
+            .contains(&format!("{K}:w:broken holds a string"))
+    );
     assert_eq!(cli(&server, &["hlen", &format!("{K}:jobs")]), "1");
 }
 

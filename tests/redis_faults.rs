@@ -237,7 +237,10 @@ async fn an_outage_does_not_count_against_leases() {
     let ids = queue.add_bulk(&step, vec![1, 2]).await.unwrap();
     let mut request = FetchRequest::new("alive", 2);
     request.lease = Duration::from_secs(2);
-    assert_eq!(backend.fetch("faults", request).await.unwrap().jobs.len(), 2);
+    assert_eq!(
+        backend.fetch("faults", request).await.unwrap().jobs.len(),
+        2
+    );
     // As Redis would look after ten seconds in which no worker reached it
     // (it was down, or the network was): the live worker's lease has run
     // out while it could not renew it.
@@ -248,7 +251,12 @@ async fn an_outage_does_not_count_against_leases() {
     };
     let now = now_ms(&server);
     server.cli(&["set", "athyper:{faults}:seen", &(now - 10_000).to_string()]);
-    server.cli(&["zadd", "athyper:{faults}:workers", &(now - 1_000).to_string(), "alive"]);
+    server.cli(&[
+        "zadd",
+        "athyper:{faults}:workers",
+        &(now - 1_000).to_string(),
+        "alive",
+    ]);
     // The first check after the outage moves every lease on by the outage
     // instead of taking the jobs of a worker that may well be alive.
     let recovered = backend
@@ -256,7 +264,12 @@ async fn an_outage_does_not_count_against_leases() {
         .await
         .unwrap();
     assert!(recovered.requeued.is_empty(), "{recovered:?}");
-    assert!(backend.heartbeat("faults", "alive", Duration::from_secs(2)).await.unwrap());
+    assert!(
+        backend
+            .heartbeat("faults", "alive", Duration::from_secs(2))
+            .await
+            .unwrap()
+    );
     let active: Vec<JobId> = queue
         .list(JobState::Active, 0, 10)
         .await
@@ -268,7 +281,12 @@ async fn an_outage_does_not_count_against_leases() {
 
     // Without an outage, an expired lease is a dead worker's.
     let now = now_ms(&server);
-    server.cli(&["zadd", "athyper:{faults}:workers", &(now - 1_000).to_string(), "alive"]);
+    server.cli(&[
+        "zadd",
+        "athyper:{faults}:workers",
+        &(now - 1_000).to_string(),
+        "alive",
+    ]);
     let recovered = backend
         .recover_stalled("faults", "checker", Duration::from_secs(2), 1)
         .await
@@ -298,9 +316,11 @@ async fn calls_fail_fast_and_typed_when_redis_is_unreachable() {
             held.push(socket);
         }
     });
-    let backend =
-        connect_with_timeout(format!("redis://127.0.0.1:{port}"), Duration::from_millis(500))
-            .await;
+    let backend = connect_with_timeout(
+        format!("redis://127.0.0.1:{port}"),
+        Duration::from_millis(500),
+    )
+    .await;
     let queue = Queue::new(backend.clone(), "faults").unwrap();
     let err = queue.add(&step, 1).await.unwrap_err();
     assert!(err.is_unavailable(), "{}", Chain(&err));
@@ -328,7 +348,12 @@ async fn out_of_memory_refuses_adds_turns_health_red_and_workers_drain() {
         .parse()
         .unwrap();
     server.cli(&["config", "set", "maxmemory-policy", "noeviction"]);
-    server.cli(&["config", "set", "maxmemory", &(used + (2 << 20)).to_string()]);
+    server.cli(&[
+        "config",
+        "set",
+        "maxmemory",
+        &(used + (2 << 20)).to_string(),
+    ]);
     server.cli(&[
         "eval",
         "for i = 1, 4000 do redis.call('SET', 'junk:' .. i, string.rep('x', 1000)) end return 1",
@@ -336,20 +361,43 @@ async fn out_of_memory_refuses_adds_turns_health_red_and_workers_drain() {
     ]);
 
     let err = queue.add(&step, 1).await.unwrap_err();
-    assert!(matches!(err, QueueError::OutOfMemory { .. }), "{}", Chain(&err));
+    assert!(
+        matches!(err, QueueError::OutOfMemory { .. }),
+        "{}",
+        Chain(&err)
+    );
     let err = backend.ping().await.unwrap_err();
-    assert!(matches!(err, QueueError::OutOfMemory { .. }), "{}", Chain(&err));
-    assert_eq!(queue.counts().await.unwrap().waiting(), 20, "nothing was added");
+    assert!(
+        matches!(err, QueueError::OutOfMemory { .. }),
+        "{}",
+        Chain(&err)
+    );
+    assert_eq!(
+        queue.counts().await.unwrap().waiting(),
+        20,
+        "nothing was added"
+    );
 
     // Workers keep draining what is queued: that frees memory.
     let worker = start_worker(&backend, keep_everything(4, Duration::from_secs(5)));
-    wait_until("the queued jobs to complete", Duration::from_secs(60), async || {
-        queue.counts().await.is_ok_and(|c| c.completed() == ids.len() as u64)
-    })
+    wait_until(
+        "the queued jobs to complete",
+        Duration::from_secs(60),
+        async || {
+            queue
+                .counts()
+                .await
+                .is_ok_and(|c| c.completed() == ids.len() as u64)
+        },
+    )
     .await;
     worker.shutdown(Duration::from_secs(5)).await;
 
-    server.cli(&["eval", "for i = 1, 4000 do redis.call('DEL', 'junk:' .. i) end return 1", "0"]);
+    server.cli(&[
+        "eval",
+        "for i = 1, 4000 do redis.call('DEL', 'junk:' .. i) end return 1",
+        "0",
+    ]);
     backend.ping().await.unwrap();
     queue.add(&step, 1).await.unwrap();
 }

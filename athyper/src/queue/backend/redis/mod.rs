@@ -33,9 +33,11 @@
 //! keeps the worker and attempt of the last ack that took effect, so an ack
 //! sent again is recognised and changes nothing; a fetch, heartbeat or
 //! release sent again does what it did once more. Only an add without a
-//! caller's id is not safe to repeat (it may store the job twice), so the
-//! backend repeats a command by itself, once, after the connection dropped
-//! under it, except such an add.
+//! caller's id is not safe to repeat (it may store the job twice), and a
+//! fetch that takes jobs is not repeated by the backend itself (the jobs
+//! its lost reply handed out would stay with a worker that never learns of
+//! them; the worker reclaims them instead). The backend repeats any other
+//! command, once, after the connection dropped under it.
 //!
 //! # Leases: one per worker, not one per job
 //!
@@ -840,8 +842,12 @@ impl RedisBackend {
             };
         }
         type Reply = (Vec<String>, i64, i64, u64, Vec<FetchedReply>, i64);
+        // A fetch that takes jobs is not sent again: the jobs its lost
+        // reply handed out would stay with a worker that never learns of
+        // them. The worker reclaims them after the error instead.
+        let repeatable = request.max == 0;
         let (lost, paused, next_due, now, jobs, held): Reply =
-            self.run("fetch", &call, true).await?;
+            self.run("fetch", &call, repeatable).await?;
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(jobs.len()),
             lost: lost.into_iter().map(JobId::from).collect(),
