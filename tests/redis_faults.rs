@@ -19,7 +19,7 @@ use athyper::queue::{
     Chain, JobState, KeepJobs, QueueError, Retention, SharedBackend, Worker, WorkerConfig,
     WorkerHandle,
 };
-use athyper_test_support::{RedisOptions, RedisServer};
+use athyper_test_support::{FaultProxy, RedisOptions, RedisServer, ReplyFault};
 
 const CHILD: &str = "ATHYPER_FAULTS_CHILD_REDIS_URL";
 
@@ -400,4 +400,100 @@ async fn out_of_memory_refuses_adds_turns_health_red_and_workers_drain() {
     ]);
     backend.ping().await.unwrap();
     queue.add(&step, 1).await.unwrap();
+}
+
+static RUNS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[job(queue = "faults", retry = "none")]
+async fn counted(ctx: JobContext, _n: u32) -> Result<(), String> {
+    RUNS.lock().unwrap().push(ctx.id().to_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_lost_on_a_real_connection_runs_nothing_twice() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::for_server(&server);
+    let backend = connect(proxy.url()).await;
+    let queue = Queue::new(backend.clone(), "faults").unwrap();
+    let worker = Worker::builder(backend.clone(), "faults")
+        .handler(&counted)
+        .config(keep_everything(2, Duration::from_secs(5)))
+        .build()
+        .unwrap()
+        .start();
+    // The fetch that carries this job's result runs in Redis, and its
+    // reply never comes back: the connection closes instead.
+    proxy.arm(ReplyFault::swallow().after_request_containing("lost-reply-job"));
+    let id = queue
+        .add_with(&counted, 1, JobOptions::new().id("lost-reply-job"))
+        .await
+        .unwrap();
+    wait_until("the job to complete", Duration::from_secs(30), async || {
+        queue
+            .get(&id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.state == JobState::Completed)
+    })
+    .await;
+    let later = queue.add(&counted, 2).await.unwrap();
+    wait_until(
+        "the next job to complete",
+        Duration::from_secs(30),
+        async || {
+            queue
+                .get(&later)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|j| j.state == JobState::Completed)
+        },
+    )
+    .await;
+    worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(proxy.stats().faults_fired, 1, "the reply was swallowed");
+    let runs: Vec<String> = RUNS.lock().unwrap().clone();
+    assert_eq!(
+        runs.iter().filter(|r| **r == id.to_string()).count(),
+        1,
+        "runs: {runs:?}"
+    );
+    let job = queue.get(&id).await.unwrap().unwrap();
+    assert_eq!((job.attempts_made, job.stalled), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_after_a_cut_connection_puts_jobs_back_at_once() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::for_server(&server);
+    let backend = connect(proxy.url()).await;
+    let direct = connect(server.url()).await;
+    let queue = Queue::new(direct.clone(), "faults").unwrap();
+    let worker = start_worker(&backend, keep_everything(2, Duration::from_secs(30)));
+    let id = queue.add(&step, 60_000).await.unwrap();
+    wait_until("the job to start", Duration::from_secs(30), async || {
+        queue
+            .get(&id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.state == JobState::Active)
+    })
+    .await;
+    // As after a Redis restart: the worker's connection is gone, and the
+    // first command on it fails.
+    assert!(proxy.cut_all() > 0);
+    let report = worker.shutdown(Duration::from_millis(500)).await;
+    assert_eq!(
+        report.released,
+        [id.clone()],
+        "put back at once, not after the 30 s lease"
+    );
+    let job = queue.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.attempts_made, job.stalled),
+        (JobState::Waiting, 0, 0)
+    );
 }
