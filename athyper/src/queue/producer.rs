@@ -264,7 +264,8 @@ impl Queue {
 
     async fn submit_one(&self, job: NewJob) -> Result<JobId, QueueError> {
         let mut ids = self.submit(vec![job]).await?;
-        Ok(ids.pop().expect("one id per job"))
+        ids.pop()
+            .ok_or_else(|| QueueError::backend("the backend answered an add with no id"))
     }
 
     async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
@@ -283,7 +284,14 @@ impl Queue {
                 _ => runs.push((job.name.clone(), 1)),
             }
         }
+        let count = jobs.len();
         let added = self.backend.add(&self.name, jobs).instrument(span).await?;
+        if added.len() != count {
+            return Err(QueueError::backend(format!(
+                "the backend answered {} ids for an add of {count} jobs",
+                added.len()
+            )));
+        }
         let mut rest = &added[..];
         for (name, len) in &runs {
             let (run, tail) = rest.split_at(*len);
