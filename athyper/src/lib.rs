@@ -46,12 +46,14 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod error;
+pub mod health;
 pub mod observability;
 pub mod queue;
 pub mod registry;
 pub mod resilience;
 pub mod runtime;
 pub mod shutdown;
+mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]
