@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The OpenTelemetry crates' own errors, kept out of athyper's API.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// An error configuring or installing telemetry.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,13 +31,11 @@ pub enum TelemetryError {
     )]
     NoRuntime,
     /// The OTLP exporter could not be built.
-    #[cfg(feature = "otel")]
     #[error("cannot build the OTLP span exporter")]
-    Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
+    Exporter(#[source] BoxError),
     /// Flushing or shutting down the exporter failed.
-    #[cfg(feature = "otel")]
     #[error("flushing traces failed")]
-    Flush(#[source] opentelemetry_sdk::error::OTelSdkError),
+    Flush(#[source] BoxError),
     /// The last export did not finish in time.
     #[error("flushing traces did not finish within {timeout:?}")]
     FlushTimeout {

@@ -79,6 +79,9 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// docs](self). Keep the guard, and call [`TelemetryGuard::shutdown`]
 /// before the process exits so that buffered spans are exported (the
 /// runtime does this at [`FLUSH_TELEMETRY`](crate::shutdown::priority::FLUSH_TELEMETRY)).
+///
+/// When spans are exported, call it inside the Tokio runtime that is to
+/// run the export; outside one it fails with [`TelemetryError::NoRuntime`].
 pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
     config.check()?;
     let filter = config.filter()?;

@@ -36,7 +36,8 @@ impl Pipeline {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(TelemetryError::NoRuntime);
             }
-            let exporter = exporter(config, endpoint).map_err(TelemetryError::Exporter)?;
+            let exporter =
+                exporter(config, endpoint).map_err(|e| TelemetryError::Exporter(e.into()))?;
             builder = builder
                 .with_span_processor(BatchSpanProcessor::builder(Quiet(exporter), Tokio).build());
         }
@@ -108,7 +109,7 @@ async fn off_runtime(
     timeout: Option<Duration>,
 ) -> Result<(), TelemetryError> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return call().map_err(TelemetryError::Flush);
+        return call().map_err(|e| TelemetryError::Flush(e.into()));
     };
     let task = runtime.spawn_blocking(call);
     let joined = match timeout {
@@ -118,7 +119,7 @@ async fn off_runtime(
         None => task.await,
     };
     match joined {
-        Ok(result) => result.map_err(TelemetryError::Flush),
+        Ok(result) => result.map_err(|e| TelemetryError::Flush(e.into())),
         Err(panic) => std::panic::resume_unwind(panic.into_panic()),
     }
 }
