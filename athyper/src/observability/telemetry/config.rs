@@ -247,8 +247,9 @@ pub(super) fn parse_filter(
     })
 }
 
+/// Whether `url` is one the exporter takes; spaces around it are an error
+/// too, as the exporter would reject them.
 pub(super) fn check_url(url: &str, setting: &'static str) -> Result<(), TelemetryError> {
-    let url = url.trim();
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));

@@ -78,7 +78,7 @@ impl TelemetryConfig {
         {
             check_url(&url, var)?;
             if exporting {
-                config.endpoint = Some(Endpoint::Env(var, url.trim().to_owned()));
+                config.endpoint = Some(Endpoint::Env(var, url));
             }
         }
         for (var, protocol) in [
@@ -309,6 +309,13 @@ mod tests {
         assert_eq!(
             error(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]),
             "invalid OTEL_EXPORTER_OTLP_ENDPOINT `collector:4318`: expected an http:// or https:// URL such as `http://127.0.0.1:4318`"
+        );
+        assert_eq!(
+            error(&[(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                " http://collector:4318"
+            )]),
+            "invalid OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ` http://collector:4318`: expected an http:// or https:// URL such as `http://127.0.0.1:4318`"
         );
         assert_eq!(
             error(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "5s")]),
