@@ -67,38 +67,30 @@ impl TelemetryConfig {
             }
         };
 
-        // The signal's own variable wins over the general one, as in the
+        // The general variable, then the signal's own, which wins in the
         // exporter; both are checked when both are set.
-        for (var, url) in [
-            get("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let both = |general, signal| [get(general), get(signal)].into_iter().flatten();
+        for (var, url) in both(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ) {
             check_url(&url, var)?;
             if exporting {
                 config.endpoint = Some(Endpoint::Env(var, url));
             }
         }
-        for (var, protocol) in [
-            get("OTEL_EXPORTER_OTLP_PROTOCOL"),
-            get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (var, protocol) in both(
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ) {
             config.protocol = protocol
                 .parse()
                 .map_err(|reason: String| TelemetryError::config(var, &protocol, reason))?;
         }
-        for (var, ms) in [
-            get("OTEL_EXPORTER_OTLP_TIMEOUT"),
-            get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (var, ms) in both(
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        ) {
             if ms.parse::<u64>().is_err() {
                 return Err(TelemetryError::config(
                     var,
@@ -107,13 +99,10 @@ impl TelemetryConfig {
                 ));
             }
         }
-        for (var, headers) in [
-            get("OTEL_EXPORTER_OTLP_HEADERS"),
-            get("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (var, headers) in both(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ) {
             parse_pairs(&headers)
                 .map_err(|reason| TelemetryError::config(var, &headers, reason))?;
         }

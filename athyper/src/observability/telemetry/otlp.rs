@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{
     ExporterBuildError, Protocol, SpanExporter, WithExportConfig, WithHttpConfig,
 };
@@ -15,7 +16,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData};
-use tracing::instrument::WithSubscriber;
 
 use super::config::{Endpoint, OtlpProtocol, TelemetryConfig};
 use super::error::TelemetryError;
@@ -147,20 +147,14 @@ fn exporter(
     config: &TelemetryConfig,
     endpoint: &Endpoint,
 ) -> Result<SpanExporter, ExporterBuildError> {
-    let code_url = match endpoint {
+    let base_url = match endpoint {
         Endpoint::Code(url) => Some(url.trim_end_matches('/')),
         Endpoint::Env(..) => None,
     };
     let http_protocol = match config.protocol {
         OtlpProtocol::Grpc => {
-            let mut builder = SpanExporter::builder().with_tonic();
-            if let Some(url) = code_url {
-                builder = builder.with_endpoint(url);
-            }
-            if let Some(timeout) = config.timeout {
-                builder = builder.with_timeout(timeout);
-            }
-            return builder.build();
+            let builder = SpanExporter::builder().with_tonic();
+            return from_code(builder, base_url.map(str::to_owned), config).build();
         }
         OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
         OtlpProtocol::HttpJson => Protocol::HttpJson,
@@ -170,21 +164,32 @@ fn exporter(
     let mut builder = SpanExporter::builder()
         .with_http()
         .with_protocol(http_protocol);
-    if let Some(url) = code_url {
-        // A URL given in code is used as is; the base URL needs the path.
-        builder = builder.with_endpoint(format!("{url}/v1/traces"));
+    if !config.headers.is_empty() {
+        builder = builder.with_headers(config.headers.iter().cloned().collect());
+    }
+    // An HTTP URL given to the exporter is used as is: the path is added.
+    let traces_url = base_url.map(|url| format!("{url}/v1/traces"));
+    from_code(builder, traces_url, config).build()
+}
+
+/// `builder` with the endpoint and timeout set in code, if they were.
+fn from_code<B: WithExportConfig>(
+    mut builder: B,
+    url: Option<String>,
+    config: &TelemetryConfig,
+) -> B {
+    if let Some(url) = url {
+        builder = builder.with_endpoint(url);
     }
     if let Some(timeout) = config.timeout {
         builder = builder.with_timeout(timeout);
     }
-    if !config.headers.is_empty() {
-        builder = builder.with_headers(config.headers.iter().cloned().collect());
-    }
-    builder.build()
+    builder
 }
 
-/// An exporter whose exports log nothing: what the HTTP stack traces while
-/// exporting must not become spans to export.
+/// An exporter whose exports run with telemetry suppressed, as the SDK's
+/// own export thread does: spans the HTTP stack opens while exporting must
+/// not become spans to export.
 #[derive(Debug)]
 struct Quiet<E>(E);
 
@@ -197,7 +202,7 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         self.0
             .export(batch)
-            .with_subscriber(tracing::subscriber::NoSubscriber::default())
+            .with_context(Context::current().with_telemetry_suppressed())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
