@@ -81,7 +81,7 @@ async fn sync_stock(ctx: JobContext, sku: String) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _telemetry = telemetry::init(TelemetryConfig::from_env()?)?;
+    let telemetry = telemetry::init(TelemetryConfig::from_env()?)?;
 
     let log = RunLog {
         started: Instant::now(),
@@ -93,6 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .concurrency(1)
         .data(log.clone())
         .without_http()
+        .telemetry(telemetry)
         .build()?;
     let queue = runtime.queue_for(&send_email);
 

@@ -233,8 +233,7 @@ async fn wait_completed(queue: &Queue, id: &JobId) {
 async fn spans_follow_a_request_into_its_jobs() {
     let (collector, received) = start_receiver().await;
     let guard = telemetry::init(
-        TelemetryConfig::from_env_lookup(|_| None)
-            .unwrap()
+        TelemetryConfig::default()
             .otlp_endpoint(format!("http://{collector}"))
             .otlp_protocol(OtlpProtocol::HttpProtobuf)
             .service_name(SERVICE)

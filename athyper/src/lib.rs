@@ -38,7 +38,30 @@
 //! | [`resilience`] | [`Backoff`](resilience::Backoff) schedules with jitter and a cap |
 //! | [`adapter`] (attribute) | protection for an `impl` block's async methods: a [`CircuitBreaker`](resilience::CircuitBreaker) per instance, a [`RetryPolicy`](resilience::RetryPolicy), timeouts, a health check; the same by hand with [`Protected`](resilience::Protected) or as a tower layer |
 //! | [`registry`] | what `#[job]` registers, collected at start-up |
+//! | [`health`] | [`HealthRegistry`](health::HealthRegistry): required and optional checks, readiness by phase |
+//! | [`observability`] | metrics, the HTTP endpoints, request context, JSON logs, OTLP traces |
+//! | [`shutdown`] | shutdown steps by priority within one deadline |
 //! | [`runtime`] | [`Runtime`](runtime::Runtime): configuration from the environment, modes, run until a signal |
+//!
+//! ## Layers
+//!
+//! Imports run one way, downward: a module imports only the layers below
+//! its own. At the bottom are the leaves, which import nothing of
+//! the crate: [`shutdown`], [`health`] (a check and the registry summing
+//! them up) and the private `trace` module (the request context
+//! task-local, and the W3C trace context a job carries from the span that
+//! added it to each of its attempts). Above them [`resilience`] uses
+//! `health` to build adapter checks. Then [`queue`], with [`registry`],
+//! which describes its handlers, uses `resilience` for backoff and `trace`
+//! for its producer and consumer spans. [`observability`] sits above the
+//! queue and resilience: they know nothing of it and report through hook
+//! traits they define ([`QueueEvents`](queue::QueueEvents),
+//! [`ResilienceHooks`](resilience::ResilienceHooks)), which it implements;
+//! it re-exports the health and request context types it serves. At the
+//! top, [`runtime`] wires everything together and returns the crate's
+//! [`Error`], which joins each concern's error. New code goes in the lowest layer
+//! that has all it needs; a lower layer that must tell a higher one
+//! something defines a hook trait for it.
 //!
 //! ## The `#[job]` attribute
 //!
@@ -46,12 +69,14 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod error;
+pub mod health;
 pub mod observability;
 pub mod queue;
 pub mod registry;
 pub mod resilience;
 pub mod runtime;
 pub mod shutdown;
+mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,9 +1,9 @@
-//! The request context: the request id and trace ids of the HTTP request a
-//! piece of work is done for, kept in a Tokio task-local so that logs and
-//! jobs added along the way can name the request.
+//! The request context of HTTP requests: [`RequestContextLayer`] gives
+//! every request a [`RequestContext`] (its request id and trace ids) and a
+//! server span, so that logs and jobs added while serving it name the
+//! request.
 //!
-//! [`RequestContextLayer`] sets it for every request it serves, and it
-//! follows the work:
+//! The context follows the work:
 //!
 //! - through `.await`s of the request's own task;
 //! - into tasks started with [`spawn`] (plain `tokio::spawn` does not carry
@@ -30,17 +30,20 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::MatchedPath;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use axum::http::{HeaderMap, HeaderName, Request, Response};
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestId, PropagateRequestIdLayer, PropagateRequestIdResponseFuture,
+    RequestId, SetRequestId, SetRequestIdLayer,
+};
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
-use crate::observability::propagation;
+pub use crate::trace::{RequestContext, spawn};
 
 /// The header a request id is read from and echoed in.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,124 +52,14 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 /// by a generated id, so a client cannot blow up every log line.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-tokio::task_local! {
-    static CURRENT: RequestContext;
-}
-
-/// What identifies the request some work is done for. Cheap to clone.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RequestContext {
-    inner: Arc<Inner>,
-}
-
-#[derive(PartialEq, Eq)]
-struct Inner {
-    request_id: Box<str>,
-    trace_id: Option<Box<str>>,
-    span_id: Option<Box<str>>,
-}
-
-impl fmt::Debug for RequestContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestContext")
-            .field("request_id", &self.request_id())
-            .field("trace_id", &self.trace_id())
-            .field("span_id", &self.span_id())
-            .finish()
-    }
-}
-
-impl RequestContext {
-    /// A context for `request_id`, with the trace ids of the current span
-    /// (none without the `otel` feature or an OpenTelemetry layer). For
-    /// entry points other than HTTP: a message consumer, a CLI command.
-    pub fn new(request_id: impl Into<String>) -> Self {
-        Self::for_span(request_id.into(), &tracing::Span::current())
-    }
-
-    pub(crate) fn for_span(request_id: String, span: &tracing::Span) -> Self {
-        let (trace_id, span_id) = match propagation::span_ids(span) {
-            Some((trace, span)) => (Some(trace.into()), Some(span.into())),
-            None => (None, None),
-        };
-        RequestContext {
-            inner: Arc::new(Inner {
-                request_id: request_id.into(),
-                trace_id,
-                span_id,
-            }),
-        }
-    }
-
-    /// The context of the task this runs in, if one is set.
-    pub fn current() -> Option<RequestContext> {
-        CURRENT.try_with(RequestContext::clone).ok()
-    }
-
-    /// The request id: the caller's `x-request-id`, or one generated for
-    /// the request.
-    pub fn request_id(&self) -> &str {
-        &self.inner.request_id
-    }
-
-    /// The W3C trace id (32 lowercase hex digits) of the span the context
-    /// was made in: the HTTP server span, or a job attempt's span.
-    pub fn trace_id(&self) -> Option<&str> {
-        self.inner.trace_id.as_deref()
-    }
-
-    /// The span id (16 lowercase hex digits) of that span.
-    pub fn span_id(&self) -> Option<&str> {
-        self.inner.span_id.as_deref()
-    }
-
-    /// Runs `future` with this context set.
-    pub fn scope<F: Future>(self, future: F) -> TaskLocalFuture<RequestContext, F> {
-        CURRENT.scope(self, future)
-    }
-
-    /// Runs `f` with this context set.
-    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self, f)
-    }
-}
-
-/// The current request id, for a job being added.
-pub(crate) fn current_request_id() -> Option<String> {
-    CURRENT.try_with(|cx| cx.request_id().to_owned()).ok()
-}
-
-/// Calls `f` with the current context without cloning it, for the log
-/// formatter.
-pub(crate) fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
-    CURRENT.try_with(f).ok()
-}
-
-/// Spawns `future` on the current Tokio runtime, carrying the request
-/// context and the current span into it.
-///
-/// Use it instead of `tokio::spawn` for work done on behalf of a request,
-/// so that the work's logs and the jobs it adds name the request.
-pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let future = future.in_current_span();
-    match RequestContext::current() {
-        Some(cx) => tokio::spawn(cx.scope(future)),
-        None => tokio::spawn(future),
-    }
-}
-
 /// A tower layer for HTTP services that gives every request a
 /// [`RequestContext`] and a server span.
 ///
 /// For each request it:
 ///
 /// - takes the request id from `x-request-id` (printable ASCII, at most 128
-///   characters) or generates one, and echoes it in the response's
-///   `x-request-id`;
+///   characters) or generates a UUID (version 4), and echoes it in the
+///   response's `x-request-id`;
 /// - opens an `http.request` span of kind server, named for OpenTelemetry
 ///   by the method and the route template (`GET /users/{id}`) when axum's
 ///   [`MatchedPath`] is known, and recording the response status;
@@ -193,17 +86,64 @@ impl<S> Layer<S> for RequestContextLayer {
     type Service = RequestContextService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestContextService { inner }
+        let inner = PropagateRequestIdLayer::new(REQUEST_ID_HEADER).layer(InContext { inner });
+        RequestContextService {
+            inner: SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid).layer(inner),
+        }
     }
 }
 
-/// The service [`RequestContextLayer`] makes.
-#[derive(Clone, Debug)]
+/// The service [`RequestContextLayer`] makes: tower-http's request id
+/// services around the span and the context.
+#[derive(Clone)]
 pub struct RequestContextService<S> {
-    inner: S,
+    inner: SetRequestId<PropagateRequestId<InContext<S>>, MakeRequestUuid>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for RequestContextService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestContextService")
+            .field("inner", &self.inner.get_ref().get_ref().inner)
+            .finish()
+    }
 }
 
 impl<S, B, ResBody> Service<Request<B>> for RequestContextService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = PropagateRequestIdResponseFuture<ResponseFuture<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // An unusable id is dropped here, so that one is generated instead.
+        if !usable_request_id(request.headers()) {
+            request.headers_mut().remove(&REQUEST_ID_HEADER);
+        }
+        self.inner.call(request)
+    }
+}
+
+/// Whether the caller's `x-request-id`, if any, can be kept.
+fn usable_request_id(headers: &HeaderMap) -> bool {
+    headers.get(&REQUEST_ID_HEADER).is_none_or(|value| {
+        let id = value.as_bytes();
+        !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.iter().all(u8::is_ascii_graphic)
+    })
+}
+
+/// Runs the service in the request's span and context.
+#[derive(Clone, Debug)]
+struct InContext<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for InContext<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
 {
@@ -216,50 +156,24 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (request_id, header) = request_id(request.headers());
+        // Set by `SetRequestId`: the caller's id or a generated one, both
+        // printable ASCII.
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let span = server_span(&request, &request_id);
-        propagation::continue_remote_trace(&span, request.headers());
+        crate::trace::continue_remote_trace(&span, request.headers());
         let cx = RequestContext::for_span(request_id, &span);
         // Routing and the handler's synchronous start run inside the
         // context too.
         let inner = span.in_scope(|| cx.clone().sync_scope(|| self.inner.call(request)));
         ResponseFuture {
             inner: cx.scope(inner).instrument(span),
-            request_id: Some(header),
         }
     }
-}
-
-/// The caller's request id if it is usable, or a new one; with the header
-/// value to echo.
-fn request_id(headers: &HeaderMap) -> (String, HeaderValue) {
-    if let Some(value) = headers.get(&REQUEST_ID_HEADER)
-        && let Ok(text) = value.to_str()
-        && !text.is_empty()
-        && text.len() <= MAX_REQUEST_ID_LEN
-        && text.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return (text.to_owned(), value.clone());
-    }
-    let id = generate_request_id();
-    let header = HeaderValue::from_str(&id).expect("a generated id is a valid header value");
-    (id, header)
-}
-
-/// A random UUID (version 4) in its usual text form.
-fn generate_request_id() -> String {
-    let bits = rand::random::<u128>();
-    // Version 4, variant 10xx.
-    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 fn server_span<B>(request: &Request<B>, request_id: &str) -> tracing::Span {
@@ -288,19 +202,17 @@ fn server_span<B>(request: &Request<B>, request_id: &str) -> tracing::Span {
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequestContextService`].
+    /// The future of [`InContext`]: records the response status on the
+    /// request's span.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Instrumented<TaskLocalFuture<RequestContext, F>>,
-        request_id: Option<HeaderValue>,
     }
 }
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("request_id", &self.request_id)
-            .finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -312,9 +224,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
         let span = this.inner.as_ref().get_ref().span();
-        match &mut result {
+        match &result {
             Ok(response) => {
                 let status = response.status();
                 span.record("http.response.status_code", status.as_u16());
@@ -322,12 +234,6 @@ where
                 // caller's mistake.
                 if status.is_server_error() {
                     span.record("otel.status_code", "error");
-                }
-                if let Some(id) = this.request_id.take() {
-                    response
-                        .headers_mut()
-                        .entry(REQUEST_ID_HEADER)
-                        .or_insert(id);
                 }
             }
             Err(_) => {
@@ -341,77 +247,28 @@ where
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
     use super::*;
 
-    #[test]
-    fn keeps_a_usable_request_id_and_replaces_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&headers).0, "abc-123");
-
-        for bad in ["", "has space", &"x".repeat(MAX_REQUEST_ID_LEN + 1)] {
-            headers.insert(REQUEST_ID_HEADER, HeaderValue::from_str(bad).unwrap());
-            let (id, header) = request_id(&headers);
-            assert_ne!(id, bad);
-            assert_eq!(header.to_str().unwrap(), id);
-        }
+    async fn echo_context() -> String {
+        RequestContext::current()
+            .map(|cx| cx.request_id().to_owned())
+            .unwrap_or_default()
     }
 
-    #[test]
-    fn generated_ids_are_uuid_v4() {
-        let id = generate_request_id();
-        assert_eq!(id.len(), 36, "{id}");
-        let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
-        assert!(parts[2].starts_with('4'), "{id}");
-        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
-        assert_ne!(id, generate_request_id());
-    }
-
-    #[tokio::test]
-    async fn the_context_follows_spawned_work_and_only_it() {
-        assert!(RequestContext::current().is_none());
-        let cx = RequestContext::new("req-1");
-        let (carried, plain) = cx
-            .scope(async {
-                let carried = spawn(async { RequestContext::current() });
-                let plain = tokio::spawn(async { RequestContext::current() });
-                (carried.await.unwrap(), plain.await.unwrap())
-            })
-            .await;
-        assert_eq!(carried.unwrap().request_id(), "req-1");
-        assert!(plain.is_none());
-    }
-
-    #[tokio::test]
-    async fn the_layer_sets_the_context_and_echoes_the_id() {
-        use axum::routing::get;
-        use tower::ServiceExt;
-
-        async fn handler() -> String {
-            RequestContext::current()
-                .map(|cx| cx.request_id().to_owned())
-                .unwrap_or_default()
-        }
+    /// The response's `x-request-id` and the request id the handler saw.
+    async fn call(request_id: Option<&str>) -> (String, String) {
         let app = axum::Router::new()
-            .route("/", get(handler))
+            .route("/", get(echo_context))
             .layer(RequestContextLayer::new());
-
-        let request = Request::get("/")
-            .header("x-request-id", "given-1")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.headers()["x-request-id"], "given-1");
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .unwrap();
-        assert_eq!(&body[..], b"given-1");
-
-        let request = Request::get("/").body(axum::body::Body::empty()).unwrap();
+        let mut request = Request::get("/");
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         let echoed = response.headers()["x-request-id"]
             .to_str()
@@ -420,7 +277,39 @@ mod tests {
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .unwrap();
-        assert_eq!(echoed.as_bytes(), &body[..]);
-        assert_eq!(echoed.len(), 36);
+        (echoed, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn is_uuid_v4(id: &str) -> bool {
+        uuid::Uuid::parse_str(id).is_ok_and(|id| id.get_version_num() == 4)
+    }
+
+    #[tokio::test]
+    async fn keeps_a_usable_request_id_and_echoes_it() {
+        assert_eq!(
+            call(Some("given-1")).await,
+            ("given-1".to_owned(), "given-1".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn generates_a_uuid_when_there_is_none() {
+        let (echoed, seen) = call(None).await;
+        assert_eq!(echoed, seen);
+        assert!(is_uuid_v4(&echoed), "{echoed}");
+        assert_ne!(call(None).await.0, echoed);
+    }
+
+    #[tokio::test]
+    async fn replaces_an_unusable_request_id() {
+        for bad in ["", "has space", &"x".repeat(MAX_REQUEST_ID_LEN + 1)] {
+            let (echoed, seen) = call(Some(bad)).await;
+            assert_eq!(echoed, seen);
+            assert!(is_uuid_v4(&echoed), "{bad:?} became {echoed}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static("ok-1"));
+        assert!(usable_request_id(&headers));
+        assert!(usable_request_id(&HeaderMap::new()));
     }
 }

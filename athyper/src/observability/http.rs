@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::observability::health::{HealthRegistry, HealthStatus};
+use crate::health::{HealthRegistry, HealthStatus, Importance};
 
 #[derive(Clone)]
 struct Endpoints {
@@ -65,9 +65,7 @@ async fn readiness(State(state): State<Endpoints>) -> Response {
         let failing: Vec<&str> = report
             .checks
             .iter()
-            .filter(|c| {
-                c.error.is_some() && c.importance == crate::observability::Importance::Required
-            })
+            .filter(|c| c.error.is_some() && c.importance == Importance::Required)
             .map(|c| c.name.as_str())
             .collect();
         (

@@ -42,7 +42,7 @@ use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::observability::{context, propagation};
+use crate::trace;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,12 +171,12 @@ where
     if !fields.fields.is_empty() {
         map.serialize_entry("fields", &fields.fields)?;
     }
-    propagation::with_current_ids(|trace_id, span_id| {
+    trace::with_current_ids(|trace_id, span_id| {
         map.serialize_entry("trace_id", &Collect(trace_id))?;
         map.serialize_entry("span_id", &Collect(span_id))
     })
     .transpose()?;
-    context::with_current(|cx| map.serialize_entry("request_id", cx.request_id())).transpose()?;
+    trace::with_current(|cx| map.serialize_entry("request_id", cx.request_id())).transpose()?;
     if let Some(scope) = ctx.event_scope() {
         let spans: Vec<Value> = scope
             .from_root()

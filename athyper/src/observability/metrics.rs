@@ -32,12 +32,12 @@ use std::time::Duration;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::observability::resilience_metrics::ResilienceSeries;
+use crate::observability::series::{counter, gauge, histogram};
 use crate::observability::summary::{Summary, SummaryOpts};
 use crate::queue::{
     JobCounts, JobState, Outcome, Priority, QueueEvents, SharedBackend, SharedEvents,
@@ -45,11 +45,6 @@ use crate::queue::{
 
 /// The text exposition format's content type.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Buckets for job and request durations, in seconds: 1 ms to 5 min.
-const DURATION_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
 
 /// The metrics registry. Cheap to clone; clones share every series.
 #[derive(Clone, Debug)]
@@ -84,33 +79,6 @@ pub(crate) struct HttpMetrics {
     pub(crate) requests: IntCounterVec,
     pub(crate) duration: HistogramVec,
     pub(crate) in_flight: IntGaugeVec,
-}
-
-pub(super) fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid counter");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("registered once");
-    c
-}
-
-pub(super) fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
-    let h = HistogramVec::new(opts, labels).expect("a valid histogram");
-    registry
-        .register(Box::new(h.clone()))
-        .expect("registered once");
-    h
 }
 
 impl Default for Metrics {
@@ -186,20 +154,12 @@ impl Metrics {
                 "Duration of HTTP requests.",
                 &["method", "route", "status"],
             ),
-            in_flight: {
-                let g = IntGaugeVec::new(
-                    Opts::new(
-                        "athyper_http_requests_in_flight",
-                        "HTTP requests being served.",
-                    ),
-                    &["method", "route"],
-                )
-                .expect("a valid gauge");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("registered once");
-                g
-            },
+            in_flight: gauge(
+                &registry,
+                "athyper_http_requests_in_flight",
+                "HTTP requests being served.",
+                &["method", "route"],
+            ),
         };
         let resilience = ResilienceSeries::register(&registry);
         let depth = QueueDepth::new();

@@ -8,9 +8,9 @@
 
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
-use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec, Registry};
 
-use super::metrics::{counter, histogram};
+use crate::observability::series::{counter, gauge, histogram};
 use crate::resilience::{
     BreakerState, CallEvent, ResilienceHooks, RetryEvent, StateChange, set_default_hooks,
 };
@@ -35,19 +35,13 @@ impl ResilienceSeries {
     /// Registers the series in `registry` and subscribes them to every
     /// breaker and adapter event from now on.
     pub(crate) fn register(registry: &Registry) -> Arc<Self> {
-        let state = IntGaugeVec::new(
-            Opts::new(
+        let series = Arc::new(ResilienceSeries {
+            state: gauge(
+                registry,
                 "athyper_breaker_state",
                 "Circuit breaker state: 1 for the state the breaker is in, 0 for the others.",
+                &["adapter", "state"],
             ),
-            &["adapter", "state"],
-        )
-        .expect("a valid gauge");
-        registry
-            .register(Box::new(state.clone()))
-            .expect("registered once");
-        let series = Arc::new(ResilienceSeries {
-            state,
             transitions: counter(
                 registry,
                 "athyper_breaker_transitions_total",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::queue::QueueError;
 use crate::resilience::Backoff;
+pub use crate::trace::JobTrace;
 
 /// How urgent a job is. Workers take strictly by priority, oldest first
 /// within one priority.
@@ -321,27 +322,6 @@ pub struct AttemptError {
     pub at: SystemTime,
     /// What went wrong.
     pub message: String,
-}
-
-/// What a job carries from its producer to its worker so that the work
-/// stays traceable: the W3C trace context of the span that added it and the
-/// request it was added for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct JobTrace {
-    /// W3C `traceparent` of the producer's span.
-    pub traceparent: Option<String>,
-    /// W3C `tracestate`, when the producer had one.
-    pub tracestate: Option<String>,
-    /// The request id of the HTTP request that added the job.
-    pub request_id: Option<String>,
-}
-
-impl JobTrace {
-    /// Whether nothing is carried.
-    pub fn is_empty(&self) -> bool {
-        self.traceparent.is_none() && self.tracestate.is_none() && self.request_id.is_none()
-    }
 }
 
 /// A snapshot of one job as its backend holds it.

@@ -7,13 +7,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::observability::propagation;
 use crate::queue::QueueError;
 use crate::queue::backend::{NewJob, Selection, SharedBackend};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
+use crate::trace;
 
 /// How many jobs one `clean` step removes, so a large clean never holds the
 /// backend for long.
@@ -269,9 +269,9 @@ impl Queue {
     }
 
     async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
-        let span = propagation::producer_span(&self.name, &jobs);
+        let span = trace::producer_span(&self.name, jobs.len());
         // Every job of one add carries the context of that add's span.
-        let trace = span.in_scope(propagation::capture);
+        let trace = span.in_scope(trace::capture);
         for job in &mut jobs {
             job.trace = trace.clone();
         }

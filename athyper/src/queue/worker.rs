@@ -26,7 +26,6 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::observability::propagation;
 use crate::queue::backend::{Ack, FetchRequest, SharedBackend};
 use crate::queue::context::{Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
@@ -35,6 +34,7 @@ use crate::queue::names::validate_queue_name;
 use crate::queue::{Chain, JobFailure, QueueError};
 use crate::registry::{Job, JobDescriptor, Registry};
 use crate::resilience::{Backoff, Jitter};
+use crate::trace;
 
 /// How a worker runs. Every setting has a default; the setters chain:
 /// `WorkerConfig::default().concurrency(32).lease(Duration::from_secs(10))`.
@@ -806,8 +806,14 @@ impl Loop {
                 self.slots.len() - 1
             }
         };
-        let span = propagation::consumer_span(&shared.queue, &job);
-        let attempt = propagation::in_job_context(
+        let span = trace::consumer_span(
+            &shared.queue,
+            job.id.as_str(),
+            &job.name,
+            job.attempt(),
+            &job.trace,
+        );
+        let attempt = trace::in_job_context(
             job.trace.clone(),
             run_attempt(descriptor, ctx, job, cancel),
         );
@@ -949,7 +955,7 @@ async fn attempt_outcome(
             None
         }
         Err(failure) => {
-            propagation::record_error(&tracing::Span::current(), failure);
+            trace::record_error(&tracing::Span::current(), failure);
             let retry_in = (failure.is_retryable() && attempt < job.max_attempts)
                 .then(|| job.backoff.delay(attempt));
             match retry_in {

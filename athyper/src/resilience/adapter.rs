@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use super::hooks::SharedHooks;
 use super::protect::Core;
 use super::{BreakerState, CircuitBreaker, CircuitBreakerConfig, ResilienceError};
-use crate::observability::{HealthCheck, Importance};
+use crate::health::{HealthCheck, Importance};
 
 /// One adapter type, as its `#[adapter(...)]` describes it. The macro
 /// builds it from constants only and submits it to [`inventory`].

@@ -11,6 +11,10 @@
 //! while the runtime is starting and from the moment shutdown begins, so a
 //! load balancer stops sending traffic before anything stops serving it.
 //! `/livez` answers 200 whenever the process can answer at all.
+//!
+//! A leaf, importing nothing else of the crate: adapters build their
+//! checks with it, the runtime keeps the registry, and the observability
+//! module serves it over HTTP.
 
 use std::fmt;
 use std::future::Future;
