@@ -488,7 +488,7 @@ async fn release_after_a_cut_connection_puts_jobs_back_at_once() {
     let report = worker.shutdown(Duration::from_millis(500)).await;
     assert_eq!(
         report.released,
-        [id.clone()],
+        std::slice::from_ref(&id),
         "put back at once, not after the 30 s lease"
     );
     let job = queue.get(&id).await.unwrap().unwrap();

@@ -813,10 +813,8 @@ impl Loop {
             job.attempt(),
             &job.trace,
         );
-        let attempt = trace::in_job_context(
-            job.trace.clone(),
-            run_attempt(descriptor, ctx, job, cancel),
-        );
+        let attempt =
+            trace::in_job_context(job.trace.clone(), run_attempt(descriptor, ctx, job, cancel));
         let handle = self.tasks.spawn(attempt.instrument(span));
         self.task_slots.insert(handle.id(), index);
     }
