@@ -4,15 +4,18 @@
 //! deterministically.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use athyper::prelude::*;
 use athyper::queue::backend::{
     Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
     SharedBackend,
 };
-use athyper::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError};
+use athyper::queue::{Finished, JobCounts, JobInfo, JobState, QueueError, WorkerConfig};
+
+use crate::support::*;
 
 /// What [`Faulty`] does to the next calls.
 #[derive(Clone, Debug, Default)]
@@ -244,5 +247,147 @@ impl Backend for Faulty {
 
     fn ping(&self) -> BackendFuture<'_, ()> {
         self.inner.ping()
+    }
+}
+
+// ----------------------------------------------------------------- cases
+
+pub async fn lost_fetch_replies_run_nothing_twice(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    // Fetches that carry results fail: three never reach the backend, three
+    // run there and lose their replies.
+    faulty.plan(|p| {
+        p.fail_fetches_with_acks = 3;
+        p.lose_fetch_replies_with_acks = 3;
+    });
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&shared, &probe, 2);
+    let labels: Vec<String> = (0..20).map(|i| format!("job-{i}")).collect();
+    q.add_bulk(&record, labels.clone()).await.unwrap();
+    q.resume().await.unwrap();
+    eventually("all twenty jobs to complete", || async {
+        q.counts().await.unwrap().completed() == 20
+    })
+    .await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(faulty.injected(), 6, "every planned fault happened");
+    assert_each_once(probe.entries(), &labels);
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.pending(), counts.completed()), (0, 20));
+}
+
+pub async fn release_is_retried_at_shutdown(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let worker = start_worker(&shared, &probe, 2);
+    let id = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&shared, &id, JobState::Active).await;
+    faulty.plan(|p| p.fail_releases = 2);
+    let report = worker.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(faulty.injected(), 2);
+    assert_eq!(report.released, std::slice::from_ref(&id));
+    let info = get(&shared, &id).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+}
+
+pub async fn a_cut_off_worker_stops_attempts_it_lost(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend.clone()));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .lease(Duration::from_millis(200));
+    let worker = start_worker_with(&shared, &probe, config);
+    let id = q.add(&cooperative, 1).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    // Its network goes: the lease runs out and another worker's check
+    // takes the job, which runs there.
+    faulty.plan(|p| p.cut_off = true);
+    recover_until(&backend, 5, |r| r.requeued.contains(&id)).await;
+    let rescued = fetch(&backend, "rescuer", 1).await;
+    assert_eq!(rescued[0].id, id);
+    // Back online, the worker learns its lease is gone and stops the
+    // attempt rather than running it twice.
+    faulty.plan(|p| p.cut_off = false);
+    eventually("the cut-off attempt to be cancelled", || async {
+        probe.cancelled().contains(&id.to_string())
+    })
+    .await;
+    ack(&backend, "rescuer", &[completed(&id)]).await;
+    worker.shutdown(PATIENCE).await;
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Completed, 1));
+    assert!(
+        probe.entries().is_empty(),
+        "the worker that lost its lease did not finish the job: {:?}",
+        probe.entries()
+    );
+}
+
+pub async fn a_panicking_loop_lets_its_lease_expire(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend.clone()));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .lease(Duration::from_millis(200));
+    let worker = start_worker_with(&shared, &probe, config);
+    let id = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    faulty.plan(|p| p.panic_on_fetch = true);
+    // The add wakes the loop, whose next fetch panics.
+    q.add(&record, "after".into()).await.unwrap();
+    // With its heartbeat gone too, the lease expires and the job is free.
+    recover_until(&backend, 5, |r| r.requeued.contains(&id)).await;
+    assert_eq!(faulty.injected(), 1);
+    assert_eq!(worker.shutdown(PATIENCE).await, Default::default());
+    assert_eq!(get(&backend, &id).await.unwrap().state, JobState::Waiting);
+}
+
+pub async fn more_jobs_than_asked_never_exceed_concurrency(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    faulty.plan(|p| p.extra_jobs = 3);
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&shared, &probe, 2);
+    q.add_bulk(&unlimited, vec![20; 10]).await.unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert!(faulty.injected() > 0);
+    assert_eq!(q.counts().await.unwrap().completed(), 10);
+    assert!(probe.total_peak() <= 2, "peak {}", probe.total_peak());
+}
+
+pub async fn cancellation_comes_before_the_abort(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let config = WorkerConfig::default()
+        .concurrency(2)
+        .cancel_grace(Duration::from_millis(800));
+    let worker = start_worker_with(&backend, &probe, config);
+    let tidy_id = q.add(&tidy, 1).await.unwrap();
+    let stubborn = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&backend, &tidy_id, JobState::Active).await;
+    wait_for_state(&backend, &stubborn, JobState::Active).await;
+    let mut report = worker.shutdown(Duration::from_secs(1)).await;
+    report.released.sort();
+    let mut both = vec![tidy_id.clone(), stubborn.clone()];
+    both.sort();
+    assert_eq!(report.released, both);
+    // The handler that watches its token ran its clean-up before the end.
+    assert_eq!(probe.entries(), [format!("cleaned up {tidy_id}")]);
+    for id in [&tidy_id, &stubborn] {
+        let info = get(&backend, id).await.unwrap();
+        assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
     }
 }

@@ -1,0 +1,320 @@
+//! Cases that run real workers on the backend.
+
+use std::time::Duration;
+
+use athyper::prelude::*;
+use athyper::queue::backend::SharedBackend;
+use athyper::queue::{JobState, Queue};
+
+use crate::support::*;
+
+pub async fn worker_runs_jobs_by_priority(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&backend, &probe, 1);
+    for (label, priority) in [
+        ("low", Priority::Low),
+        ("normal", Priority::Normal),
+        ("high", Priority::High),
+        ("critical", Priority::Critical),
+    ] {
+        q.add_with(&record, label.into(), JobOptions::new().priority(priority))
+            .await
+            .unwrap();
+    }
+    q.add_bulk(&record, ["bulk-1".to_string(), "bulk-2".to_string()])
+        .await
+        .unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(
+        probe.entries(),
+        ["critical", "high", "normal", "bulk-1", "bulk-2", "low"]
+    );
+    assert_eq!(q.counts().await.unwrap().completed(), 6);
+}
+
+pub async fn worker_retries_with_backoff(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 4);
+    let id = q.add(&flaky, 2).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), ["attempt 1", "attempt 2", "attempt 3"]);
+    assert_eq!(info.attempts_made, 3);
+    let errors: Vec<_> = info
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.message.as_str()))
+        .collect();
+    assert_eq!(errors, [(1, "failure 1"), (2, "failure 2")]);
+    // Exponential from 20 ms without jitter: 20 ms, then 40 ms between attempts.
+    let gap = info.errors[1].at.duration_since(info.errors[0].at).unwrap();
+    assert!(gap >= Duration::from_millis(20), "{gap:?}");
+    assert!(
+        info.finished_at
+            .unwrap()
+            .duration_since(info.errors[1].at)
+            .unwrap()
+            >= Duration::from_millis(40)
+    );
+}
+
+pub async fn worker_fails_after_the_last_attempt(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 4);
+    let id = q.add(&flaky, 10).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Failed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(info.attempts_made, 3);
+    assert_eq!(info.errors.len(), 3);
+    assert_eq!(info.failed_reason(), Some("failure 3"));
+    assert_eq!(info.payload::<u32>().unwrap(), 10);
+    assert_eq!(q.list_failed(0, 10).await.unwrap()[0].id, id);
+
+    // retry_failed gives it three fresh attempts, which fail again.
+    assert_eq!(q.retry_failed(std::slice::from_ref(&id)).await.unwrap(), 1);
+    let worker = start_worker(&backend, &probe, 4);
+    eventually("the retried job to fail again", || async {
+        get(&backend, &id).await.unwrap().errors.len() == 6
+    })
+    .await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(get(&backend, &id).await.unwrap().state, JobState::Failed);
+}
+
+pub async fn undecodable_payload_fails_without_retry(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 4);
+    let id = q
+        .add_raw(
+            "typed",
+            &serde_json::json!({ "n": "not a number" }),
+            JobOptions::new().attempts(5),
+        )
+        .await
+        .unwrap();
+    let good = q.add(&typed, Typed { n: 7 }).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Failed).await;
+    wait_for_state(&backend, &good, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(
+        info.attempts_made, 1,
+        "a payload that does not decode is not retried"
+    );
+    let reason = info.failed_reason().unwrap();
+    assert!(
+        reason.starts_with(
+            "payload of job `typed` does not decode: invalid type: string, expected u32"
+        ),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("not a number"),
+        "the reason quotes no payload value: {reason}"
+    );
+    assert_eq!(
+        &*info.payload, r#"{"n":"not a number"}"#,
+        "the payload is kept for inspection"
+    );
+    assert_eq!(probe.entries(), ["typed 7"]);
+}
+
+pub async fn unknown_job_fails_without_retry(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 4);
+    let id = q
+        .add_raw("no_such_job", &1, JobOptions::new().attempts(5))
+        .await
+        .unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Failed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(info.attempts_made, 1);
+    assert_eq!(
+        info.failed_reason(),
+        Some("no handler named `no_such_job` is registered for queue `conformance`")
+    );
+}
+
+pub async fn worker_concurrency_is_never_exceeded(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&backend, &probe, 3);
+    q.add_bulk(&unlimited, vec![30; 12]).await.unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(q.counts().await.unwrap().completed(), 12);
+    assert!(probe.total_peak() <= 3, "peak {}", probe.total_peak());
+    assert_eq!(probe.total_peak(), 3, "the worker fills its slots");
+}
+
+pub async fn handler_concurrency_is_never_exceeded(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&backend, &probe, 8);
+    // Limited jobs first: they must not block the unlimited ones behind them.
+    q.add_bulk(&limited, vec![40; 10]).await.unwrap();
+    q.add_bulk(&unlimited, vec![40; 6]).await.unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(q.counts().await.unwrap().completed(), 16);
+    assert!(
+        probe.peak("limited") <= 2,
+        "limited peaked at {}",
+        probe.peak("limited")
+    );
+    assert_eq!(probe.peak("limited"), 2);
+    assert!(
+        probe.peak("unlimited") >= 2,
+        "unlimited jobs ran beside the limited ones"
+    );
+    assert!(probe.total_peak() <= 8);
+}
+
+pub async fn timeout_cancels_the_attempt(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&sleepy, 60_000).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Failed).await;
+    assert_eq!(info.failed_reason(), Some("timed out after 100ms"));
+    eventually("the cancellation token to fire", || async {
+        probe.cancelled() == [id.to_string()]
+    })
+    .await;
+    worker.shutdown(PATIENCE).await;
+}
+
+pub async fn panic_fails_the_attempt(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&panicky, "kaboom".into()).await.unwrap();
+    let after = q.add(&record, "still running".into()).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Failed).await;
+    wait_for_state(&backend, &after, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(info.failed_reason(), Some("handler panicked: kaboom"));
+}
+
+pub async fn worker_runs_delayed_job_when_due(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    // Let the worker go idle first, so the delayed job has to wake it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = q
+        .add_with(
+            &record,
+            "delayed".into(),
+            JobOptions::new().delay(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert!(info.started_at.unwrap() >= info.due_at);
+    assert!(info.due_at.duration_since(info.enqueued_at).unwrap() >= Duration::from_millis(300));
+    assert_eq!(probe.entries(), ["delayed"]);
+}
+
+pub async fn drain_lets_running_jobs_finish(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&slow, 300).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    let report = worker.shutdown(PATIENCE).await;
+    assert_eq!(report.finished, 1);
+    assert!(report.released.is_empty());
+    assert_eq!(get(&backend, &id).await.unwrap().state, JobState::Completed);
+    assert!(
+        probe.cancelled().is_empty(),
+        "a job finishing in time is not cancelled"
+    );
+
+    // A drained worker takes nothing new.
+    let later = q.add(&record, "after".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        get(&backend, &later).await.unwrap().state,
+        JobState::Waiting
+    );
+}
+
+pub async fn drain_deadline_puts_jobs_back(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&slow, 60_000).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    let report = worker.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(report.released, std::slice::from_ref(&id));
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+    eventually("the cancellation token to fire", || async {
+        probe.cancelled() == [id.to_string()]
+    })
+    .await;
+
+    // Another worker takes it at once and finishes it.
+    let worker = start_worker(&backend, &probe, 2);
+    wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), [format!("finished {id}")]);
+}
+
+pub async fn shutdown_interruption_spends_no_attempt(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    // Its only attempt: failing it would fail the job for good.
+    let id = q.add(&cooperative, 1).await.unwrap();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    let report = worker.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(report.released, std::slice::from_ref(&id));
+    assert_eq!(report.finished, 0);
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!(
+        (info.state, info.attempts_made, info.errors.len()),
+        (JobState::Waiting, 0, 0),
+        "a handler stopped by the shutdown is put back, not failed"
+    );
+
+    let worker = start_worker(&backend, &probe, 2);
+    wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), [format!("finished {id}")]);
+}
+
+pub async fn handlers_reach_shared_data(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&typed, Typed { n: 3 }).await.unwrap();
+    let info = wait_for_state(&backend, &id, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), ["typed 3"]);
+    assert_eq!(info.progress.as_deref(), Some(r#"{"done":3}"#));
+}
+
+pub async fn queue_rejects_jobs_of_another_queue(backend: SharedBackend) {
+    let q = queue(&backend);
+    let err = q.add(&elsewhere, 1).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "job `elsewhere` is consumed from queue `elsewhere`, not from `conformance`; add it through that queue"
+    );
+    assert!(Queue::new(backend.clone(), "bad name").is_err());
+    assert_eq!(q.counts().await.unwrap().pending(), 0);
+}
