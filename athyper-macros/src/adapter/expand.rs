@@ -15,8 +15,8 @@ use syn::{
     Type, Visibility,
 };
 
-use super::model::{Adapter, Breaker, Health, Retry, type_text};
-use crate::common::respan;
+use super::model::{Adapter, Breaker, Health, Retry};
+use crate::common::{millis, respan, type_text};
 
 pub(crate) fn expand(adapter: Adapter) -> TokenStream {
     let Adapter {
@@ -71,7 +71,7 @@ pub(crate) fn expand(adapter: Adapter) -> TokenStream {
     };
     let timeout = match timeout {
         Some(t) => {
-            let d = duration(&private, t);
+            let d = millis(&private, t);
             quote!(::core::option::Option::Some(#d))
         }
         None => quote!(::core::option::Option::None),
@@ -306,7 +306,7 @@ fn breaker_config(private: &TokenStream, breaker: &Breaker) -> TokenStream {
         calls.push(quote!(with_success_threshold(#n)));
     }
     if let Some(d) = open_for {
-        let d = duration(private, d);
+        let d = millis(private, d);
         calls.push(quote!(with_open_for(#d)));
     }
     if let Some(n) = window {
@@ -326,16 +326,10 @@ fn breaker_config(private: &TokenStream, breaker: &Breaker) -> TokenStream {
         calls.push(quote!(with_half_open_permits(#n)));
     }
     if let Some((d, r)) = slow_call {
-        let (d, r) = (duration(private, d), float(r));
+        let (d, r) = (millis(private, d), float(r));
         calls.push(quote!(with_slow_calls(#d, #r)));
     }
     quote!(#private::CircuitBreakerConfig::DEFAULT #(.#calls)*)
-}
-
-fn duration(private: &TokenStream, d: std::time::Duration) -> TokenStream {
-    // The model only accepts whole milliseconds that fit in a `u64`.
-    let millis = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    quote!(#private::Duration::from_millis(#millis))
 }
 
 #[cfg(test)]

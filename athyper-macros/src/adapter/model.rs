@@ -8,8 +8,7 @@
 use std::mem;
 use std::time::Duration;
 
-use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
@@ -17,10 +16,10 @@ use syn::{
     ReturnType, Signature, Type,
 };
 
-use super::args::{AdapterArgs, BreakerArgs, RetryArg};
+use super::args::{AdapterArgs, BreakerArgs, PRESETS, RetryArg};
 use crate::common::{
-    Errors, NameKind, Setting, count, crate_path, did_you_mean, idents, one_of, positive_duration,
-    rate, report, validate_name,
+    Errors, NameKind, Setting, checked_name, count, crate_path, describe, did_you_mean, idents,
+    one_of, positive_duration, rate, report, type_text, validate_name,
 };
 
 /// The largest count the runtime accepts (`CircuitBreakerConfig::MAX_COUNT`).
@@ -75,8 +74,6 @@ pub(crate) enum Retry {
     Path(Path),
 }
 
-const PRESETS: [&str; 3] = ["db", "api", "none"];
-
 /// The health method.
 pub(crate) struct Health {
     pub(crate) ident: Ident,
@@ -87,10 +84,7 @@ impl Adapter {
     /// Checks the options and the item, returning every error found.
     pub(crate) fn new(mut args: AdapterArgs, item: Item) -> Result<Adapter, Errors> {
         let mut errors = mem::take(&mut args.errors);
-        let krate = match args.krate.key() {
-            Some(_) => crate_path(&mut errors, &args.krate),
-            None => Some(syn::parse_quote!(::athyper)),
-        };
+        let krate = crate_path(&mut errors, &args.krate);
         let breaker = args
             .circuit_breaker
             .value()
@@ -123,8 +117,8 @@ impl Adapter {
                 ),
             );
         }
-        let name = match args.name.value() {
-            Some(lit) => checked_name(&mut errors, &args.name, lit),
+        let name = match args.name.key() {
+            Some(_) => checked_name(&mut errors, NameKind::Adapter, &args.name),
             None => type_name(&mut errors, &item.self_ty),
         };
         let state = state_field(&mut errors, &args.state, &item.self_ty);
@@ -343,17 +337,6 @@ fn required(errors: &mut Errors, args: &AdapterArgs) -> bool {
         }
         (None, Some(_)) => false,
         _ => true,
-    }
-}
-
-fn checked_name(errors: &mut Errors, setting: &Setting<LitStr>, lit: &LitStr) -> Option<String> {
-    let name = lit.value();
-    match validate_name(NameKind::Adapter, &name) {
-        Ok(()) => Some(name),
-        Err(message) => {
-            report(errors, setting, syn::Error::new(lit.span(), message));
-            None
-        }
     }
 }
 
@@ -636,51 +619,10 @@ fn not_an_impl_block(errors: &mut Errors, item: &Item) {
     );
 }
 
-/// What `item` is, and its tokens up to its name.
-fn describe(item: &Item) -> (&'static str, TokenStream) {
-    fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
-        quote!(#keyword #name)
-    }
-    match item {
-        Item::Fn(i) => ("a function", head(&i.sig.fn_token, &i.sig.ident)),
-        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
-        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
-        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
-        Item::Const(i) => ("a constant", head(&i.const_token, &i.ident)),
-        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
-        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
-        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
-        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
-        Item::Use(i) => ("a `use` declaration", i.to_token_stream()),
-        Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
-        _ => ("this item", item.to_token_stream()),
-    }
-}
-
-/// A type as a compact string: `Client<T>`, `billing::Client`.
-pub(crate) fn type_text(ty: &Type) -> String {
-    let text = ty.to_token_stream().to_string();
-    let mut out = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c == ' ' {
-            let before = i.checked_sub(1).map(|j| chars[j]);
-            let after = chars.get(i + 1).copied();
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            // Keep the space only where it separates two words (`dyn
-            // Trait`, `impl Trait`) or follows a comma.
-            if (word(before) && word(after)) || before == Some(',') {
-                out.push(' ');
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
     use syn::parse_quote;
 
     use super::*;
@@ -974,13 +916,5 @@ mod tests {
                 "the health method `ping` must return `Result<(), E>` where `E: Display`, as in `async fn ping(&self) -> Result<(), E>`",
             ]
         );
-    }
-
-    #[test]
-    fn type_text_is_compact() {
-        let ty = |t: Type| type_text(&t);
-        assert_eq!(ty(parse_quote!(Billing)), "Billing");
-        assert_eq!(ty(parse_quote!(crate::Client<T, U>)), "crate::Client<T, U>");
-        assert_eq!(ty(parse_quote!(Box<dyn Send>)), "Box<dyn Send>");
     }
 }

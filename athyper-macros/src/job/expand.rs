@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Visibility};
 
 use super::model::{BackoffKind, Handler, Jitter, Job, Options, Priority};
-use crate::common::respan;
+use crate::common::{millis, respan};
 
 pub(crate) fn expand(job: Job) -> TokenStream {
     let Job {
@@ -154,11 +154,7 @@ fn defaults(private: &TokenStream, options: &Options) -> TokenStream {
         timeout,
         concurrency,
     } = *options;
-    let duration = |d: std::time::Duration| {
-        // The model only accepts whole milliseconds that fit in a `u64`.
-        let millis = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        quote!(#private::Duration::from_millis(#millis))
-    };
+    let duration = |d: std::time::Duration| millis(private, d);
     let variant = |name: &str| Ident::new(name, Span::call_site());
     let mut calls = Vec::new();
     if let Some(priority) = priority {

@@ -10,12 +10,13 @@ use std::time::Duration;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
-use syn::{
-    Attribute, FnArg, Ident, Item, ItemFn, LitInt, LitStr, Path, ReturnType, Signature, Type,
-};
+use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Path, ReturnType, Signature, Type};
 
 use super::args::JobArgs;
-use crate::common::{Errors, NameKind, Setting, one_of, parse_duration, validate_name};
+use crate::common::{
+    Errors, NameKind, Setting, checked_name, choose, count, crate_path, describe, duration,
+    positive_duration, report, validate_name,
+};
 
 /// A job handler ready to expand.
 pub(crate) struct Job {
@@ -119,10 +120,7 @@ impl Job {
             Some(_) => checked_name(&mut errors, NameKind::Queue, &args.queue),
             None => Some("default".to_owned()),
         };
-        let krate = match args.krate.key() {
-            Some(_) => crate_path(&mut errors, &args.krate),
-            None => Some(syn::parse_quote!(::athyper)),
-        };
+        let krate = crate_path(&mut errors, &args.krate);
         let (handler, name) = match item {
             Item::Fn(item) => {
                 let name = match args.name.key() {
@@ -154,37 +152,29 @@ impl Options {
         let priority = choose(errors, &args.priority, "priority", &PRIORITIES);
         let retry = choose(errors, &args.retry, "retry strategy", &RETRIES);
         let jitter = choose(errors, &args.jitter, "jitter", &JITTERS);
-        let attempts = at_least_one(
+        let attempts = count(
             errors,
             &args.attempts,
             "attempts",
+            u32::MAX,
             "it counts the first run too, so `attempts = 1` runs a job once",
         );
-        let concurrency = at_least_one(
+        let concurrency = count(
             errors,
             &args.concurrency,
             "concurrency",
+            u32::MAX,
             "leave it out to let the worker's own limit decide",
         );
         let backoff = duration(errors, &args.backoff, "backoff");
         let max_backoff = duration(errors, &args.max_backoff, "max_backoff");
-        let mut timeout = duration(errors, &args.timeout, "timeout");
+        let timeout = positive_duration(
+            errors,
+            &args.timeout,
+            "timeout",
+            "leave it out for no time limit",
+        );
 
-        if let Some(lit) = args
-            .timeout
-            .value()
-            .filter(|_| timeout.is_some_and(|t| t.is_zero()))
-        {
-            report(
-                errors,
-                &args.timeout,
-                syn::Error::new(
-                    lit.span(),
-                    "`timeout` must be longer than zero; leave it out for no time limit",
-                ),
-            );
-            timeout = None;
-        }
         if let (Some(base), Some(max), Some(base_lit), Some(max_lit)) = (
             backoff,
             max_backoff,
@@ -231,12 +221,6 @@ impl Options {
             concurrency,
         }
     }
-}
-
-/// Files an error about `setting` under its position, so that it reads in
-/// source order among the others.
-fn report<T>(errors: &mut Errors, setting: &Setting<T>, error: syn::Error) {
-    errors.push_at(setting.position().unwrap_or(usize::MAX), error);
 }
 
 /// A given option, whatever its value type, for contradiction messages.
@@ -298,61 +282,6 @@ fn no_retry_conflict(errors: &mut Errors, retry: &Setting<LitStr>, other: &dyn G
     );
 }
 
-fn choose<T: Copy>(
-    errors: &mut Errors,
-    setting: &Setting<LitStr>,
-    what: &str,
-    choices: &[(&str, T)],
-) -> Option<T> {
-    let lit = setting.value()?;
-    let text = lit.value();
-    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == text) {
-        return Some(choice);
-    }
-    let names: Vec<&str> = choices.iter().map(|&(name, _)| name).collect();
-    report(
-        errors,
-        setting,
-        syn::Error::new(lit.span(), one_of(what, &text, &names)),
-    );
-    None
-}
-
-fn at_least_one(
-    errors: &mut Errors,
-    setting: &Setting<LitInt>,
-    key: &str,
-    zero_hint: &str,
-) -> Option<u32> {
-    let lit = setting.value()?;
-    let message = match lit.base10_parse::<u32>() {
-        Ok(0) => format!("`{key}` must be at least 1; {zero_hint}"),
-        Ok(n) => return Some(n),
-        Err(_) => format!("`{key}` is too large; the largest is {}", u32::MAX),
-    };
-    report(errors, setting, syn::Error::new(lit.span(), message));
-    None
-}
-
-fn duration(errors: &mut Errors, setting: &Setting<LitStr>, key: &str) -> Option<Duration> {
-    let lit = setting.value()?;
-    parse_duration(key, &lit.value())
-        .map_err(|message| report(errors, setting, syn::Error::new(lit.span(), message)))
-        .ok()
-}
-
-fn checked_name(errors: &mut Errors, kind: NameKind, setting: &Setting<LitStr>) -> Option<String> {
-    let lit = setting.value()?;
-    let name = lit.value();
-    match validate_name(kind, &name) {
-        Ok(()) => Some(name),
-        Err(message) => {
-            report(errors, setting, syn::Error::new(lit.span(), message));
-            None
-        }
-    }
-}
-
 /// The job's name when no `name = "..."` is given: the function's, which
 /// Rust allows to hold characters the key scheme cannot.
 fn fn_name(errors: &mut Errors, ident: &Ident) -> Option<String> {
@@ -369,51 +298,12 @@ fn fn_name(errors: &mut Errors, ident: &Ident) -> Option<String> {
     }
 }
 
-fn crate_path(errors: &mut Errors, setting: &Setting<LitStr>) -> Option<Path> {
-    let lit = setting.value()?;
-    // Parsed from the literal, so the path's tokens carry its span and a
-    // wrong path is reported there.
-    let path = lit.parse_with(Path::parse_mod_style).ok();
-    if path.is_none() {
-        let message = format!(
-            "invalid path `{}` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`",
-            lit.value()
-        );
-        report(errors, setting, syn::Error::new(lit.span(), message));
-    }
-    path
-}
-
 fn not_a_function(errors: &mut Errors, item: &Item) {
     let (what, head) = describe(item);
     errors.spanned(
         head,
         format!("`#[job]` applies to an `async fn`, not to {what}"),
     );
-}
-
-/// What `item` is, and its tokens up to its name: enough to point at it
-/// without underlining a whole struct.
-fn describe(item: &Item) -> (&'static str, TokenStream) {
-    fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
-        quote!(#keyword #name)
-    }
-    match item {
-        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
-        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
-        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
-        Item::Const(i) => ("a constant", head(&i.const_token, &i.ident)),
-        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
-        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
-        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
-        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
-        Item::Impl(i) => ("an impl block", head(&i.impl_token, &i.self_ty)),
-        Item::Use(i) => ("a `use` declaration", i.to_token_stream()),
-        Item::ExternCrate(i) => ("an `extern crate`", i.to_token_stream()),
-        Item::ForeignMod(i) => ("an `extern` block", i.abi.to_token_stream()),
-        Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
-        _ => ("this item", item.to_token_stream()),
-    }
 }
 
 /// The start of every message about a handler that is generic in any way.
