@@ -160,3 +160,13 @@ pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn adapter(args: TokenStream, item: TokenStream) -> TokenStream {
     adapter::adapter(args.into(), item.into()).into()
 }
+
+/// Not public API: replaces the item it is put on with its arguments. The
+/// expansions of `#[job]` hang every item they generate off one item this
+/// way, so that where those items cannot go, rustc reports one error
+/// rather than one per item.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn __items(args: TokenStream, _item: TokenStream) -> TokenStream {
+    args
+}

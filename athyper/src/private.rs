@@ -5,8 +5,6 @@
 //! macros stay thin: decoding, error mapping and type checks live here where
 //! unit tests reach them.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::future::Future;
 
@@ -16,29 +14,37 @@ pub use ::futures::future::BoxFuture;
 pub use ::inventory;
 pub use ::std::sync::Arc;
 
+pub use athyper_macros::__items as items;
+
 pub use crate::queue::{JobContext, JobFailure, Priority};
 pub use crate::registry::{Job, JobDefaults, JobDescriptor, RunFn};
 pub use crate::resilience::{BackoffKind, Jitter};
 
-/// Decodes `payload` into the handler's type and runs the handler, mapping
-/// its error to the text the job keeps. A payload that does not decode
-/// fails the attempt with [`JobFailure::Decode`], which is never retried.
-pub fn run_job<P, F, Fut, R>(
+/// Decodes `payload` into the payload type of `J` and runs the handler,
+/// mapping its error to the text the job keeps. A payload that does not
+/// decode fails the attempt with [`JobFailure::Decode`], which is never
+/// retried.
+///
+/// The payload type is reached through `J`, whose impl checks it: a payload
+/// that is not [`JobPayload`](crate::registry::JobPayload) is reported
+/// there, once, not again here.
+pub fn run_job<J, F, Fut, R>(
     ctx: JobContext,
     payload: Arc<str>,
     handler: F,
 ) -> BoxFuture<'static, Result<(), JobFailure>>
 where
-    P: DeserializeOwned + Send + 'static,
-    F: FnOnce(JobContext, P) -> Fut + Send + 'static,
+    J: Job,
+    F: FnOnce(JobContext, J::Payload) -> Fut + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: JobResult,
 {
     Box::pin(async move {
-        let payload: P = serde_json::from_str(&payload).map_err(|e| JobFailure::Decode {
-            job: ctx.name().to_owned(),
-            error: redacted(&e),
-        })?;
+        let payload: J::Payload =
+            serde_json::from_str(&payload).map_err(|e| JobFailure::Decode {
+                job: ctx.name().to_owned(),
+                error: redacted(&e),
+            })?;
         handler(ctx, payload)
             .await
             .into_job_result()
@@ -93,16 +99,6 @@ impl<E: Display> JobResult for Result<(), E> {
     }
 }
 
-/// What a job payload must be: JSON both ways, sendable, owned.
-#[diagnostic::on_unimplemented(
-    message = "job payload `{Self}` must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
-    label = "payload type of this job",
-    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
-)]
-pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Send + 'static> JobPayload for T {}
-
 /// Implemented only by [`JobContext`], to check a handler's first argument.
 #[diagnostic::on_unimplemented(
     message = "the first argument of a job handler must be `JobContext`, not `{Self}`",
@@ -119,12 +115,6 @@ impl IsJobContext for JobContext {
         ctx
     }
 }
-
-/// Fails to compile, at the user's type, unless `T` is a valid payload.
-pub const fn assert_payload<T: JobPayload>() {}
-
-/// Fails to compile, at the user's type, unless `T` is `JobContext`.
-pub const fn assert_context<T: IsJobContext>() {}
 
 /// Fails to compile, at the user's type, unless `T` is `Result<(), E>`.
 pub const fn assert_result<T: JobResult>() {}
@@ -311,9 +301,35 @@ mod tests {
         if n == 0 { Err("zero".into()) } else { Ok(()) }
     }
 
+    /// The handle and descriptor `#[job]` would generate for `echo`.
+    struct Echo;
+
+    impl Job for Echo {
+        type Payload = u32;
+
+        fn descriptor(&self) -> &'static JobDescriptor {
+            &ECHO
+        }
+    }
+
+    fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
+        run_job::<Echo, _, _, _>(ctx, payload, echo)
+    }
+
+    const ECHO: JobDescriptor = JobDescriptor {
+        name: "echo",
+        queue: "default",
+        module_path: module_path!(),
+        file: file!(),
+        line: line!(),
+        defaults: JobDefaults::DEFAULT,
+        run,
+    };
+
     #[tokio::test]
     async fn decodes_and_maps_errors() {
-        let run = |payload: &str| run_job(JobContext::detached("echo"), payload.into(), echo);
+        let run =
+            |payload: &str| (Echo.descriptor().run)(JobContext::detached("echo"), payload.into());
         assert_eq!(run("7").await, Ok(()));
         assert_eq!(run("0").await, Err(JobFailure::Handler("zero".into())));
         let err = run(r#""seven""#).await.unwrap_err();

@@ -14,8 +14,8 @@ use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Path, ReturnType, Signa
 
 use super::args::JobArgs;
 use crate::common::{
-    Errors, NameKind, Setting, checked_name, choose, count, crate_path, describe, duration,
-    positive_duration, report, validate_name,
+    Errors, NameKind, Part, Setting, checked_name, choose, compact, count, crate_path, describe,
+    duration, find_part, positive_duration, report, type_text, validate_name,
 };
 
 /// A job handler ready to expand.
@@ -315,6 +315,7 @@ impl Handler {
     /// is reported whatever else is wrong.
     fn new(mut item: ItemFn, errors: &mut Errors) -> Option<Handler> {
         let before = errors.len();
+        check_repeat(&item.attrs, errors);
         check_qualifiers(&item.sig, errors);
         check_generics(&item.sig, errors);
         let arguments = arguments(&item.sig, errors);
@@ -343,6 +344,23 @@ impl Handler {
             payload,
             output,
         })
+    }
+}
+
+/// `#[job]` once: the attribute being expanded is gone from `attrs`, so
+/// another one there is written twice.
+fn check_repeat(attrs: &[Attribute], errors: &mut Errors) {
+    let is_job = |attr: &&Attribute| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "job")
+    };
+    if let Some(repeat) = attrs.iter().find(is_job) {
+        errors.spanned(
+            repeat,
+            "`#[job]` is written twice on this function; keep one, with every option in it",
+        );
     }
 }
 
@@ -401,34 +419,66 @@ fn check_generics(sig: &Signature, errors: &mut Errors) {
     }
     for input in &sig.inputs {
         if let FnArg::Typed(typed) = input
-            && let Type::ImplTrait(_) = &*typed.ty
+            && let Some(found) = impl_trait(&typed.ty)
         {
             errors.spanned(
-                &typed.ty,
+                found,
                 format!("{GENERIC}; name the type instead of `impl Trait`"),
             );
         }
     }
 }
 
+/// The first `impl Trait` in `ty`, at any depth.
+fn impl_trait(ty: &Type) -> Option<&Type> {
+    find_part(ty, &mut |part| match part {
+        Part::Type(ty @ Type::ImplTrait(_)) => Some(ty),
+        _ => None,
+    })
+}
+
+/// Whether `ty` names the context: `JobContext`, by any path, or a
+/// reference to it.
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "JobContext"),
+        Type::Reference(reference) => is_context(&reference.elem),
+        Type::Paren(paren) => is_context(&paren.elem),
+        Type::Group(group) => is_context(&group.elem),
+        _ => false,
+    }
+}
+
 /// The context's and the payload's types: two typed arguments, no `self`,
 /// both owned.
 fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
-    let mut types = Vec::new();
+    let mut typed = Vec::new();
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => errors.at(
                 receiver.self_token.span,
                 "a job handler cannot take `self`; make it a free function, outside any `impl` block",
             ),
-            FnArg::Typed(arg) => types.push((*arg.ty).clone()),
+            FnArg::Typed(arg) => typed.push(arg),
         }
     }
+    let types: Vec<Type> = typed.iter().map(|arg| (*arg.ty).clone()).collect();
     let [context, payload] = match <[Type; 2]>::try_from(types) {
         Ok(types) => types,
         Err(types) => {
+            // A handler with nothing to carry still takes a payload.
+            let unit = match types.as_slice() {
+                [only] if is_context(only) => {
+                    "; a job with nothing to carry takes `()`, as in `_payload: ()`"
+                }
+                _ => "",
+            };
             let message = format!(
-                "a job handler takes two arguments, the context and the payload, as in `async fn {}(ctx: JobContext, payload: Email)`; this one takes {}",
+                "a job handler takes two arguments, the context and the payload, as in `async fn {}(ctx: JobContext, payload: Email)`; this one takes {}{unit}",
                 sig.ident,
                 types.len()
             );
@@ -440,6 +490,23 @@ fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
             return None;
         }
     };
+    if is_context(&payload) && !is_context(&context) {
+        let arg = |i: usize| {
+            let arg = &typed[i];
+            let pat = compact(&arg.pat.to_token_stream().to_string());
+            format!("{pat}: {}", type_text(&arg.ty))
+        };
+        errors.spanned(
+            &sig.inputs,
+            format!(
+                "the context comes first and the payload second; write `async fn {}({}, {})`",
+                sig.ident.unraw(),
+                arg(1),
+                arg(0)
+            ),
+        );
+        return None;
+    }
     let mut owned = true;
     if let Type::Reference(_) = &context {
         errors.spanned(
@@ -448,21 +515,64 @@ fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
         );
         owned = false;
     }
-    if let Type::Reference(_) = &payload {
-        errors.spanned(
-            &payload,
-            "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
-        );
+    if let Some(message) = borrowed(&payload) {
+        errors.spanned(&payload, message);
         owned = false;
     }
     owned.then_some([context, payload])
+}
+
+/// Why `payload` is not an owned type, if it is not: a reference, or a
+/// lifetime other than `'static`, at any depth.
+fn borrowed(payload: &Type) -> Option<String> {
+    const OWNED: &str =
+        "a job payload must be an owned type, since it is decoded from JSON for every attempt";
+    let part = find_part(payload, &mut |part| match part {
+        Part::Type(ty @ Type::Reference(_)) => Some(type_text(ty)),
+        Part::Lifetime(lifetime) if lifetime.ident != "static" => Some(format!("{lifetime}")),
+        _ => None,
+    })?;
+    let instead = match part.as_str() {
+        "&str" => "take `String` rather than `&str`".to_owned(),
+        "&[u8]" => "take `Vec<u8>` rather than `&[u8]`".to_owned(),
+        reference if reference.starts_with('&') => {
+            let owned = reference
+                .trim_start_matches('&')
+                .trim_start_matches("mut ")
+                .trim_start();
+            let owned = match owned.split_once(' ') {
+                // `&'a T`: drop the lifetime too.
+                Some((lifetime, rest)) if lifetime.starts_with('\'') => rest,
+                _ => owned,
+            };
+            format!("take `{owned}` rather than `{reference}`")
+        }
+        lifetime => format!("use `'static` or an owned type rather than `{lifetime}`"),
+    };
+    if type_text(payload) == part {
+        Some(format!("{OWNED}; {instead}"))
+    } else {
+        Some(format!(
+            "{OWNED}, and `{}` borrows: {instead}",
+            type_text(payload)
+        ))
+    }
 }
 
 /// The return type, which must be written: the check that it is
 /// `Result<(), E>` is the compiler's, in the expansion.
 fn output(sig: &Signature, errors: &mut Errors) -> Option<Type> {
     match &sig.output {
-        ReturnType::Type(_, output) => Some((**output).clone()),
+        ReturnType::Type(_, output) => match impl_trait(output) {
+            Some(found) => {
+                errors.spanned(
+                    found,
+                    "a job handler cannot return `impl Trait`: the runtime names its result type to keep the error's text; name the type, as in `Result<(), String>`",
+                );
+                None
+            }
+            None => Some((**output).clone()),
+        },
         ReturnType::Default => {
             errors.spanned(
                 sig,
@@ -756,7 +866,56 @@ mod tests {
             )),
             [
                 "take the context by value, as in `ctx: JobContext`: it is cheap to clone",
-                "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`",
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Vec<&str>) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `Vec<&str>` borrows: take `String` rather than `&str`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: (u8, &'static Email)) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `(u8, &'static Email)` borrows: take `Email` rather than `&'static Email`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Cow<'_, str>) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `Cow<'_, str>` borrows: use `'static` or an owned type rather than `'_`"
+            ]
+        );
+        // `'static` borrows nothing.
+        let _ = check(
+            TokenStream::new(),
+            parse_quote!(
+                async fn f(ctx: JobContext, p: Cow<'static, str>) -> Result<(), String> {}
+            ),
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(email: Email, ctx: JobContext) -> Result<(), String> {}
+            )),
+            [
+                "the context comes first and the payload second; write `async fn f(ctx: JobContext, email: Email)`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext) -> Result<(), String> {}
+            )),
+            [
+                "a job handler takes two arguments, the context and the payload, as in `async fn f(ctx: JobContext, payload: Email)`; this one takes 1; a job with nothing to carry takes `()`, as in `_payload: ()`"
             ]
         );
         assert_eq!(
@@ -766,6 +925,37 @@ mod tests {
             [
                 "a job handler must return `Result<(), E>` where `E: Display`; add a return type, as in `-> Result<(), String>`"
             ]
+        );
+    }
+
+    #[test]
+    fn impl_trait_is_named_at_any_depth() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: u8) -> Result<(), impl Display> {}
+            )),
+            [
+                "a job handler cannot return `impl Trait`: the runtime names its result type to keep the error's text; name the type, as in `Result<(), String>`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Vec<impl Send>) -> Result<(), String> {}
+            )),
+            [
+                "a job handler cannot be generic: the runtime decodes each job's payload into one concrete type; name the type instead of `impl Trait`"
+            ]
+        );
+    }
+
+    #[test]
+    fn job_is_written_once() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                #[athyper::job(queue = "emails")]
+                async fn f(ctx: JobContext, p: u8) -> Result<(), String> {}
+            )),
+            ["`#[job]` is written twice on this function; keep one, with every option in it"]
         );
     }
 
