@@ -196,48 +196,98 @@ pub trait AdapterError: From<Unavailable> {}
 
 impl<E: From<Unavailable>> AdapterError for E {}
 
+/// How protection takes a wrapped method's return type `R` apart and puts
+/// it back: a `Result<T, E>` where a rejected or timed-out call becomes an
+/// `E`.
+///
+/// Built by [`adapter_protocol`], which holds the method's type
+/// requirements, so that a return type that does not meet them is reported
+/// once, there; [`call_adapter`] and [`call_adapter_once`] then ask nothing
+/// more of `R`.
+pub struct AdapterProtocol<R, T, E> {
+    into_result: fn(R) -> Result<T, E>,
+    from_result: fn(Result<T, E>) -> R,
+    unavailable: fn(Unavailable) -> E,
+}
+
+impl<R, T, E> ::core::fmt::Debug for AdapterProtocol<R, T, E> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct("AdapterProtocol").finish_non_exhaustive()
+    }
+}
+
+impl<R, T, E> AdapterProtocol<R, T, E> {
+    fn finish(&self, result: Result<T, crate::resilience::ProtectedError<E>>) -> R {
+        use crate::resilience::ProtectedError;
+        (self.from_result)(result.map_err(|error| match error {
+            ProtectedError::Rejected(r) => (self.unavailable)(Unavailable::Rejected(r)),
+            ProtectedError::TimedOut(t) => (self.unavailable)(Unavailable::TimedOut(t)),
+            ProtectedError::Inner(error) => error,
+        }))
+    }
+}
+
+/// The protocol of a method returning `R`; fails to compile, at the
+/// method's return type, unless `R` is a `Result` whose error type can hold
+/// a rejection.
+pub fn adapter_protocol<R>() -> AdapterProtocol<R, R::Ok, R::Err>
+where
+    R: AdapterResult,
+    R::Err: AdapterError,
+{
+    AdapterProtocol {
+        into_result: R::into_result,
+        from_result: R::from_result,
+        unavailable: <R::Err as From<Unavailable>>::from,
+    }
+}
+
 /// Calls a method of `adapter` through the instance's protection, with
 /// `policy`'s retries.
-pub async fn call_adapter<A, R, C, F, Fut>(
+pub async fn call_adapter<A, R, T, E, C, F, Fut>(
     adapter: &A,
     method: &'static str,
     policy: RetryPolicy<C>,
+    protocol: AdapterProtocol<R, T, E>,
     mut attempt: F,
 ) -> R
 where
     A: Adapter,
-    R: AdapterResult,
-    R::Err: AdapterError,
-    C: crate::resilience::Classify<R::Err>,
+    C: crate::resilience::Classify<E>,
     F: FnMut() -> Fut,
     Fut: Future<Output = R>,
 {
     use ::futures::FutureExt as _;
     let core = adapter.adapter_state().core(A::descriptor());
+    let into_result = protocol.into_result;
     let result = core
-        .run(method, &policy, || attempt().map(R::into_result))
+        .run(method, &policy, || attempt().map(into_result))
         .await;
-    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+    protocol.finish(result)
 }
 
 /// Calls a method of `adapter` through the instance's protection, once:
 /// for `retry = "none"`, whose arguments need not be `Clone`.
-pub async fn call_adapter_once<A, R, F, Fut>(adapter: &A, method: &'static str, attempt: F) -> R
+pub async fn call_adapter_once<A, R, T, E, F, Fut>(
+    adapter: &A,
+    method: &'static str,
+    protocol: AdapterProtocol<R, T, E>,
+    attempt: F,
+) -> R
 where
     A: Adapter,
-    R: AdapterResult,
-    R::Err: AdapterError,
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
     use ::futures::FutureExt as _;
     let core = adapter.adapter_state().core(A::descriptor());
+    let into_result = protocol.into_result;
     let result = core
         .run_once(method, &crate::resilience::AllTransient, || {
-            attempt().map(R::into_result)
+            attempt().map(into_result)
         })
         .await;
-    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+    protocol.finish(result)
 }
 
 /// What an argument of a retried method must be: each attempt gets a copy.
@@ -249,6 +299,10 @@ where
 pub trait RetryArg: Clone {}
 
 impl<T: Clone> RetryArg for T {}
+
+/// Fails to compile, at the argument's type, unless `T` can be copied for
+/// every attempt.
+pub const fn assert_retry_arg<T: RetryArg>() {}
 
 /// A copy of an argument for one attempt.
 pub fn retry_arg<T: RetryArg>(arg: &T) -> T {

@@ -12,7 +12,7 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, Ident, ImplItem, ImplItemFn, Item, ItemImpl, LitStr, Member, Path,
+    Attribute, FnArg, Ident, ImplItem, ImplItemFn, Item, ItemImpl, LitStr, Member, Path, Receiver,
     ReturnType, Signature, Type,
 };
 
@@ -115,6 +115,14 @@ impl Adapter {
                     trait_path.to_token_stream().to_string().replace(' ', ""),
                     type_text(&item.self_ty),
                 ),
+            );
+        }
+        // The attribute being expanded is gone from `attrs`: another one
+        // there is written twice.
+        if let Some(repeat) = item.attrs.iter().find(|attr| is_adapter_attr(attr)) {
+            errors.spanned(
+                repeat,
+                "`#[adapter]` is written twice on this `impl` block; keep one, with every option in it",
             );
         }
         let name = match args.name.key() {
@@ -496,6 +504,19 @@ fn has_receiver(sig: &Signature) -> bool {
     matches!(sig.inputs.first(), Some(FnArg::Receiver(_)))
 }
 
+/// Whether the receiver is `&self`, however written: `&self`, `&'a self`,
+/// `self: &Self`, `self: &'a Self`.
+fn takes_shared_self(receiver: &Receiver) -> bool {
+    // syn gives `&self` the type `&Self` too.
+    match &*receiver.ty {
+        Type::Reference(reference) => {
+            reference.mutability.is_none()
+                && matches!(&*reference.elem, Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
+        }
+        _ => false,
+    }
+}
+
 /// `async fn name(&self, ...) -> R`, nothing else; reports each way in
 /// which a method is not.
 fn check_wrapped(sig: &Signature, errors: &mut Errors) -> bool {
@@ -528,9 +549,7 @@ fn check_wrapped(sig: &Signature, errors: &mut Errors) -> bool {
         errors.spanned(variadic, format!("{WRAPPED} cannot be variadic; {SKIP}"));
     }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first()
-        && !(receiver.reference.is_some()
-            && receiver.mutability.is_none()
-            && receiver.colon_token.is_none())
+        && !takes_shared_self(receiver)
     {
         errors.spanned(
             receiver,
@@ -559,10 +578,7 @@ fn check_health(method: &ImplItemFn, errors: &mut Errors) -> Option<Health> {
         );
     }
     let only_self = sig.inputs.len() == 1
-        && matches!(
-            sig.inputs.first(),
-            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none()
-        );
+        && matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if takes_shared_self(r));
     if !only_self {
         let message =
             format!("the health method `{name}` must take `&self` and nothing else, {expected}");
@@ -841,6 +857,19 @@ mod tests {
     }
 
     #[test]
+    fn adapter_is_written_once() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                #[athyper::adapter(retry = "db")]
+                impl Billing {}
+            )),
+            [
+                "`#[adapter]` is written twice on this `impl` block; keep one, with every option in it"
+            ]
+        );
+    }
+
+    #[test]
     fn wrapped_methods_are_checked() {
         assert_eq!(
             item_errors(parse_quote!(
@@ -860,6 +889,26 @@ mod tests {
                 "an adapter method cannot be `unsafe`: protection calls it and cannot uphold a safety contract; remove `unsafe`, or mark it `#[adapter(skip)]` to leave it unprotected",
                 "an adapter method takes `&self`: its calls may be retried and may run at once, so it cannot take `self` by value, `&mut self` or another `self` type; use interior mutability, or mark it `#[adapter(skip)]` to leave it unprotected",
             ]
+        );
+        // `self: &Self` is `&self`.
+        let a = check(
+            TokenStream::new(),
+            parse_quote!(
+                impl Billing {
+                    async fn charge(self: &Self) -> Result<(), String> { Ok(()) }
+                    async fn refund<'a>(self: &'a Self) -> Result<(), String> { Ok(()) }
+                }
+            ),
+        );
+        assert_eq!(a.ok().unwrap().wrapped, [0, 1]);
+        assert_eq!(
+            item_errors(parse_quote!(
+                impl Billing {
+                    async fn charge(self: &mut Self) -> Result<(), String> { Ok(()) }
+                }
+            ))
+            .len(),
+            1
         );
         // Skipped and receiver-less functions are left alone.
         let a = check(
