@@ -170,3 +170,12 @@ pub fn adapter(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn __items(args: TokenStream, _item: TokenStream) -> TokenStream {
     args
 }
+
+/// Not public API: the runtime's limits and defaults this crate keeps a
+/// copy of, as `[(name, value); N]`, for the runtime's test that they
+/// agree.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __runtime_constants(_input: TokenStream) -> TokenStream {
+    common::runtime::exported().into()
+}

@@ -396,6 +396,27 @@ mod tests {
 }
 
 #[cfg(test)]
+mod constant_tests {
+    use crate::queue::MAX_NAME_LEN;
+    use crate::resilience::CircuitBreakerConfig;
+
+    /// The macros check options against copies of these, since a
+    /// procedural macro cannot depend on the runtime.
+    #[test]
+    fn macro_constants_match_the_runtime() {
+        let runtime = [
+            ("MAX_NAME_LEN", MAX_NAME_LEN as u64),
+            ("MAX_COUNT", u64::from(CircuitBreakerConfig::MAX_COUNT)),
+            (
+                "DEFAULT_WINDOW",
+                u64::from(CircuitBreakerConfig::DEFAULT.window()),
+            ),
+        ];
+        assert_eq!(athyper_macros::__runtime_constants!(), runtime);
+    }
+}
+
+#[cfg(test)]
 mod redaction_tests {
     use super::redacted;
 

@@ -22,10 +22,7 @@ use crate::common::{
     one_of, positive_duration, rate, report, type_text, validate_name,
 };
 
-/// The largest count the runtime accepts (`CircuitBreakerConfig::MAX_COUNT`).
-const MAX_COUNT: u32 = 10_000;
-/// The runtime's default window, for checking `min_calls` alone.
-const DEFAULT_WINDOW: u32 = 100;
+use crate::common::runtime::{DEFAULT_WINDOW, MAX_COUNT};
 
 /// The field holding the state when `state = "..."` is not given.
 pub(crate) const DEFAULT_STATE_FIELD: &str = "resilience";

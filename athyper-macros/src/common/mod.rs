@@ -9,6 +9,7 @@ mod duration;
 mod errors;
 mod item;
 mod names;
+pub(crate) mod runtime;
 mod setting;
 mod suggest;
 mod tokens;
