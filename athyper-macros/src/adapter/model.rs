@@ -19,7 +19,7 @@ use syn::{
 use super::args::{AdapterArgs, BreakerArgs, PRESETS, RetryArg};
 use crate::common::{
     Errors, NameKind, Setting, checked_name, count, crate_path, describe, did_you_mean, idents,
-    one_of, positive_duration, rate, report, type_text, validate_name,
+    is_attribute, one_of, positive_duration, rate, report, type_text, validate_name,
 };
 
 use crate::common::runtime::{DEFAULT_WINDOW, MAX_COUNT};
@@ -127,7 +127,7 @@ impl Adapter {
             None => type_name(&mut errors, &item.self_ty),
         };
         let state = state_field(&mut errors, &args.state, &item.self_ty);
-        let methods = Methods::sort(&mut item, args.health.value(), &mut errors);
+        let methods = Methods::sort(&mut item, &args.health, &mut errors);
 
         match (krate, name, retry, state) {
             (Some(krate), Some(name), Some((retry, retry_text)), Some(state))
@@ -416,8 +416,8 @@ impl Methods {
     /// Functions without `self` (constructors) are left alone; the health
     /// method is called by health checks, not protected; every other
     /// method is wrapped unless marked `#[adapter(skip)]`.
-    fn sort(item: &mut ItemImpl, health: Option<&LitStr>, errors: &mut Errors) -> Methods {
-        let health_name = health.map(LitStr::value);
+    fn sort(item: &mut ItemImpl, health: &Setting<LitStr>, errors: &mut Errors) -> Methods {
+        let health_name = health.value().map(LitStr::value);
         let mut wrapped = Vec::new();
         let mut found_health = None;
         let mut names = Vec::new();
@@ -439,9 +439,9 @@ impl Methods {
                 wrapped.push(index);
             }
         }
-        let health = match (health, found_health) {
-            (Some(lit), None) => {
-                missing_health(errors, lit, &names);
+        let health = match (health.value(), found_health) {
+            (Some(_), None) => {
+                missing_health(errors, health, &names);
                 None
             }
             (_, found) => found.flatten(),
@@ -489,12 +489,9 @@ fn take_skip(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> bool {
     skip
 }
 
-/// `#[adapter(...)]` or `#[athyper::adapter(...)]` on a method.
+/// `#[adapter(...)]` or `#[athyper::adapter(...)]`.
 pub(crate) fn is_adapter_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|segment| segment.ident == "adapter")
+    is_attribute(attr, "adapter")
 }
 
 fn has_receiver(sig: &Signature) -> bool {
@@ -610,18 +607,21 @@ fn check_health(method: &ImplItemFn, errors: &mut Errors) -> Option<Health> {
     })
 }
 
-fn missing_health(errors: &mut Errors, lit: &LitStr, names: &[String]) {
+/// The `health` option names no method of the block: reported at its
+/// value, in source order among the options.
+fn missing_health(errors: &mut Errors, setting: &Setting<LitStr>, names: &[String]) {
+    let Some(lit) = setting.value() else {
+        return;
+    };
     let name = lit.value();
     let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
     let suggestion = did_you_mean(&name, &candidates)
         .map(|close| format!("; did you mean `{close}`?"))
         .unwrap_or_default();
-    errors.at(
-        lit.span(),
-        format!(
-            "no method `{name}` in this `impl` block; `health` names a method defined in it, as in `async fn {name}(&self) -> Result<(), E>`{suggestion}"
-        ),
+    let message = format!(
+        "no method `{name}` in this `impl` block; `health` names a method defined in it, as in `async fn {name}(&self) -> Result<(), E>`{suggestion}"
     );
+    report(errors, setting, syn::Error::new(lit.span(), message));
 }
 
 fn not_an_impl_block(errors: &mut Errors, item: &Item) {

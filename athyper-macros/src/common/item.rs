@@ -2,7 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
-use syn::{GenericArgument, Item, Lifetime, PathArguments, ReturnType, Type, TypePath};
+use syn::{Attribute, GenericArgument, Item, Lifetime, PathArguments, ReturnType, Type, TypePath};
 
 /// What `item` is, and its tokens up to its name: enough to point at it
 /// without underlining a whole struct.
@@ -27,6 +27,15 @@ pub(crate) fn describe(item: &Item) -> (&'static str, TokenStream) {
         Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
         _ => ("this item", item.to_token_stream()),
     }
+}
+
+/// Whether `attr` is the attribute `name` of this crate, by any path:
+/// `#[job]`, `#[athyper::job]`, `#[sdk::athyper::job]`.
+pub(crate) fn is_attribute(attr: &Attribute, name: &str) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == name)
 }
 
 /// A type as a compact string: `Client<T>`, `billing::Client`, `&str`.

@@ -20,7 +20,7 @@ pub(crate) use self::checks::{
 };
 pub(crate) use self::duration::parse_duration;
 pub(crate) use self::errors::Errors;
-pub(crate) use self::item::{Part, compact, describe, find_part, type_text};
+pub(crate) use self::item::{Part, compact, describe, find_part, is_attribute, type_text};
 pub(crate) use self::names::{NameKind, validate_name};
 pub(crate) use self::setting::Setting;
 pub(crate) use self::suggest::{did_you_mean, one_of};

@@ -44,10 +44,10 @@ pub(crate) fn expand(job: Job) -> TokenStream {
         location_suffix(ident.span())
     );
     let handle = quote!(self::#module::#ident);
-    // At the attribute: a clash is then reported there, on the second
-    // handler's `#[job]` (at the function's name, rustc would suggest
-    // renaming the import inside the signature).
-    let binding = respan(quote!(use #handle), Span::call_site());
+    // A clash is reported at the second handler's `#[job]`, where the
+    // `use` is; its last segment keeps the function's span, which keeps
+    // rustc from suggesting an `as` rename inside the attribute.
+    let binding = quote!(use self::#module::#ident);
 
     // The body stays the user's function, unchanged but for its visibility,
     // as an associated function of the handle: rustc then speaks of it by
@@ -94,6 +94,10 @@ pub(crate) fn expand(job: Job) -> TokenStream {
         #[doc(hidden)]
         #[allow(non_snake_case)]
         mod #module {
+            // The doc comments' links resolve here.
+            #[allow(unused_imports)]
+            use super::*;
+
             #(#docs)*
             #[allow(non_camel_case_types)]
             #[derive(
@@ -273,6 +277,27 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn the_handle_is_visible_where_the_function_was() {
+        let seen = |vis: Visibility| seen_from_child(&vis).to_string();
+        assert_eq!(seen(syn::parse_quote!()), "pub (super)");
+        assert_eq!(seen(syn::parse_quote!(pub)), "pub");
+        assert_eq!(seen(syn::parse_quote!(pub(crate))), "pub (crate)");
+        assert_eq!(
+            seen(syn::parse_quote!(pub(in crate::a))),
+            "pub (in crate :: a)"
+        );
+        assert_eq!(seen(syn::parse_quote!(pub(self))), "pub (in super)");
+        assert_eq!(
+            seen(syn::parse_quote!(pub(super))),
+            "pub (in super :: super)"
+        );
+        assert_eq!(
+            seen(syn::parse_quote!(pub(in super::super))),
+            "pub (in super :: super :: super)"
+        );
+    }
 
     #[test]
     fn defaults_name_only_the_options_given() {

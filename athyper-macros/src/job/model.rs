@@ -15,7 +15,7 @@ use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Path, ReturnType, Signa
 use super::args::JobArgs;
 use crate::common::{
     Errors, NameKind, Part, Setting, checked_name, choose, compact, count, crate_path, describe,
-    duration, find_part, positive_duration, report, type_text, validate_name,
+    duration, find_part, is_attribute, positive_duration, report, type_text, validate_name,
 };
 
 /// A job handler ready to expand.
@@ -350,13 +350,7 @@ impl Handler {
 /// `#[job]` once: the attribute being expanded is gone from `attrs`, so
 /// another one there is written twice.
 fn check_repeat(attrs: &[Attribute], errors: &mut Errors) {
-    let is_job = |attr: &&Attribute| {
-        attr.path()
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "job")
-    };
-    if let Some(repeat) = attrs.iter().find(is_job) {
+    if let Some(repeat) = attrs.iter().find(|attr| is_attribute(attr, "job")) {
         errors.spanned(
             repeat,
             "`#[job]` is written twice on this function; keep one, with every option in it",
