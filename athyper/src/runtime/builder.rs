@@ -124,7 +124,8 @@ impl RuntimeBuilder {
 
     /// Serves the operational endpoints (and the app given to
     /// [`Runtime::run_with`]) on `addr`, overriding `ATHYPER_HTTP_ADDR`.
-    /// Port 0 picks a free port; [`Running::http_addr`] tells which.
+    /// Port 0 picks a free port; [`Running::http_addr`](super::Running::http_addr)
+    /// tells which.
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = Some(Some(addr));
         self
