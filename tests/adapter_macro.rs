@@ -227,6 +227,113 @@ async fn the_health_check_reports_to_the_runtime_registry() {
     assert_eq!(billing.attempts(), 0);
 }
 
+#[test]
+fn the_runtime_keeps_every_attached_adapter_check() {
+    let runtime = Runtime::builder()
+        .env_from(|_| None)
+        .without_http()
+        .adapter(Arc::new(Billing::new()))
+        .adapter(Arc::new(Cache::default()))
+        .build()
+        .unwrap();
+    let mut names = runtime.health().names();
+    names.sort();
+    assert_eq!(names, ["Cache", "billing", "queue backend (memory)"]);
+}
+
+#[test]
+fn an_adapter_attached_twice_is_a_build_error() {
+    let billing = Arc::new(Billing::new());
+    let err = Runtime::builder()
+        .env_from(|_| None)
+        .without_http()
+        .adapter(billing.clone())
+        .adapter(billing)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "invalid adapter `billing`: it is attached twice (defined at adapter_macro (tests/adapter_macro.rs:{BILLING_LINE})); attach one instance and share it"
+        )),
+        "{err}"
+    );
+}
+
+/// An adapter implemented by hand, which inventory does not know, named
+/// like the `#[adapter]` above.
+struct HandMade {
+    resilience: AdapterState,
+}
+
+static HAND_MADE: AdapterDescriptor = AdapterDescriptor {
+    name: "billing",
+    type_name: "HandMade",
+    required: true,
+    health: None,
+    methods: &[],
+    circuit_breaker: None,
+    retry: "none",
+    timeout: None,
+    module_path: module_path!(),
+    file: file!(),
+    line: line!(),
+};
+
+impl Adapter for HandMade {
+    fn descriptor() -> &'static AdapterDescriptor {
+        &HAND_MADE
+    }
+
+    fn adapter_state(&self) -> &AdapterState {
+        &self.resilience
+    }
+
+    fn health(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[test]
+fn two_attached_adapters_with_one_name_are_a_build_error() {
+    let err = Runtime::builder()
+        .env_from(|_| None)
+        .without_http()
+        .adapter(Arc::new(Billing::new()))
+        .adapter(Arc::new(HandMade {
+            resilience: AdapterState::new(),
+        }))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "adapter `billing` is defined twice: at adapter_macro (tests/adapter_macro.rs:{BILLING_LINE}) and at {}; give one of them another name with `#[adapter(name = \"...\")]`",
+            HAND_MADE.location()
+        )
+    );
+}
+
+#[test]
+fn a_health_check_cannot_take_an_adapter_name() {
+    let err = Runtime::builder()
+        .env_from(|_| None)
+        .without_http()
+        .adapter(Arc::new(Billing::new()))
+        .health_check(athyper::observability::HealthCheck::required(
+            "billing",
+            || async { Ok(()) },
+        ))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "invalid health check `billing`: another check has this name, and only one of them would be run; give each check its own name"
+    );
+}
+
 /// Without options: no breaker, no retry; every `&self` method wrapped.
 #[derive(Default)]
 struct Cache {

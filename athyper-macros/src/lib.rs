@@ -35,7 +35,8 @@ mod job;
 /// | `crate` | `crate = "my_sdk::athyper"` | `::athyper` |
 ///
 /// Durations are humantime strings in whole milliseconds (`"250ms"`,
-/// `"30s"`, `"5m"`, `"1h"`). `retry = "none"` means one attempt and
+/// `"30s"`, `"5m"`, `"1h"`), at most a week, without months or years
+/// (`"5M"`) or digits split by a space (`"1 0s"`). `retry = "none"` means one attempt and
 /// contradicts `attempts` above 1, `backoff`, `max_backoff` and `jitter`.
 /// Names hold 1 to 128 ASCII letters, digits, `_`, `-`, `.` and `:`.
 /// Defaults live in the runtime (`JobDefaults::DEFAULT`); the expansion only
@@ -49,16 +50,19 @@ mod job;
 /// is, written by hand:
 ///
 /// ```ignore
-/// #[derive(Clone, Copy, Debug)]
-/// pub struct send_email;
+/// mod __athyper_job_send_email_12_10 {
+///     #[derive(Clone, Copy, Debug)]
+///     pub struct send_email;
+/// }
+/// pub use self::__athyper_job_send_email_12_10::send_email;
 ///
 /// impl send_email {
 ///     pub async fn call(&self, ctx: JobContext, payload: Email) -> Result<(), io::Error> {
-///         __athyper_job_send_email(ctx, payload).await
+///         Self::send_email(ctx, payload).await
 ///     }
-/// }
 ///
-/// async fn __athyper_job_send_email(ctx: JobContext, email: Email) -> Result<(), io::Error> { .. }
+///     async fn send_email(ctx: JobContext, email: Email) -> Result<(), io::Error> { .. }
+/// }
 ///
 /// const _: () = {
 ///     impl Job for send_email {
@@ -66,7 +70,7 @@ mod job;
 ///         fn descriptor(&self) -> &'static JobDescriptor { &DESCRIPTOR }
 ///     }
 ///     fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
-///         run_job(ctx, payload, __athyper_job_send_email)
+///         run_job::<send_email, _, _, _>(ctx, payload, send_email::send_email)
 ///     }
 ///     const DESCRIPTOR: JobDescriptor = JobDescriptor {
 ///         name: "send_email",
@@ -82,6 +86,12 @@ mod job;
 ///     inventory::submit! { DESCRIPTOR }
 /// };
 /// ```
+///
+/// The handle's module is named after the definition's line and column, so
+/// that two handlers of one name in one module clash only in their `use`s:
+/// one error. All of it is emitted as one item that `__items` unfolds, so
+/// that on a method, where an `impl` cannot hold a struct, rustc reports one
+/// error too.
 #[proc_macro_attribute]
 pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
     job::job(args.into(), item.into()).into()
@@ -125,7 +135,8 @@ pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```ignore
 /// impl Billing {
 ///     pub async fn charge(&self, __athyper_arg1: u64) -> Result<Invoice, BillingError> {
-///         call_adapter(self, "charge", API_RETRY_POLICY, || {
+///         // Spanned at the return type, which `adapter_protocol` checks.
+///         call_adapter(self, "charge", API_RETRY_POLICY, adapter_protocol::<Result<Invoice, BillingError>>(), || {
 ///             Self::__athyper_adapter_charge(self, retry_arg(&__athyper_arg1))
 ///         })
 ///         .await
@@ -159,4 +170,23 @@ pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn adapter(args: TokenStream, item: TokenStream) -> TokenStream {
     adapter::adapter(args.into(), item.into()).into()
+}
+
+/// Not public API: replaces the item it is put on with its arguments. The
+/// expansions of `#[job]` hang every item they generate off one item this
+/// way, so that where those items cannot go, rustc reports one error
+/// rather than one per item.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn __items(args: TokenStream, _item: TokenStream) -> TokenStream {
+    args
+}
+
+/// Not public API: the runtime's limits and defaults this crate keeps a
+/// copy of, as `[(name, value); N]`, for the runtime's test that they
+/// agree.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __runtime_constants(_input: TokenStream) -> TokenStream {
+    common::runtime::exported().into()
 }

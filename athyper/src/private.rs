@@ -5,8 +5,6 @@
 //! macros stay thin: decoding, error mapping and type checks live here where
 //! unit tests reach them.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::future::Future;
 
@@ -16,29 +14,37 @@ pub use ::futures::future::BoxFuture;
 pub use ::inventory;
 pub use ::std::sync::Arc;
 
+pub use athyper_macros::__items as items;
+
 pub use crate::queue::{JobContext, JobFailure, Priority};
 pub use crate::registry::{Job, JobDefaults, JobDescriptor, RunFn};
 pub use crate::resilience::{BackoffKind, Jitter};
 
-/// Decodes `payload` into the handler's type and runs the handler, mapping
-/// its error to the text the job keeps. A payload that does not decode
-/// fails the attempt with [`JobFailure::Decode`], which is never retried.
-pub fn run_job<P, F, Fut, R>(
+/// Decodes `payload` into the payload type of `J` and runs the handler,
+/// mapping its error to the text the job keeps. A payload that does not
+/// decode fails the attempt with [`JobFailure::Decode`], which is never
+/// retried.
+///
+/// The payload type is reached through `J`, whose impl checks it: a payload
+/// that is not [`JobPayload`](crate::registry::JobPayload) is reported
+/// there, once, not again here.
+pub fn run_job<J, F, Fut, R>(
     ctx: JobContext,
     payload: Arc<str>,
     handler: F,
 ) -> BoxFuture<'static, Result<(), JobFailure>>
 where
-    P: DeserializeOwned + Send + 'static,
-    F: FnOnce(JobContext, P) -> Fut + Send + 'static,
+    J: Job,
+    F: FnOnce(JobContext, J::Payload) -> Fut + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: JobResult,
 {
     Box::pin(async move {
-        let payload: P = serde_json::from_str(&payload).map_err(|e| JobFailure::Decode {
-            job: ctx.name().to_owned(),
-            error: redacted(&e),
-        })?;
+        let payload: J::Payload =
+            serde_json::from_str(&payload).map_err(|e| JobFailure::Decode {
+                job: ctx.name().to_owned(),
+                error: redacted(&e),
+            })?;
         handler(ctx, payload)
             .await
             .into_job_result()
@@ -93,16 +99,6 @@ impl<E: Display> JobResult for Result<(), E> {
     }
 }
 
-/// What a job payload must be: JSON both ways, sendable, owned.
-#[diagnostic::on_unimplemented(
-    message = "job payload `{Self}` must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
-    label = "payload type of this job",
-    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
-)]
-pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {}
-
-impl<T: Serialize + DeserializeOwned + Send + 'static> JobPayload for T {}
-
 /// Implemented only by [`JobContext`], to check a handler's first argument.
 #[diagnostic::on_unimplemented(
     message = "the first argument of a job handler must be `JobContext`, not `{Self}`",
@@ -119,12 +115,6 @@ impl IsJobContext for JobContext {
         ctx
     }
 }
-
-/// Fails to compile, at the user's type, unless `T` is a valid payload.
-pub const fn assert_payload<T: JobPayload>() {}
-
-/// Fails to compile, at the user's type, unless `T` is `JobContext`.
-pub const fn assert_context<T: IsJobContext>() {}
 
 /// Fails to compile, at the user's type, unless `T` is `Result<(), E>`.
 pub const fn assert_result<T: JobResult>() {}
@@ -206,48 +196,98 @@ pub trait AdapterError: From<Unavailable> {}
 
 impl<E: From<Unavailable>> AdapterError for E {}
 
+/// How protection takes a wrapped method's return type `R` apart and puts
+/// it back: a `Result<T, E>` where a rejected or timed-out call becomes an
+/// `E`.
+///
+/// Built by [`adapter_protocol`], which holds the method's type
+/// requirements, so that a return type that does not meet them is reported
+/// once, there; [`call_adapter`] and [`call_adapter_once`] then ask nothing
+/// more of `R`.
+pub struct AdapterProtocol<R, T, E> {
+    into_result: fn(R) -> Result<T, E>,
+    from_result: fn(Result<T, E>) -> R,
+    unavailable: fn(Unavailable) -> E,
+}
+
+impl<R, T, E> ::core::fmt::Debug for AdapterProtocol<R, T, E> {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct("AdapterProtocol").finish_non_exhaustive()
+    }
+}
+
+impl<R, T, E> AdapterProtocol<R, T, E> {
+    fn finish(&self, result: Result<T, crate::resilience::ProtectedError<E>>) -> R {
+        use crate::resilience::ProtectedError;
+        (self.from_result)(result.map_err(|error| match error {
+            ProtectedError::Rejected(r) => (self.unavailable)(Unavailable::Rejected(r)),
+            ProtectedError::TimedOut(t) => (self.unavailable)(Unavailable::TimedOut(t)),
+            ProtectedError::Inner(error) => error,
+        }))
+    }
+}
+
+/// The protocol of a method returning `R`; fails to compile, at the
+/// method's return type, unless `R` is a `Result` whose error type can hold
+/// a rejection.
+pub fn adapter_protocol<R>() -> AdapterProtocol<R, R::Ok, R::Err>
+where
+    R: AdapterResult,
+    R::Err: AdapterError,
+{
+    AdapterProtocol {
+        into_result: R::into_result,
+        from_result: R::from_result,
+        unavailable: <R::Err as From<Unavailable>>::from,
+    }
+}
+
 /// Calls a method of `adapter` through the instance's protection, with
 /// `policy`'s retries.
-pub async fn call_adapter<A, R, C, F, Fut>(
+pub async fn call_adapter<A, R, T, E, C, F, Fut>(
     adapter: &A,
     method: &'static str,
     policy: RetryPolicy<C>,
+    protocol: AdapterProtocol<R, T, E>,
     mut attempt: F,
 ) -> R
 where
     A: Adapter,
-    R: AdapterResult,
-    R::Err: AdapterError,
-    C: crate::resilience::Classify<R::Err>,
+    C: crate::resilience::Classify<E>,
     F: FnMut() -> Fut,
     Fut: Future<Output = R>,
 {
     use ::futures::FutureExt as _;
     let core = adapter.adapter_state().core(A::descriptor());
+    let into_result = protocol.into_result;
     let result = core
-        .run(method, &policy, || attempt().map(R::into_result))
+        .run(method, &policy, || attempt().map(into_result))
         .await;
-    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+    protocol.finish(result)
 }
 
 /// Calls a method of `adapter` through the instance's protection, once:
 /// for `retry = "none"`, whose arguments need not be `Clone`.
-pub async fn call_adapter_once<A, R, F, Fut>(adapter: &A, method: &'static str, attempt: F) -> R
+pub async fn call_adapter_once<A, R, T, E, F, Fut>(
+    adapter: &A,
+    method: &'static str,
+    protocol: AdapterProtocol<R, T, E>,
+    attempt: F,
+) -> R
 where
     A: Adapter,
-    R: AdapterResult,
-    R::Err: AdapterError,
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
     use ::futures::FutureExt as _;
     let core = adapter.adapter_state().core(A::descriptor());
+    let into_result = protocol.into_result;
     let result = core
         .run_once(method, &crate::resilience::AllTransient, || {
-            attempt().map(R::into_result)
+            attempt().map(into_result)
         })
         .await;
-    R::from_result(result.map_err(crate::resilience::ProtectedError::into_error))
+    protocol.finish(result)
 }
 
 /// What an argument of a retried method must be: each attempt gets a copy.
@@ -259,6 +299,10 @@ where
 pub trait RetryArg: Clone {}
 
 impl<T: Clone> RetryArg for T {}
+
+/// Fails to compile, at the argument's type, unless `T` can be copied for
+/// every attempt.
+pub const fn assert_retry_arg<T: RetryArg>() {}
 
 /// A copy of an argument for one attempt.
 pub fn retry_arg<T: RetryArg>(arg: &T) -> T {
@@ -311,9 +355,35 @@ mod tests {
         if n == 0 { Err("zero".into()) } else { Ok(()) }
     }
 
+    /// The handle and descriptor `#[job]` would generate for `echo`.
+    struct Echo;
+
+    impl Job for Echo {
+        type Payload = u32;
+
+        fn descriptor(&self) -> &'static JobDescriptor {
+            &ECHO
+        }
+    }
+
+    fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
+        run_job::<Echo, _, _, _>(ctx, payload, echo)
+    }
+
+    const ECHO: JobDescriptor = JobDescriptor {
+        name: "echo",
+        queue: "default",
+        module_path: module_path!(),
+        file: file!(),
+        line: line!(),
+        defaults: JobDefaults::DEFAULT,
+        run,
+    };
+
     #[tokio::test]
     async fn decodes_and_maps_errors() {
-        let run = |payload: &str| run_job(JobContext::detached("echo"), payload.into(), echo);
+        let run =
+            |payload: &str| (Echo.descriptor().run)(JobContext::detached("echo"), payload.into());
         assert_eq!(run("7").await, Ok(()));
         assert_eq!(run("0").await, Err(JobFailure::Handler("zero".into())));
         let err = run(r#""seven""#).await.unwrap_err();
@@ -322,6 +392,27 @@ mod tests {
             err.to_string(),
             "payload of job `echo` does not decode: invalid type: string, expected u32 at line 1 column 7"
         );
+    }
+}
+
+#[cfg(test)]
+mod constant_tests {
+    use crate::queue::MAX_NAME_LEN;
+    use crate::resilience::CircuitBreakerConfig;
+
+    /// The macros check options against copies of these, since a
+    /// procedural macro cannot depend on the runtime.
+    #[test]
+    fn macro_constants_match_the_runtime() {
+        let runtime = [
+            ("MAX_NAME_LEN", MAX_NAME_LEN as u64),
+            ("MAX_COUNT", u64::from(CircuitBreakerConfig::MAX_COUNT)),
+            (
+                "DEFAULT_WINDOW",
+                u64::from(CircuitBreakerConfig::DEFAULT.window()),
+            ),
+        ];
+        assert_eq!(athyper_macros::__runtime_constants!(), runtime);
     }
 }
 

@@ -161,11 +161,23 @@ inventory::collect!(JobDescriptor);
 )]
 pub trait Job: Send + Sync + 'static {
     /// What the handler takes.
-    type Payload: Serialize + DeserializeOwned + Send + 'static;
+    type Payload: JobPayload;
 
     /// The handler's registration.
     fn descriptor(&self) -> &'static JobDescriptor;
 }
+
+/// What a job payload must be: JSON both ways, sendable, owned. Every such
+/// type is one; the trait exists to name the requirement, and to say what
+/// to do when a payload type falls short.
+#[diagnostic::on_unimplemented(
+    message = "job payload `{Self}` must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    label = "payload type of this job",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait JobPayload: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> JobPayload for T {}
 
 /// An error found while collecting handlers.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use syn::{Expr, ExprLit, ExprPath, Ident, Lit, LitInt, LitStr, Path};
 
 use crate::common::{
     Errors, Setting, Value, flag, integer, key_name, number, one_of, parse_nested, parse_options,
-    string,
+    string, unquoted_word,
 };
 
 /// Every option, in the order messages list them.
@@ -226,11 +226,24 @@ impl BreakerArgs {
     }
 }
 
+/// The retry presets, written as strings.
+pub(crate) const PRESETS: [&str; 3] = ["db", "api", "none"];
+
 fn retry(value: Value, key: &Ident) -> syn::Result<RetryArg> {
     match value {
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         })) => Ok(RetryArg::Preset(lit)),
+        // `retry = db`: a preset without its quotes, not a policy constant.
+        Value::Expr(Expr::Path(path))
+            if unquoted_word(&path).is_some_and(|word| PRESETS.contains(&word.as_str())) =>
+        {
+            let word = unquoted_word(&path).unwrap_or_default();
+            Err(syn::Error::new_spanned(
+                path,
+                format!("the retry preset `{word}` is a string; quote it: `retry = \"{word}\"`"),
+            ))
+        }
         Value::Expr(Expr::Path(ExprPath {
             qself: None, path, ..
         })) => Ok(RetryArg::Path(path)),
@@ -371,6 +384,18 @@ mod tests {
             ]
         );
         assert_eq!(args.name.value().map(LitStr::value).as_deref(), Some("ok"));
+    }
+
+    #[test]
+    fn an_unquoted_preset_is_told_to_quote_it() {
+        let args: AdapterArgs = parse_quote!(retry = db);
+        assert_eq!(
+            messages(&args),
+            ["the retry preset `db` is a string; quote it: `retry = \"db\"`"]
+        );
+        // A constant is a policy.
+        let args: AdapterArgs = parse_quote!(retry = DB);
+        assert!(messages(&args).is_empty());
     }
 
     #[test]

@@ -15,8 +15,8 @@ use syn::{
     Type, Visibility,
 };
 
-use super::model::{Adapter, Breaker, Health, Retry, type_text};
-use crate::common::respan;
+use super::model::{Adapter, Breaker, Health, Retry};
+use crate::common::{Part, find_part, millis, respan, type_text};
 
 pub(crate) fn expand(adapter: Adapter) -> TokenStream {
     let Adapter {
@@ -71,7 +71,7 @@ pub(crate) fn expand(adapter: Adapter) -> TokenStream {
     };
     let timeout = match timeout {
         Some(t) => {
-            let d = duration(&private, t);
+            let d = millis(&private, t);
             quote!(::core::option::Option::Some(#d))
         }
         None => quote!(::core::option::Option::None),
@@ -183,39 +183,49 @@ fn wrap(private: &TokenStream, retry: &Retry, method: &ImplItemFn) -> (ImplItemF
         }
     };
     let method_name = LitStr::new(&ident.unraw().to_string(), Span::call_site());
-    // At the return type: a method that does not return a `Result`, or an
-    // error type that cannot hold a rejection, is reported there.
+    // The whole call, up to its `.await`, is spanned at the return type: a
+    // method that does not return a `Result`, or whose error type cannot
+    // hold a rejection, is then reported there, and once, since every
+    // obligation the call and its future carry has that one span.
     let output_span = match &method.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => ident.span(),
     };
-    let body = match retry {
-        Retry::None => {
-            let call = respan(quote!(#private::call_adapter_once), output_span);
+    let at_output = respan(private.clone(), output_span);
+    let output = match &method.sig.output {
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+        ReturnType::Default => quote_spanned!(output_span=> ()),
+    };
+    let protocol = quote_spanned!(output_span=> #at_output::adapter_protocol::<#output>());
+    let body = match policy(private, retry) {
+        None => {
             let names = args.iter().map(|(arg, _)| arg);
-            quote! {
-                #call(self, #method_name, move || {
+            quote_spanned! {output_span=>
+                #at_output::call_adapter_once(self, #method_name, #protocol, move || {
                     Self::#inner_ident #turbofish(self, #(#names),*)
                 })
                 .await
             }
         }
-        retry => {
-            let policy = match retry {
-                Retry::Db => quote!(#private::DB_RETRY_POLICY),
-                Retry::Api => quote!(#private::API_RETRY_POLICY),
-                Retry::Path(path) => {
-                    quote_spanned!(path.span()=> ::core::clone::Clone::clone(&#path))
-                }
-                Retry::None => unreachable_policy(),
-            };
-            let call = respan(quote!(#private::call_adapter), output_span);
-            let copies = args.iter().map(|(arg, ty)| {
-                let copy = respan(quote!(#private::retry_arg), ty.span());
-                quote!(#copy(&#arg))
+        Some(policy) => {
+            // Each copy at its argument's type, so that a type that is not
+            // `Clone` is reported there.
+            let copies = args
+                .iter()
+                .map(|(arg, ty)| respan(quote!(#private::retry_arg(&#arg)), ty.span()));
+            // The check rustc reports, with its message; the copy above
+            // repeats it at the same span, which rustc then stays quiet
+            // about.
+            // `impl Trait` cannot be named in the check; its copy alone
+            // checks it.
+            let named = args.iter().filter(|(_, ty)| !mentions_impl_trait(ty));
+            let checks = named.map(|(_, ty)| {
+                let check = respan(quote!(#private::assert_retry_arg), ty.span());
+                quote_spanned!(ty.span()=> #check::<#ty>();)
             });
-            quote! {
-                #call(self, #method_name, #policy, || {
+            quote_spanned! {output_span=>
+                #(#checks)*
+                #at_output::call_adapter(self, #method_name, #policy, #protocol, || {
                     Self::#inner_ident #turbofish(self, #(#copies),*)
                 })
                 .await
@@ -226,9 +236,25 @@ fn wrap(private: &TokenStream, retry: &Retry, method: &ImplItemFn) -> (ImplItemF
     (wrapper, inner)
 }
 
-/// `Retry::None` never reaches the policy: it is called once.
-fn unreachable_policy() -> TokenStream {
-    TokenStream::new()
+fn mentions_impl_trait(ty: &Type) -> bool {
+    find_part(ty, &mut |part| match part {
+        Part::Type(Type::ImplTrait(_)) => Some(()),
+        _ => None,
+    })
+    .is_some()
+}
+
+/// The retry policy a wrapped method's calls go through; none for
+/// `retry = "none"`, whose methods are called once.
+fn policy(private: &TokenStream, retry: &Retry) -> Option<TokenStream> {
+    match retry {
+        Retry::None => None,
+        Retry::Db => Some(quote!(#private::DB_RETRY_POLICY)),
+        Retry::Api => Some(quote!(#private::API_RETRY_POLICY)),
+        Retry::Path(path) => {
+            Some(quote_spanned!(path.span()=> ::core::clone::Clone::clone(&#path)))
+        }
+    }
 }
 
 /// Sorts a method's attributes: documentation and what describes the
@@ -272,10 +298,17 @@ fn health_fn(private: &TokenStream, health: Option<&Health>) -> TokenStream {
             // The future is checked `Send` at the method's name, the result
             // at its return type.
             let boxed = respan(quote!(#private::health_future), ident.span());
-            let result = respan(quote!(#private::health_result), output.span());
+            let result = respan(
+                quote!(#private::health_result(__athyper_result)),
+                output.span(),
+            );
+            let binding = respan(quote!(__athyper_result), output.span());
             quote! {
                 #signature {
-                    #boxed(async move { #result(Self::#ident(self).await) })
+                    #boxed(async move {
+                        let #binding = Self::#ident(self).await;
+                        #result
+                    })
                 }
             }
         }
@@ -306,7 +339,7 @@ fn breaker_config(private: &TokenStream, breaker: &Breaker) -> TokenStream {
         calls.push(quote!(with_success_threshold(#n)));
     }
     if let Some(d) = open_for {
-        let d = duration(private, d);
+        let d = millis(private, d);
         calls.push(quote!(with_open_for(#d)));
     }
     if let Some(n) = window {
@@ -326,16 +359,10 @@ fn breaker_config(private: &TokenStream, breaker: &Breaker) -> TokenStream {
         calls.push(quote!(with_half_open_permits(#n)));
     }
     if let Some((d, r)) = slow_call {
-        let (d, r) = (duration(private, d), float(r));
+        let (d, r) = (millis(private, d), float(r));
         calls.push(quote!(with_slow_calls(#d, #r)));
     }
     quote!(#private::CircuitBreakerConfig::DEFAULT #(.#calls)*)
-}
-
-fn duration(private: &TokenStream, d: std::time::Duration) -> TokenStream {
-    // The model only accepts whole milliseconds that fit in a `u64`.
-    let millis = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    quote!(#private::Duration::from_millis(#millis))
 }
 
 #[cfg(test)]

@@ -8,25 +8,21 @@
 use std::mem;
 use std::time::Duration;
 
-use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, Ident, ImplItem, ImplItemFn, Item, ItemImpl, LitStr, Member, Path,
+    Attribute, FnArg, Ident, ImplItem, ImplItemFn, Item, ItemImpl, LitStr, Member, Path, Receiver,
     ReturnType, Signature, Type,
 };
 
-use super::args::{AdapterArgs, BreakerArgs, RetryArg};
+use super::args::{AdapterArgs, BreakerArgs, PRESETS, RetryArg};
 use crate::common::{
-    Errors, NameKind, Setting, count, crate_path, did_you_mean, idents, one_of, positive_duration,
-    rate, report, validate_name,
+    Errors, NameKind, Setting, checked_name, count, crate_path, describe, did_you_mean, idents,
+    is_attribute, one_of, positive_duration, rate, report, type_text, validate_name,
 };
 
-/// The largest count the runtime accepts (`CircuitBreakerConfig::MAX_COUNT`).
-const MAX_COUNT: u32 = 10_000;
-/// The runtime's default window, for checking `min_calls` alone.
-const DEFAULT_WINDOW: u32 = 100;
+use crate::common::runtime::{DEFAULT_WINDOW, MAX_COUNT};
 
 /// The field holding the state when `state = "..."` is not given.
 pub(crate) const DEFAULT_STATE_FIELD: &str = "resilience";
@@ -75,8 +71,6 @@ pub(crate) enum Retry {
     Path(Path),
 }
 
-const PRESETS: [&str; 3] = ["db", "api", "none"];
-
 /// The health method.
 pub(crate) struct Health {
     pub(crate) ident: Ident,
@@ -87,10 +81,7 @@ impl Adapter {
     /// Checks the options and the item, returning every error found.
     pub(crate) fn new(mut args: AdapterArgs, item: Item) -> Result<Adapter, Errors> {
         let mut errors = mem::take(&mut args.errors);
-        let krate = match args.krate.key() {
-            Some(_) => crate_path(&mut errors, &args.krate),
-            None => Some(syn::parse_quote!(::athyper)),
-        };
+        let krate = crate_path(&mut errors, &args.krate);
         let breaker = args
             .circuit_breaker
             .value()
@@ -123,12 +114,20 @@ impl Adapter {
                 ),
             );
         }
-        let name = match args.name.value() {
-            Some(lit) => checked_name(&mut errors, &args.name, lit),
+        // The attribute being expanded is gone from `attrs`: another one
+        // there is written twice.
+        if let Some(repeat) = item.attrs.iter().find(|attr| is_adapter_attr(attr)) {
+            errors.spanned(
+                repeat,
+                "`#[adapter]` is written twice on this `impl` block; keep one, with every option in it",
+            );
+        }
+        let name = match args.name.key() {
+            Some(_) => checked_name(&mut errors, NameKind::Adapter, &args.name),
             None => type_name(&mut errors, &item.self_ty),
         };
         let state = state_field(&mut errors, &args.state, &item.self_ty);
-        let methods = Methods::sort(&mut item, args.health.value(), &mut errors);
+        let methods = Methods::sort(&mut item, &args.health, &mut errors);
 
         match (krate, name, retry, state) {
             (Some(krate), Some(name), Some((retry, retry_text)), Some(state))
@@ -346,17 +345,6 @@ fn required(errors: &mut Errors, args: &AdapterArgs) -> bool {
     }
 }
 
-fn checked_name(errors: &mut Errors, setting: &Setting<LitStr>, lit: &LitStr) -> Option<String> {
-    let name = lit.value();
-    match validate_name(NameKind::Adapter, &name) {
-        Ok(()) => Some(name),
-        Err(message) => {
-            report(errors, setting, syn::Error::new(lit.span(), message));
-            None
-        }
-    }
-}
-
 /// The adapter's name when no `name = "..."` is given: its type's.
 fn type_name(errors: &mut Errors, ty: &Type) -> Option<String> {
     let ident = match ty {
@@ -428,8 +416,8 @@ impl Methods {
     /// Functions without `self` (constructors) are left alone; the health
     /// method is called by health checks, not protected; every other
     /// method is wrapped unless marked `#[adapter(skip)]`.
-    fn sort(item: &mut ItemImpl, health: Option<&LitStr>, errors: &mut Errors) -> Methods {
-        let health_name = health.map(LitStr::value);
+    fn sort(item: &mut ItemImpl, health: &Setting<LitStr>, errors: &mut Errors) -> Methods {
+        let health_name = health.value().map(LitStr::value);
         let mut wrapped = Vec::new();
         let mut found_health = None;
         let mut names = Vec::new();
@@ -451,9 +439,9 @@ impl Methods {
                 wrapped.push(index);
             }
         }
-        let health = match (health, found_health) {
-            (Some(lit), None) => {
-                missing_health(errors, lit, &names);
+        let health = match (health.value(), found_health) {
+            (Some(_), None) => {
+                missing_health(errors, health, &names);
                 None
             }
             (_, found) => found.flatten(),
@@ -501,16 +489,26 @@ fn take_skip(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> bool {
     skip
 }
 
-/// `#[adapter(...)]` or `#[athyper::adapter(...)]` on a method.
+/// `#[adapter(...)]` or `#[athyper::adapter(...)]`.
 pub(crate) fn is_adapter_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .segments
-        .last()
-        .is_some_and(|segment| segment.ident == "adapter")
+    is_attribute(attr, "adapter")
 }
 
 fn has_receiver(sig: &Signature) -> bool {
     matches!(sig.inputs.first(), Some(FnArg::Receiver(_)))
+}
+
+/// Whether the receiver is `&self`, however written: `&self`, `&'a self`,
+/// `self: &Self`, `self: &'a Self`.
+fn takes_shared_self(receiver: &Receiver) -> bool {
+    // syn gives `&self` the type `&Self` too.
+    match &*receiver.ty {
+        Type::Reference(reference) => {
+            reference.mutability.is_none()
+                && matches!(&*reference.elem, Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
+        }
+        _ => false,
+    }
 }
 
 /// `async fn name(&self, ...) -> R`, nothing else; reports each way in
@@ -545,9 +543,7 @@ fn check_wrapped(sig: &Signature, errors: &mut Errors) -> bool {
         errors.spanned(variadic, format!("{WRAPPED} cannot be variadic; {SKIP}"));
     }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first()
-        && !(receiver.reference.is_some()
-            && receiver.mutability.is_none()
-            && receiver.colon_token.is_none())
+        && !takes_shared_self(receiver)
     {
         errors.spanned(
             receiver,
@@ -576,10 +572,7 @@ fn check_health(method: &ImplItemFn, errors: &mut Errors) -> Option<Health> {
         );
     }
     let only_self = sig.inputs.len() == 1
-        && matches!(
-            sig.inputs.first(),
-            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none()
-        );
+        && matches!(sig.inputs.first(), Some(FnArg::Receiver(r)) if takes_shared_self(r));
     if !only_self {
         let message =
             format!("the health method `{name}` must take `&self` and nothing else, {expected}");
@@ -614,18 +607,21 @@ fn check_health(method: &ImplItemFn, errors: &mut Errors) -> Option<Health> {
     })
 }
 
-fn missing_health(errors: &mut Errors, lit: &LitStr, names: &[String]) {
+/// The `health` option names no method of the block: reported at its
+/// value, in source order among the options.
+fn missing_health(errors: &mut Errors, setting: &Setting<LitStr>, names: &[String]) {
+    let Some(lit) = setting.value() else {
+        return;
+    };
     let name = lit.value();
     let candidates: Vec<&str> = names.iter().map(String::as_str).collect();
     let suggestion = did_you_mean(&name, &candidates)
         .map(|close| format!("; did you mean `{close}`?"))
         .unwrap_or_default();
-    errors.at(
-        lit.span(),
-        format!(
-            "no method `{name}` in this `impl` block; `health` names a method defined in it, as in `async fn {name}(&self) -> Result<(), E>`{suggestion}"
-        ),
+    let message = format!(
+        "no method `{name}` in this `impl` block; `health` names a method defined in it, as in `async fn {name}(&self) -> Result<(), E>`{suggestion}"
     );
+    report(errors, setting, syn::Error::new(lit.span(), message));
 }
 
 fn not_an_impl_block(errors: &mut Errors, item: &Item) {
@@ -636,51 +632,10 @@ fn not_an_impl_block(errors: &mut Errors, item: &Item) {
     );
 }
 
-/// What `item` is, and its tokens up to its name.
-fn describe(item: &Item) -> (&'static str, TokenStream) {
-    fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
-        quote!(#keyword #name)
-    }
-    match item {
-        Item::Fn(i) => ("a function", head(&i.sig.fn_token, &i.sig.ident)),
-        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
-        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
-        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
-        Item::Const(i) => ("a constant", head(&i.const_token, &i.ident)),
-        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
-        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
-        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
-        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
-        Item::Use(i) => ("a `use` declaration", i.to_token_stream()),
-        Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
-        _ => ("this item", item.to_token_stream()),
-    }
-}
-
-/// A type as a compact string: `Client<T>`, `billing::Client`.
-pub(crate) fn type_text(ty: &Type) -> String {
-    let text = ty.to_token_stream().to_string();
-    let mut out = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c == ' ' {
-            let before = i.checked_sub(1).map(|j| chars[j]);
-            let after = chars.get(i + 1).copied();
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            // Keep the space only where it separates two words (`dyn
-            // Trait`, `impl Trait`) or follows a comma.
-            if (word(before) && word(after)) || before == Some(',') {
-                out.push(' ');
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
     use syn::parse_quote;
 
     use super::*;
@@ -899,6 +854,19 @@ mod tests {
     }
 
     #[test]
+    fn adapter_is_written_once() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                #[athyper::adapter(retry = "db")]
+                impl Billing {}
+            )),
+            [
+                "`#[adapter]` is written twice on this `impl` block; keep one, with every option in it"
+            ]
+        );
+    }
+
+    #[test]
     fn wrapped_methods_are_checked() {
         assert_eq!(
             item_errors(parse_quote!(
@@ -918,6 +886,26 @@ mod tests {
                 "an adapter method cannot be `unsafe`: protection calls it and cannot uphold a safety contract; remove `unsafe`, or mark it `#[adapter(skip)]` to leave it unprotected",
                 "an adapter method takes `&self`: its calls may be retried and may run at once, so it cannot take `self` by value, `&mut self` or another `self` type; use interior mutability, or mark it `#[adapter(skip)]` to leave it unprotected",
             ]
+        );
+        // `self: &Self` is `&self`.
+        let a = check(
+            TokenStream::new(),
+            parse_quote!(
+                impl Billing {
+                    async fn charge(self: &Self) -> Result<(), String> { Ok(()) }
+                    async fn refund<'a>(self: &'a Self) -> Result<(), String> { Ok(()) }
+                }
+            ),
+        );
+        assert_eq!(a.ok().unwrap().wrapped, [0, 1]);
+        assert_eq!(
+            item_errors(parse_quote!(
+                impl Billing {
+                    async fn charge(self: &mut Self) -> Result<(), String> { Ok(()) }
+                }
+            ))
+            .len(),
+            1
         );
         // Skipped and receiver-less functions are left alone.
         let a = check(
@@ -974,13 +962,5 @@ mod tests {
                 "the health method `ping` must return `Result<(), E>` where `E: Display`, as in `async fn ping(&self) -> Result<(), E>`",
             ]
         );
-    }
-
-    #[test]
-    fn type_text_is_compact() {
-        let ty = |t: Type| type_text(&t);
-        assert_eq!(ty(parse_quote!(Billing)), "Billing");
-        assert_eq!(ty(parse_quote!(crate::Client<T, U>)), "crate::Client<T, U>");
-        assert_eq!(ty(parse_quote!(Box<dyn Send>)), "Box<dyn Send>");
     }
 }

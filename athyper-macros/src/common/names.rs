@@ -1,5 +1,4 @@
-/// The longest queue or job name; the runtime's `MAX_NAME_LEN`.
-const MAX_NAME_LEN: usize = 128;
+use super::runtime::MAX_NAME_LEN;
 
 /// What a checked name names, for the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,23 +13,29 @@ pub(crate) enum NameKind {
 /// instead. The message reads like the runtime's `QueueError::InvalidName`.
 pub(crate) fn validate_name(kind: NameKind, name: &str) -> Result<(), String> {
     let reason = if name.is_empty() {
-        "it is empty"
+        "it is empty".to_owned()
     } else if name.len() > MAX_NAME_LEN {
-        "it is longer than 128 bytes"
+        format!("it is longer than {MAX_NAME_LEN} bytes")
     } else if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
     {
-        "use only ASCII letters, digits, `_`, `-`, `.` and `:`"
+        "use only ASCII letters, digits, `_`, `-`, `.` and `:`".to_owned()
     } else {
         return Ok(());
     };
-    let kind = match kind {
+    Err(format!(
+        "invalid {} name `{name}`: {reason}",
+        kind_name(kind)
+    ))
+}
+
+fn kind_name(kind: NameKind) -> &'static str {
+    match kind {
         NameKind::Queue => "queue",
         NameKind::Job => "job",
         NameKind::Adapter => "adapter",
-    };
-    Err(format!("invalid {kind} name `{name}`: {reason}"))
+    }
 }
 
 #[cfg(test)]

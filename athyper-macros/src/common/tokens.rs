@@ -18,3 +18,12 @@ pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         })
         .collect()
 }
+
+/// `Duration::from_millis(..)` through the runtime's re-export, for a
+/// duration the model has checked to be whole milliseconds fitting a `u64`.
+pub(crate) fn millis(private: &TokenStream, duration: std::time::Duration) -> TokenStream {
+    let millis = proc_macro2::Literal::u64_unsuffixed(
+        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+    );
+    quote::quote!(#private::Duration::from_millis(#millis))
+}

@@ -1,11 +1,6 @@
-//! Option lists and the forms of option values, for attributes whose
-//! options may be bare flags (`required`), `key = value` pairs or nested
-//! lists (`circuit_breaker(failure_threshold = 5)`).
-//!
-//! The `#[job]` attribute predates these and keeps its own, equivalent,
-//! parser for `key = literal` pairs.
-
-use std::time::Duration;
+//! Option lists and the forms of option values, for both attributes:
+//! bare flags (`required`), `key = value` pairs and nested lists
+//! (`circuit_breaker(failure_threshold = 5)`).
 
 use proc_macro2::{TokenStream, TokenTree};
 use syn::ext::IdentExt;
@@ -13,7 +8,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitInt, LitStr, Token, UnOp};
 
-use super::{Errors, Setting, parse_duration};
+use super::Errors;
 
 /// How an option was written, after its key.
 pub(crate) enum Value {
@@ -102,7 +97,7 @@ pub(crate) fn parse_nested(
 
 /// Moves past the rest of a broken option so that the next one still gets
 /// checked.
-pub(crate) fn skip_past_comma(input: ParseStream<'_>) {
+fn skip_past_comma(input: ParseStream<'_>) {
     let _ = input.step(|cursor| {
         let mut rest = *cursor;
         while let Some((tree, next)) = rest.token_tree() {
@@ -218,6 +213,15 @@ pub(crate) fn wrong_expr(key: &str, expected: &str, example: &str, expr: &Expr) 
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => "a negative number",
+        // A lowercase word where a string belongs is a value written
+        // without its quotes: `priority = high`.
+        Expr::Path(path) if expected == "a string" && unquoted_word(path).is_some() => {
+            let word = unquoted_word(path).unwrap_or_default();
+            return syn::Error::new_spanned(
+                expr,
+                format!("option `{key}` takes a string; quote the value: `{key} = \"{word}\"`"),
+            );
+        }
         // A constant or an expression: the macro sees only tokens, so it
         // cannot know their values.
         Expr::Path(_) => {
@@ -236,88 +240,16 @@ pub(crate) fn wrong_expr(key: &str, expected: &str, example: &str, expr: &Expr) 
     )
 }
 
-/// Files an error about `setting` under its position, so that it reads in
-/// source order among the others.
-pub(crate) fn report<T>(errors: &mut Errors, setting: &Setting<T>, error: syn::Error) {
-    errors.push_at(setting.position().unwrap_or(usize::MAX), error);
-}
-
-/// A count from 1 to `max`; the message for 0 ends with `zero_hint`.
-pub(crate) fn count(
-    errors: &mut Errors,
-    setting: &Setting<LitInt>,
-    key: &str,
-    max: u32,
-    zero_hint: &str,
-) -> Option<u32> {
-    let lit = setting.value()?;
-    let message = match lit.base10_parse::<u32>() {
-        Ok(0) => format!("`{key}` must be at least 1; {zero_hint}"),
-        Ok(n) if n <= max => return Some(n),
-        _ => format!("`{key}` is too large; the largest is {max}"),
-    };
-    report(errors, setting, syn::Error::new(lit.span(), message));
-    None
-}
-
-/// A duration longer than zero.
-pub(crate) fn positive_duration(
-    errors: &mut Errors,
-    setting: &Setting<LitStr>,
-    key: &str,
-    zero_hint: &str,
-) -> Option<Duration> {
-    let lit = setting.value()?;
-    let message = match parse_duration(key, &lit.value()) {
-        Ok(d) if d.is_zero() => format!("`{key}` must be longer than zero; {zero_hint}"),
-        Ok(d) => return Some(d),
-        Err(message) => message,
-    };
-    report(errors, setting, syn::Error::new(lit.span(), message));
-    None
-}
-
-/// A rate in `(0, 1]`.
-pub(crate) fn rate(errors: &mut Errors, setting: &Setting<Lit>, key: &str) -> Option<f64> {
-    let lit = setting.value()?;
-    let value = match lit {
-        Lit::Float(f) => f.base10_parse::<f64>().ok(),
-        Lit::Int(i) => i.base10_parse::<u32>().ok().map(f64::from),
-        _ => None,
-    };
-    match value {
-        Some(r) if r > 0.0 && r <= 1.0 => Some(r),
-        _ => {
-            let written = quote::ToTokens::to_token_stream(lit).to_string();
-            report(
-                errors,
-                setting,
-                syn::Error::new(
-                    lit.span(),
-                    format!(
-                        "`{key} = {written}` is outside (0, 1]: write the share of calls as a number above 0 and at most 1, such as `{key} = 0.5` for half"
-                    ),
-                ),
-            );
-            None
-        }
+/// The word of a path that is one lowercase identifier, such as `high` in
+/// `priority = high`: a value that lost its quotes rather than a constant,
+/// which would be written in capitals.
+pub(crate) fn unquoted_word(path: &syn::ExprPath) -> Option<String> {
+    if path.qself.is_some() || path.path.leading_colon.is_some() {
+        return None;
     }
-}
-
-/// A path to a crate, from `crate = "..."`.
-pub(crate) fn crate_path(errors: &mut Errors, setting: &Setting<LitStr>) -> Option<syn::Path> {
-    let lit = setting.value()?;
-    // Parsed from the literal, so the path's tokens carry its span and a
-    // wrong path is reported there.
-    let path = lit.parse_with(syn::Path::parse_mod_style).ok();
-    if path.is_none() {
-        let message = format!(
-            "invalid path `{}` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`",
-            lit.value()
-        );
-        report(errors, setting, syn::Error::new(lit.span(), message));
-    }
-    path
+    let ident = path.path.get_ident()?;
+    let word = ident.unraw().to_string();
+    word.chars().any(|c| c.is_ascii_lowercase()).then_some(word)
 }
 
 /// A comma-separated list, for `#[adapter(skip)]` on a method.

@@ -1,14 +1,13 @@
-//! The syntax of `#[job(...)]`: `key = literal` pairs, kept with their spans.
+//! The syntax of `#[job(...)]`: `key = literal` pairs, kept with their
+//! spans, read by the option parser both attributes share.
 //!
 //! This stage knows which keys exist and what form (string or integer) each
 //! value takes; what the values mean is the model's business.
 
-use proc_macro2::TokenTree;
-use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, ExprLit, Ident, Lit, LitInt, LitStr, Token};
+use syn::{Ident, LitInt, LitStr};
 
-use crate::common::{Errors, Setting, one_of, wrong_expr};
+use crate::common::{Errors, Setting, Value, integer, key_name, one_of, parse_options, string};
 
 /// Every option, in the order messages list them.
 pub(crate) const KEYS: [&str; 11] = [
@@ -24,6 +23,9 @@ pub(crate) const KEYS: [&str; 11] = [
     "concurrency",
     "crate",
 ];
+
+/// A well-formed attribute, for messages about malformed ones.
+const EXAMPLE: &str = "#[job(queue = \"emails\", attempts = 5)]";
 
 /// The options of one `#[job(...)]`, as written.
 #[derive(Default)]
@@ -48,90 +50,49 @@ pub(crate) struct JobArgs {
 impl Parse for JobArgs {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = JobArgs::default();
-        let mut position = 0;
-        while !input.is_empty() {
-            if let Err(error) = args.parse_option(input, position) {
-                args.errors.push_at(position, error);
-                skip_past_comma(input);
-                position += 1;
-                continue;
-            }
-            if !input.is_empty()
-                && let Err(error) = input.parse::<Token![,]>()
-            {
-                let message =
-                    "expected `,` between options, as in `queue = \"emails\", attempts = 5`";
-                args.errors
-                    .push_at(position, syn::Error::new(error.span(), message));
-                skip_past_comma(input);
-            }
-            position += 1;
-        }
+        let mut errors = Errors::new();
+        parse_options(
+            input,
+            &mut errors,
+            EXAMPLE,
+            |errors, key, value, position| {
+                args.option(errors, &key, value, position);
+            },
+        );
+        args.errors = errors;
         Ok(args)
     }
 }
 
 impl JobArgs {
-    fn parse_option(&mut self, input: ParseStream<'_>, position: usize) -> syn::Result<()> {
-        // `parse_any` because one key, `crate`, is a keyword.
-        let key = input.call(Ident::parse_any).map_err(|error| {
-            syn::Error::new(
-                error.span(),
-                "expected an option, as in `#[job(queue = \"emails\")]`",
-            )
-        })?;
-        let name = key.unraw().to_string();
-        let unknown = || syn::Error::new(key.span(), one_of("option", &name, &KEYS));
-        if !KEYS.contains(&name.as_str()) {
-            return Err(unknown());
-        }
-        if !input.peek(Token![=]) {
-            let example = example(&name);
-            return Err(syn::Error::new(
-                key.span(),
-                format!("option `{name}` needs a value, as in `{name} = {example}`"),
-            ));
-        }
-        input.parse::<Token![=]>()?;
-        let value: Expr = input.parse()?;
-
-        let JobArgs {
-            queue,
-            name: job_name,
-            priority,
-            retry,
-            attempts,
-            backoff,
-            max_backoff,
-            jitter,
-            timeout,
-            concurrency,
-            krate,
-            errors,
-        } = self;
+    fn option(&mut self, errors: &mut Errors, key: &Ident, value: Value, position: usize) {
+        let name = key_name(key);
+        let example = example(&name);
         let text = match name.as_str() {
-            "queue" => Some(queue),
-            "name" => Some(job_name),
-            "priority" => Some(priority),
-            "retry" => Some(retry),
-            "backoff" => Some(backoff),
-            "max_backoff" => Some(max_backoff),
-            "jitter" => Some(jitter),
-            "timeout" => Some(timeout),
-            "crate" => Some(krate),
+            "queue" => Some(&mut self.queue),
+            "name" => Some(&mut self.name),
+            "priority" => Some(&mut self.priority),
+            "retry" => Some(&mut self.retry),
+            "backoff" => Some(&mut self.backoff),
+            "max_backoff" => Some(&mut self.max_backoff),
+            "jitter" => Some(&mut self.jitter),
+            "timeout" => Some(&mut self.timeout),
+            "crate" => Some(&mut self.krate),
             _ => None,
         };
         if let Some(setting) = text {
-            setting.set(errors, &key, position, string(&name, value));
-            return Ok(());
+            setting.set(errors, key, position, string(&name, value, example, key));
+            return;
         }
         let number = match name.as_str() {
-            "attempts" => attempts,
-            "concurrency" => concurrency,
-            _ => return Err(unknown()),
+            "attempts" => &mut self.attempts,
+            "concurrency" => &mut self.concurrency,
+            _ => {
+                let error = syn::Error::new(key.span(), one_of("option", &name, &KEYS));
+                return errors.push_at(position, error);
+            }
         };
-        number.set(errors, &key, position, integer(&name, &value));
-        Ok(())
+        number.set(errors, key, position, integer(&name, value, example, key));
     }
 }
 
@@ -151,45 +112,6 @@ fn example(key: &str) -> &'static str {
         "crate" => "\"my_sdk::athyper\"",
         _ => "...",
     }
-}
-
-fn string(key: &str, value: Expr) -> syn::Result<LitStr> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => Ok(lit),
-        other => Err(wrong_expr(key, "a string", example(key), &other)),
-    }
-}
-
-fn integer(key: &str, value: &Expr) -> syn::Result<LitInt> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => Ok(lit.clone()),
-        // `attempts = "5"`: suggest the very number they meant.
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(lit), ..
-        }) if lit.value().trim().parse::<u32>().is_ok() => {
-            Err(wrong_expr(key, "an integer", lit.value().trim(), value))
-        }
-        _ => Err(wrong_expr(key, "an integer", example(key), value)),
-    }
-}
-
-/// Moves past the rest of a broken option so that the next one still gets
-/// checked.
-fn skip_past_comma(input: ParseStream<'_>) {
-    let _ = input.step(|cursor| {
-        let mut rest = *cursor;
-        while let Some((tree, next)) = rest.token_tree() {
-            rest = next;
-            if matches!(&tree, TokenTree::Punct(p) if p.as_char() == ',') {
-                break;
-            }
-        }
-        Ok(((), rest))
-    });
 }
 
 #[cfg(test)]
@@ -290,7 +212,7 @@ mod tests {
                 "option `concurrency` takes an integer, not a negative number; write `concurrency = 4`",
                 "option `jitter` takes a string literal: the macro reads it at compile time, so constants cannot be used; write `jitter = \"full\"`",
                 "option `backoff` takes a string, not a float; write `backoff = \"2s\"`",
-                "expected `,` between options, as in `queue = \"emails\", attempts = 5`",
+                "expected `,` between options, as in `#[job(queue = \"emails\", attempts = 5)]`",
             ]
         );
         assert_eq!(args.name.value().map(LitStr::value).as_deref(), Some("ok"));
@@ -301,6 +223,18 @@ mod tests {
         assert_eq!(
             args.retry.value().map(LitStr::value).as_deref(),
             Some("fixed")
+        );
+    }
+
+    #[test]
+    fn an_unquoted_word_is_told_to_quote_it() {
+        let args: JobArgs = parse_quote!(priority = high, queue = EMAILS);
+        assert_eq!(
+            messages(&args),
+            [
+                "option `priority` takes a string; quote the value: `priority = \"high\"`",
+                "option `queue` takes a string literal: the macro reads it at compile time, so constants cannot be used; write `queue = \"emails\"`",
+            ]
         );
     }
 
@@ -318,7 +252,7 @@ mod tests {
         let args: JobArgs = parse_quote!("emails", queue = "ok");
         assert_eq!(
             messages(&args),
-            ["expected an option, as in `#[job(queue = \"emails\")]`"]
+            ["expected an option, as in `#[job(queue = \"emails\", attempts = 5)]`"]
         );
         assert_eq!(args.queue.value().map(LitStr::value).as_deref(), Some("ok"));
     }

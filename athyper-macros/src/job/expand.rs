@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Visibility};
 
 use super::model::{BackoffKind, Handler, Jitter, Job, Options, Priority};
-use crate::common::respan;
+use crate::common::{millis, respan};
 
 pub(crate) fn expand(job: Job) -> TokenStream {
     let Job {
@@ -34,24 +34,33 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     let private = quote!(#krate::__private);
     let vis = &item.vis;
     let ident = &item.sig.ident;
-    // At the user's name, so that what rustc says about the handler's body
-    // (a future that is not `Send`, say) points at the user's function.
-    let hidden = format_ident!("__athyper_job_{}", ident.unraw(), span = ident.span());
+    // The handle is defined in a module of its own, named after this
+    // definition, and brought into scope by a `use`. Two handlers of one
+    // name in one module then clash only in their `use`s, which rustc
+    // reports once, instead of in every impl of the handle as well.
+    let module = format_ident!(
+        "__athyper_job_{}_{}",
+        ident.unraw(),
+        location_suffix(ident.span())
+    );
+    let handle = quote!(self::#module::#ident);
+    // A clash is reported at the second handler's `#[job]`, where the
+    // `use` is; its last segment keeps the function's span, which keeps
+    // rustc from suggesting an `as` rename inside the attribute.
+    let binding = quote!(use self::#module::#ident);
 
-    let mut hidden_fn = item.clone();
-    hidden_fn.sig.ident = hidden.clone();
-    hidden_fn.vis = Visibility::Inherited;
+    // The body stays the user's function, unchanged but for its visibility,
+    // as an associated function of the handle: rustc then speaks of it by
+    // the name the user gave it (a future that is not `Send`, say).
+    let mut body_fn = item.clone();
+    body_fn.vis = Visibility::Inherited;
 
-    // Each check is spanned at the user's type, so that a failure points at
-    // the argument or return type to fix, with the runtime's message.
-    let checks = [
-        quote_spanned!(context.span()=> #private::assert_context::<#context>();),
-        quote_spanned!(payload.span()=> #private::assert_payload::<#payload>();),
-        quote_spanned!(output.span()=> #private::assert_result::<#output>();),
-    ];
-    // The context reaches the handler through the same trait
-    // `assert_context` checks, at the same span: a wrong first-argument
-    // type is then one failed bound, which rustc reports once.
+    // Each requirement on the user's types is checked once, at the type:
+    // the payload by `Job::Payload`'s bound in the impl below, the context
+    // by the conversion the call goes through, the return type by the
+    // assertion, whose bound `run_job` repeats at the same span (rustc
+    // then reports it once).
+    let check_output = quote_spanned!(output.span()=> #private::assert_result::<#output>(););
     let ctx_arg = quote_spanned!(context.span()=>
         <#context as #private::IsJobContext>::from_context(__athyper_ctx)
     );
@@ -59,10 +68,12 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     // `Send` is reported there rather than at the attribute.
     let private_at_fn = respan(private.clone(), ident.span());
     let run = quote_spanned! {ident.span()=>
-        #private_at_fn::run_job::<#payload, _, _, #output>(
+        #private_at_fn::run_job::<#handle, _, _, #output>(
             __athyper_ctx,
             __athyper_payload,
-            |__athyper_ctx, __athyper_payload| #hidden(#ctx_arg, __athyper_payload),
+            |__athyper_ctx, __athyper_payload| {
+                <#handle>::#ident(#ctx_arg, __athyper_payload)
+            },
         )
     };
     // `line!()` reports the line of the outermost macro call its span
@@ -77,19 +88,32 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     let queue = LitStr::new(&queue, Span::call_site());
     let defaults = defaults(&private, &options);
 
-    quote! {
+    let struct_vis = seen_from_child(vis);
+    let items = quote! {
         #(#cfgs)*
-        #(#docs)*
-        #[allow(non_camel_case_types, dead_code)]
-        #[derive(
-            ::core::clone::Clone,
-            ::core::marker::Copy,
-            ::core::fmt::Debug,
-        )]
-        #vis struct #ident;
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #module {
+            // The doc comments' links resolve here.
+            #[allow(unused_imports)]
+            use super::*;
+
+            #(#docs)*
+            #[allow(non_camel_case_types)]
+            #[derive(
+                ::core::clone::Clone,
+                ::core::marker::Copy,
+                ::core::fmt::Debug,
+            )]
+            #struct_vis struct #ident;
+        }
 
         #(#cfgs)*
-        impl #ident {
+        #[allow(unused_imports)]
+        #vis #binding;
+
+        #(#cfgs)*
+        impl #handle {
             /// Runs the handler directly, without a queue: for unit tests.
             #[allow(dead_code)]
             #vis async fn call(
@@ -97,18 +121,17 @@ pub(crate) fn expand(job: Job) -> TokenStream {
                 __athyper_ctx: #context,
                 __athyper_payload: #payload,
             ) -> #output {
-                #hidden(__athyper_ctx, __athyper_payload).await
+                Self::#ident(__athyper_ctx, __athyper_payload).await
             }
+
+            #[doc(hidden)]
+            #(#attrs)*
+            #body_fn
         }
 
         #(#cfgs)*
-        #[doc(hidden)]
-        #(#attrs)*
-        #hidden_fn
-
-        #(#cfgs)*
         const _: () = {
-            impl #private::Job for #ident {
+            impl #private::Job for #handle {
                 type Payload = #payload;
 
                 fn descriptor(&self) -> &'static #private::JobDescriptor {
@@ -120,11 +143,7 @@ pub(crate) fn expand(job: Job) -> TokenStream {
                 __athyper_ctx: #private::JobContext,
                 __athyper_payload: #private::Arc<::core::primitive::str>,
             ) -> #private::BoxFuture<'static, ::core::result::Result<(), #private::JobFailure>> {
-                // The checks sit in the same body as the call that needs
-                // them, and the call names the same types at the same
-                // spans: rustc then reports a failed bound once, with the
-                // check's message, instead of once more for `run_job`.
-                #(#checks)*
+                #check_output
                 #run
             }
 
@@ -138,6 +157,54 @@ pub(crate) fn expand(job: Job) -> TokenStream {
 
             #private::inventory::submit! { __ATHYPER_DESCRIPTOR }
         };
+    };
+    // Everything above hangs off one item, which `items` replaces with it.
+    // Outside a module (`#[job]` on a method, say) an `impl` cannot hold a
+    // struct, and rustc says so once, at the function, instead of once per
+    // generated item.
+    let carrier = respan(quote!(struct #ident;), ident.span());
+    quote! {
+        #(#cfgs)*
+        #[#private::items(#items)]
+        #carrier
+    }
+}
+
+/// `vis`, written in a child module: the handle is defined one module
+/// down, and must be visible where the user's function would have been.
+fn seen_from_child(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Public(_) => quote!(pub),
+        Visibility::Inherited => quote!(pub(super)),
+        Visibility::Restricted(restricted) => {
+            let path = &restricted.path;
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            match first.as_deref() {
+                // `pub(crate)`, `pub(in crate::a)`, `pub(in ::a)`: absolute.
+                _ if path.leading_colon.is_some() => quote!(#vis),
+                Some("crate") => quote!(#vis),
+                // `pub(self)` is private: visible in the user's module,
+                // the child's parent.
+                Some("self") => {
+                    let rest = path.segments.iter().skip(1);
+                    quote!(pub(in super #(::#rest)*))
+                }
+                // `pub(super)`, `pub(in super::super)`: one more `super`.
+                _ => quote!(pub(in super::#path)),
+            }
+        }
+    }
+}
+
+/// Where a span starts, as `<line>_<column>`: distinct for two definitions
+/// in one module, which are on different lines or columns. Outside a
+/// procedural macro (the unit tests) spans have no location.
+fn location_suffix(span: Span) -> String {
+    if proc_macro::is_available() {
+        let span = span.unwrap();
+        format!("{}_{}", span.line(), span.column())
+    } else {
+        "0_0".to_owned()
     }
 }
 
@@ -154,11 +221,7 @@ fn defaults(private: &TokenStream, options: &Options) -> TokenStream {
         timeout,
         concurrency,
     } = *options;
-    let duration = |d: std::time::Duration| {
-        // The model only accepts whole milliseconds that fit in a `u64`.
-        let millis = Literal::u64_unsuffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        quote!(#private::Duration::from_millis(#millis))
-    };
+    let duration = |d: std::time::Duration| millis(private, d);
     let variant = |name: &str| Ident::new(name, Span::call_site());
     let mut calls = Vec::new();
     if let Some(priority) = priority {
@@ -214,6 +277,27 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn the_handle_is_visible_where_the_function_was() {
+        let seen = |vis: Visibility| seen_from_child(&vis).to_string();
+        assert_eq!(seen(syn::parse_quote!()), "pub (super)");
+        assert_eq!(seen(syn::parse_quote!(pub)), "pub");
+        assert_eq!(seen(syn::parse_quote!(pub(crate))), "pub (crate)");
+        assert_eq!(
+            seen(syn::parse_quote!(pub(in crate::a))),
+            "pub (in crate :: a)"
+        );
+        assert_eq!(seen(syn::parse_quote!(pub(self))), "pub (in super)");
+        assert_eq!(
+            seen(syn::parse_quote!(pub(super))),
+            "pub (in super :: super)"
+        );
+        assert_eq!(
+            seen(syn::parse_quote!(pub(in super::super))),
+            "pub (in super :: super :: super)"
+        );
+    }
 
     #[test]
     fn defaults_name_only_the_options_given() {

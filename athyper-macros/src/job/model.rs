@@ -10,12 +10,13 @@ use std::time::Duration;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
-use syn::{
-    Attribute, FnArg, Ident, Item, ItemFn, LitInt, LitStr, Path, ReturnType, Signature, Type,
-};
+use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Path, ReturnType, Signature, Type};
 
 use super::args::JobArgs;
-use crate::common::{Errors, NameKind, Setting, one_of, parse_duration, validate_name};
+use crate::common::{
+    Errors, NameKind, Part, Setting, checked_name, choose, compact, count, crate_path, describe,
+    duration, find_part, is_attribute, positive_duration, report, type_text, validate_name,
+};
 
 /// A job handler ready to expand.
 pub(crate) struct Job {
@@ -119,10 +120,7 @@ impl Job {
             Some(_) => checked_name(&mut errors, NameKind::Queue, &args.queue),
             None => Some("default".to_owned()),
         };
-        let krate = match args.krate.key() {
-            Some(_) => crate_path(&mut errors, &args.krate),
-            None => Some(syn::parse_quote!(::athyper)),
-        };
+        let krate = crate_path(&mut errors, &args.krate);
         let (handler, name) = match item {
             Item::Fn(item) => {
                 let name = match args.name.key() {
@@ -154,37 +152,29 @@ impl Options {
         let priority = choose(errors, &args.priority, "priority", &PRIORITIES);
         let retry = choose(errors, &args.retry, "retry strategy", &RETRIES);
         let jitter = choose(errors, &args.jitter, "jitter", &JITTERS);
-        let attempts = at_least_one(
+        let attempts = count(
             errors,
             &args.attempts,
             "attempts",
+            u32::MAX,
             "it counts the first run too, so `attempts = 1` runs a job once",
         );
-        let concurrency = at_least_one(
+        let concurrency = count(
             errors,
             &args.concurrency,
             "concurrency",
+            u32::MAX,
             "leave it out to let the worker's own limit decide",
         );
         let backoff = duration(errors, &args.backoff, "backoff");
         let max_backoff = duration(errors, &args.max_backoff, "max_backoff");
-        let mut timeout = duration(errors, &args.timeout, "timeout");
+        let timeout = positive_duration(
+            errors,
+            &args.timeout,
+            "timeout",
+            "leave it out for no time limit",
+        );
 
-        if let Some(lit) = args
-            .timeout
-            .value()
-            .filter(|_| timeout.is_some_and(|t| t.is_zero()))
-        {
-            report(
-                errors,
-                &args.timeout,
-                syn::Error::new(
-                    lit.span(),
-                    "`timeout` must be longer than zero; leave it out for no time limit",
-                ),
-            );
-            timeout = None;
-        }
         if let (Some(base), Some(max), Some(base_lit), Some(max_lit)) = (
             backoff,
             max_backoff,
@@ -231,12 +221,6 @@ impl Options {
             concurrency,
         }
     }
-}
-
-/// Files an error about `setting` under its position, so that it reads in
-/// source order among the others.
-fn report<T>(errors: &mut Errors, setting: &Setting<T>, error: syn::Error) {
-    errors.push_at(setting.position().unwrap_or(usize::MAX), error);
 }
 
 /// A given option, whatever its value type, for contradiction messages.
@@ -298,61 +282,6 @@ fn no_retry_conflict(errors: &mut Errors, retry: &Setting<LitStr>, other: &dyn G
     );
 }
 
-fn choose<T: Copy>(
-    errors: &mut Errors,
-    setting: &Setting<LitStr>,
-    what: &str,
-    choices: &[(&str, T)],
-) -> Option<T> {
-    let lit = setting.value()?;
-    let text = lit.value();
-    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == text) {
-        return Some(choice);
-    }
-    let names: Vec<&str> = choices.iter().map(|&(name, _)| name).collect();
-    report(
-        errors,
-        setting,
-        syn::Error::new(lit.span(), one_of(what, &text, &names)),
-    );
-    None
-}
-
-fn at_least_one(
-    errors: &mut Errors,
-    setting: &Setting<LitInt>,
-    key: &str,
-    zero_hint: &str,
-) -> Option<u32> {
-    let lit = setting.value()?;
-    let message = match lit.base10_parse::<u32>() {
-        Ok(0) => format!("`{key}` must be at least 1; {zero_hint}"),
-        Ok(n) => return Some(n),
-        Err(_) => format!("`{key}` is too large; the largest is {}", u32::MAX),
-    };
-    report(errors, setting, syn::Error::new(lit.span(), message));
-    None
-}
-
-fn duration(errors: &mut Errors, setting: &Setting<LitStr>, key: &str) -> Option<Duration> {
-    let lit = setting.value()?;
-    parse_duration(key, &lit.value())
-        .map_err(|message| report(errors, setting, syn::Error::new(lit.span(), message)))
-        .ok()
-}
-
-fn checked_name(errors: &mut Errors, kind: NameKind, setting: &Setting<LitStr>) -> Option<String> {
-    let lit = setting.value()?;
-    let name = lit.value();
-    match validate_name(kind, &name) {
-        Ok(()) => Some(name),
-        Err(message) => {
-            report(errors, setting, syn::Error::new(lit.span(), message));
-            None
-        }
-    }
-}
-
 /// The job's name when no `name = "..."` is given: the function's, which
 /// Rust allows to hold characters the key scheme cannot.
 fn fn_name(errors: &mut Errors, ident: &Ident) -> Option<String> {
@@ -369,51 +298,12 @@ fn fn_name(errors: &mut Errors, ident: &Ident) -> Option<String> {
     }
 }
 
-fn crate_path(errors: &mut Errors, setting: &Setting<LitStr>) -> Option<Path> {
-    let lit = setting.value()?;
-    // Parsed from the literal, so the path's tokens carry its span and a
-    // wrong path is reported there.
-    let path = lit.parse_with(Path::parse_mod_style).ok();
-    if path.is_none() {
-        let message = format!(
-            "invalid path `{}` for `crate`: expected a path to the athyper crate, such as `my_sdk::athyper`",
-            lit.value()
-        );
-        report(errors, setting, syn::Error::new(lit.span(), message));
-    }
-    path
-}
-
 fn not_a_function(errors: &mut Errors, item: &Item) {
     let (what, head) = describe(item);
     errors.spanned(
         head,
         format!("`#[job]` applies to an `async fn`, not to {what}"),
     );
-}
-
-/// What `item` is, and its tokens up to its name: enough to point at it
-/// without underlining a whole struct.
-fn describe(item: &Item) -> (&'static str, TokenStream) {
-    fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
-        quote!(#keyword #name)
-    }
-    match item {
-        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
-        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
-        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
-        Item::Const(i) => ("a constant", head(&i.const_token, &i.ident)),
-        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
-        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
-        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
-        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
-        Item::Impl(i) => ("an impl block", head(&i.impl_token, &i.self_ty)),
-        Item::Use(i) => ("a `use` declaration", i.to_token_stream()),
-        Item::ExternCrate(i) => ("an `extern crate`", i.to_token_stream()),
-        Item::ForeignMod(i) => ("an `extern` block", i.abi.to_token_stream()),
-        Item::Macro(i) => ("a macro invocation", i.mac.path.to_token_stream()),
-        _ => ("this item", item.to_token_stream()),
-    }
 }
 
 /// The start of every message about a handler that is generic in any way.
@@ -425,6 +315,7 @@ impl Handler {
     /// is reported whatever else is wrong.
     fn new(mut item: ItemFn, errors: &mut Errors) -> Option<Handler> {
         let before = errors.len();
+        check_repeat(&item.attrs, errors);
         check_qualifiers(&item.sig, errors);
         check_generics(&item.sig, errors);
         let arguments = arguments(&item.sig, errors);
@@ -453,6 +344,17 @@ impl Handler {
             payload,
             output,
         })
+    }
+}
+
+/// `#[job]` once: the attribute being expanded is gone from `attrs`, so
+/// another one there is written twice.
+fn check_repeat(attrs: &[Attribute], errors: &mut Errors) {
+    if let Some(repeat) = attrs.iter().find(|attr| is_attribute(attr, "job")) {
+        errors.spanned(
+            repeat,
+            "`#[job]` is written twice on this function; keep one, with every option in it",
+        );
     }
 }
 
@@ -511,34 +413,66 @@ fn check_generics(sig: &Signature, errors: &mut Errors) {
     }
     for input in &sig.inputs {
         if let FnArg::Typed(typed) = input
-            && let Type::ImplTrait(_) = &*typed.ty
+            && let Some(found) = impl_trait(&typed.ty)
         {
             errors.spanned(
-                &typed.ty,
+                found,
                 format!("{GENERIC}; name the type instead of `impl Trait`"),
             );
         }
     }
 }
 
+/// The first `impl Trait` in `ty`, at any depth.
+fn impl_trait(ty: &Type) -> Option<&Type> {
+    find_part(ty, &mut |part| match part {
+        Part::Type(ty @ Type::ImplTrait(_)) => Some(ty),
+        _ => None,
+    })
+}
+
+/// Whether `ty` names the context: `JobContext`, by any path, or a
+/// reference to it.
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "JobContext"),
+        Type::Reference(reference) => is_context(&reference.elem),
+        Type::Paren(paren) => is_context(&paren.elem),
+        Type::Group(group) => is_context(&group.elem),
+        _ => false,
+    }
+}
+
 /// The context's and the payload's types: two typed arguments, no `self`,
 /// both owned.
 fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
-    let mut types = Vec::new();
+    let mut typed = Vec::new();
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => errors.at(
                 receiver.self_token.span,
                 "a job handler cannot take `self`; make it a free function, outside any `impl` block",
             ),
-            FnArg::Typed(arg) => types.push((*arg.ty).clone()),
+            FnArg::Typed(arg) => typed.push(arg),
         }
     }
+    let types: Vec<Type> = typed.iter().map(|arg| (*arg.ty).clone()).collect();
     let [context, payload] = match <[Type; 2]>::try_from(types) {
         Ok(types) => types,
         Err(types) => {
+            // A handler with nothing to carry still takes a payload.
+            let unit = match types.as_slice() {
+                [only] if is_context(only) => {
+                    "; a job with nothing to carry takes `()`, as in `_payload: ()`"
+                }
+                _ => "",
+            };
             let message = format!(
-                "a job handler takes two arguments, the context and the payload, as in `async fn {}(ctx: JobContext, payload: Email)`; this one takes {}",
+                "a job handler takes two arguments, the context and the payload, as in `async fn {}(ctx: JobContext, payload: Email)`; this one takes {}{unit}",
                 sig.ident,
                 types.len()
             );
@@ -550,6 +484,23 @@ fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
             return None;
         }
     };
+    if is_context(&payload) && !is_context(&context) {
+        let arg = |i: usize| {
+            let arg = &typed[i];
+            let pat = compact(&arg.pat.to_token_stream().to_string());
+            format!("{pat}: {}", type_text(&arg.ty))
+        };
+        errors.spanned(
+            &sig.inputs,
+            format!(
+                "the context comes first and the payload second; write `async fn {}({}, {})`",
+                sig.ident.unraw(),
+                arg(1),
+                arg(0)
+            ),
+        );
+        return None;
+    }
     let mut owned = true;
     if let Type::Reference(_) = &context {
         errors.spanned(
@@ -558,21 +509,64 @@ fn arguments(sig: &Signature, errors: &mut Errors) -> Option<[Type; 2]> {
         );
         owned = false;
     }
-    if let Type::Reference(_) = &payload {
-        errors.spanned(
-            &payload,
-            "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
-        );
+    if let Some(message) = borrowed(&payload) {
+        errors.spanned(&payload, message);
         owned = false;
     }
     owned.then_some([context, payload])
+}
+
+/// Why `payload` is not an owned type, if it is not: a reference, or a
+/// lifetime other than `'static`, at any depth.
+fn borrowed(payload: &Type) -> Option<String> {
+    const OWNED: &str =
+        "a job payload must be an owned type, since it is decoded from JSON for every attempt";
+    let part = find_part(payload, &mut |part| match part {
+        Part::Type(ty @ Type::Reference(_)) => Some(type_text(ty)),
+        Part::Lifetime(lifetime) if lifetime.ident != "static" => Some(format!("{lifetime}")),
+        _ => None,
+    })?;
+    let instead = match part.as_str() {
+        "&str" => "take `String` rather than `&str`".to_owned(),
+        "&[u8]" => "take `Vec<u8>` rather than `&[u8]`".to_owned(),
+        reference if reference.starts_with('&') => {
+            let owned = reference
+                .trim_start_matches('&')
+                .trim_start_matches("mut ")
+                .trim_start();
+            let owned = match owned.split_once(' ') {
+                // `&'a T`: drop the lifetime too.
+                Some((lifetime, rest)) if lifetime.starts_with('\'') => rest,
+                _ => owned,
+            };
+            format!("take `{owned}` rather than `{reference}`")
+        }
+        lifetime => format!("use `'static` or an owned type rather than `{lifetime}`"),
+    };
+    if type_text(payload) == part {
+        Some(format!("{OWNED}; {instead}"))
+    } else {
+        Some(format!(
+            "{OWNED}, and `{}` borrows: {instead}",
+            type_text(payload)
+        ))
+    }
 }
 
 /// The return type, which must be written: the check that it is
 /// `Result<(), E>` is the compiler's, in the expansion.
 fn output(sig: &Signature, errors: &mut Errors) -> Option<Type> {
     match &sig.output {
-        ReturnType::Type(_, output) => Some((**output).clone()),
+        ReturnType::Type(_, output) => match impl_trait(output) {
+            Some(found) => {
+                errors.spanned(
+                    found,
+                    "a job handler cannot return `impl Trait`: the runtime names its result type to keep the error's text; name the type, as in `Result<(), String>`",
+                );
+                None
+            }
+            None => Some((**output).clone()),
+        },
         ReturnType::Default => {
             errors.spanned(
                 sig,
@@ -866,7 +860,56 @@ mod tests {
             )),
             [
                 "take the context by value, as in `ctx: JobContext`: it is cheap to clone",
-                "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`, or `T` rather than `&T`",
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt; take `String` rather than `&str`",
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Vec<&str>) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `Vec<&str>` borrows: take `String` rather than `&str`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: (u8, &'static Email)) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `(u8, &'static Email)` borrows: take `Email` rather than `&'static Email`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Cow<'_, str>) -> Result<(), String> {}
+            )),
+            [
+                "a job payload must be an owned type, since it is decoded from JSON for every attempt, and `Cow<'_, str>` borrows: use `'static` or an owned type rather than `'_`"
+            ]
+        );
+        // `'static` borrows nothing.
+        let _ = check(
+            TokenStream::new(),
+            parse_quote!(
+                async fn f(ctx: JobContext, p: Cow<'static, str>) -> Result<(), String> {}
+            ),
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(email: Email, ctx: JobContext) -> Result<(), String> {}
+            )),
+            [
+                "the context comes first and the payload second; write `async fn f(ctx: JobContext, email: Email)`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext) -> Result<(), String> {}
+            )),
+            [
+                "a job handler takes two arguments, the context and the payload, as in `async fn f(ctx: JobContext, payload: Email)`; this one takes 1; a job with nothing to carry takes `()`, as in `_payload: ()`"
             ]
         );
         assert_eq!(
@@ -876,6 +919,37 @@ mod tests {
             [
                 "a job handler must return `Result<(), E>` where `E: Display`; add a return type, as in `-> Result<(), String>`"
             ]
+        );
+    }
+
+    #[test]
+    fn impl_trait_is_named_at_any_depth() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: u8) -> Result<(), impl Display> {}
+            )),
+            [
+                "a job handler cannot return `impl Trait`: the runtime names its result type to keep the error's text; name the type, as in `Result<(), String>`"
+            ]
+        );
+        assert_eq!(
+            item_errors(parse_quote!(
+                async fn f(ctx: JobContext, p: Vec<impl Send>) -> Result<(), String> {}
+            )),
+            [
+                "a job handler cannot be generic: the runtime decodes each job's payload into one concrete type; name the type instead of `impl Trait`"
+            ]
+        );
+    }
+
+    #[test]
+    fn job_is_written_once() {
+        assert_eq!(
+            item_errors(parse_quote!(
+                #[athyper::job(queue = "emails")]
+                async fn f(ctx: JobContext, p: u8) -> Result<(), String> {}
+            )),
+            ["`#[job]` is written twice on this function; keep one, with every option in it"]
         );
     }
 

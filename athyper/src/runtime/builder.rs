@@ -12,7 +12,9 @@ use crate::observability::telemetry::TelemetryGuard;
 use crate::observability::{HealthCheck, HealthRegistry};
 use crate::queue::{Backend, Extensions, MemoryBackend, SharedBackend, WorkerConfig};
 use crate::registry::Registry;
-use crate::resilience::{Adapter, CircuitBreaker, health_check};
+use crate::resilience::{
+    Adapter, AdapterDescriptor, CircuitBreaker, ResilienceError, health_check,
+};
 use crate::shutdown::{Deadline, Shutdown, priority};
 
 /// Where the operational endpoints listen unless told otherwise.
@@ -36,6 +38,8 @@ pub struct RuntimeBuilder {
     http_addr: Option<Option<SocketAddr>>,
     readiness_grace: Duration,
     checks: Vec<HealthCheck>,
+    /// The attached adapters, in the order given.
+    adapters: Vec<&'static AdapterDescriptor>,
     hooks: Vec<PendingHook>,
     breakers: Vec<CircuitBreaker>,
     env: EnvLookup,
@@ -120,7 +124,8 @@ impl RuntimeBuilder {
 
     /// Serves the operational endpoints (and the app given to
     /// [`Runtime::run_with`]) on `addr`, overriding `ATHYPER_HTTP_ADDR`.
-    /// Port 0 picks a free port; [`Running::http_addr`] tells which.
+    /// Port 0 picks a free port; [`Running::http_addr`](super::Running::http_addr)
+    /// tells which.
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = Some(Some(addr));
         self
@@ -140,7 +145,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Adds a health check to `/health` and `/readyz`.
+    /// Adds a health check to `/health` and `/readyz`. Each check needs a
+    /// name of its own: [`build`](Self::build) rejects two with one name,
+    /// the queue backend's and the attached adapters' included.
     pub fn health_check(mut self, check: HealthCheck) -> Self {
         self.checks.push(check);
         self
@@ -152,7 +159,12 @@ impl RuntimeBuilder {
     /// the workers have drained ([`priority::CLOSE_ADAPTERS`]), its
     /// breaker is forced open so that nothing calls the dependency any
     /// more, and the runtime lets go of the instance.
+    ///
+    /// [`build`](Self::build) rejects two adapters with one name, whether
+    /// both are attached or not, naming both definitions, and one adapter
+    /// attached twice: their health checks and metrics would be one.
     pub fn adapter<A: Adapter + Send + Sync + 'static>(mut self, adapter: Arc<A>) -> Self {
+        self.adapters.push(A::descriptor());
         self.checks.push(health_check(adapter.clone()));
         self.breakers.extend(adapter.breaker().cloned());
         let name = A::descriptor().name;
@@ -265,16 +277,23 @@ impl RuntimeBuilder {
         } else if let Some(c) = env_concurrency {
             worker.concurrency = c;
         }
-        let health = HealthRegistry::new();
+        // Two adapter types with one name, attached or not, like two job
+        // handlers with one name.
+        AdapterDescriptor::all()?;
+        check_adapters(&self.adapters)?;
         let ping = backend.clone();
-        health.register(HealthCheck::required(
-            format!("queue backend ({})", backend.kind()),
-            move || {
+        let backend_check =
+            HealthCheck::required(format!("queue backend ({})", backend.kind()), move || {
                 let backend = ping.clone();
                 async move { backend.ping().await.map_err(|e| e.to_string()) }
-            },
-        ));
-        for check in self.checks {
+            });
+        let mut checks = vec![backend_check];
+        checks.extend(self.checks);
+        check_names(&checks)?;
+        // Registering replaces a check of the same name: the names were
+        // checked distinct above, so every check given is kept.
+        let health = HealthRegistry::new();
+        for check in checks {
             health.register(check);
         }
         let shutdown = Shutdown::new(shutdown_timeout);
@@ -296,6 +315,50 @@ impl RuntimeBuilder {
             breakers: self.breakers,
         }))
     }
+}
+
+/// Every attached adapter once, and each name for one adapter type: two
+/// types with one name are reported with both definitions even when
+/// inventory does not know them (an `Adapter` implemented by hand).
+fn check_adapters(adapters: &[&'static AdapterDescriptor]) -> Result<(), Error> {
+    for (i, first) in adapters.iter().enumerate() {
+        let Some(second) = adapters[i + 1..].iter().find(|d| d.name == first.name) else {
+            continue;
+        };
+        if std::ptr::eq(*first, *second) || first.location() == second.location() {
+            return Err(RuntimeError::Config {
+                setting: "adapter",
+                value: first.name.to_owned(),
+                reason: format!(
+                    "it is attached twice (defined at {}); attach one instance and share it, since clones share its breaker, or give the other a type of its own with another `#[adapter(name = \"...\")]`",
+                    first.location()
+                ),
+            }
+            .into());
+        }
+        return Err(ResilienceError::DuplicateAdapter {
+            name: first.name,
+            first: first.location(),
+            second: second.location(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// One check per name: the health registry keeps the last check of a name,
+/// so a second one would hide the first from `/health`.
+fn check_names(checks: &[HealthCheck]) -> Result<(), RuntimeError> {
+    for (i, check) in checks.iter().enumerate() {
+        if checks[..i].iter().any(|c| c.name() == check.name()) {
+            return Err(RuntimeError::Config {
+                setting: "health check",
+                value: check.name().to_owned(),
+                reason: "another check has this name, and only one of them would be run; give each check its own name".to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "redis")]
@@ -372,6 +435,7 @@ impl RuntimeBuilder {
             http_addr: None,
             readiness_grace: Duration::ZERO,
             checks: Vec::new(),
+            adapters: Vec::new(),
             hooks: Vec::new(),
             breakers: Vec::new(),
             env: Box::new(|var| std::env::var(var).ok()),

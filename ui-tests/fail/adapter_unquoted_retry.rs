@@ -1,0 +1,14 @@
+use athyper::prelude::*;
+
+struct Billing {
+    resilience: AdapterState,
+}
+
+#[adapter(retry = db)]
+impl Billing {
+    async fn charge(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use athyper::prelude::*;
+
+#[athyper::job]
+async fn send_email(_ctx: JobContext, _to: Vec<&str>) -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}
