@@ -14,7 +14,8 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `ATHYPER_HTTP_ADDR` | where the API and the operational endpoints listen (default `127.0.0.1:9090`) |
+//! | `ATHYPER_MODE` | `all` (default) for the API and the worker in one process, `api` or `worker` for one of them |
+//! | `ATHYPER_HTTP_ADDR` | where the API and the operational endpoints listen (default `0.0.0.0:9464`) |
 //! | `ATHYPER_REDIS_URL` | the queue's Redis; unset, the queue lives in this process |
 //! | `DATABASE_URL` | PostgreSQL (through PgBouncer in `mesh/`); set, processed orders are stored in table `orders` and `/health` requires the database |
 //! | `ATHYPER_LOG_FORMAT`, `RUST_LOG`, `OTEL_*` | logs and traces, see `athyper::observability::telemetry` |
@@ -283,7 +284,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let telemetry = telemetry::init(config)?;
 
-    let mut builder = Runtime::builder().mode(Mode::All).telemetry(telemetry);
+    // The mode comes from ATHYPER_MODE (`all` unset): `api` serves the API
+    // and adds jobs, `worker` runs them, `all` does both in one process.
+    let mut builder = Runtime::builder().telemetry(telemetry);
     if let Ok(url) = std::env::var("DATABASE_URL")
         && !url.is_empty()
     {

@@ -196,7 +196,7 @@ pub enum RegistryError {
         second: String,
     },
     /// A handler whose name or queue the key scheme cannot hold.
-    #[error("job defined at {location}: {source}")]
+    #[error("job defined at {location} cannot be registered")]
     InvalidName {
         /// Where the handler is defined.
         location: String,

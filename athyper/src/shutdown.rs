@@ -78,10 +78,12 @@ pub struct StepReport {
     pub finished: bool,
 }
 
-/// Every step of a shutdown, in the order they ran.
+/// Every step of a shutdown, in the order they ran. A runtime's
+/// [`ShutdownReport`](crate::runtime::ShutdownReport) adds each worker's
+/// drain to it.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
-pub struct ShutdownReport {
+pub struct StepsReport {
     /// Why shutdown began: a signal's name or `requested`.
     pub reason: String,
     /// Each step.
@@ -165,10 +167,10 @@ impl Shutdown {
 
     /// Runs every step in order. Only the first call runs them; later
     /// calls wait for it and return an empty report.
-    pub async fn run(&self, reason: &str) -> ShutdownReport {
+    pub async fn run(&self, reason: &str) -> StepsReport {
         if self.inner.begun.is_cancelled() {
             self.inner.done.cancelled().await;
-            return ShutdownReport::default();
+            return StepsReport::default();
         }
         self.inner.begun.cancel();
         let started = Instant::now();
@@ -220,7 +222,7 @@ impl Shutdown {
             "shutdown complete"
         );
         self.inner.done.cancel();
-        ShutdownReport {
+        StepsReport {
             reason: reason.to_owned(),
             steps,
             duration,
@@ -229,13 +231,13 @@ impl Shutdown {
 
     /// Waits for SIGTERM or SIGINT, then runs the steps. A second signal
     /// during the shutdown exits the process at once with status 130.
-    pub async fn run_on_signal(&self) -> ShutdownReport {
+    pub async fn run_on_signal(&self) -> StepsReport {
         self.run_on(Signals::listen()).await
     }
 
     /// Like [`run_on_signal`](Self::run_on_signal), with signals listened
     /// for since before this call.
-    pub(crate) async fn run_on(&self, signals: Signals) -> ShutdownReport {
+    pub(crate) async fn run_on(&self, signals: Signals) -> StepsReport {
         let signal = signals.recv().await;
         let second = Signals::listen();
         let done = self.inner.done.clone();

@@ -44,7 +44,7 @@ pub enum QueueError {
         queue: String,
     },
     /// A payload that does not serialise to JSON.
-    #[error("payload of job `{job}` does not encode as JSON: {source}")]
+    #[error("payload of job `{job}` does not encode as JSON")]
     Encode {
         /// The job's name.
         job: String,

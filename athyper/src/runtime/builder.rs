@@ -17,9 +17,12 @@ use crate::resilience::{
 };
 use crate::shutdown::{Deadline, Shutdown, priority};
 
-/// Where the operational endpoints listen unless told otherwise.
+/// Where the operational endpoints listen unless told otherwise: every
+/// interface, so that a container's probes and a Prometheus scrape reach
+/// them, on 9464, which no common server claims (9090 is Prometheus's own).
+/// On a laptop, `ATHYPER_HTTP_ADDR=127.0.0.1:9464` keeps them local.
 pub const DEFAULT_HTTP_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9464);
 
 pub(super) type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -256,7 +259,9 @@ impl RuntimeBuilder {
             None => parse_env(env, "ATHYPER_HTTP_ADDR", |v| match v {
                 "off" => Ok(None),
                 _ => v.parse::<SocketAddr>().map(Some).map_err(|e| {
-                    format!("{e}; write an address such as `127.0.0.1:9090`, or `off`")
+                    format!(
+                        "{e}; write an address such as `0.0.0.0:9464` or `127.0.0.1:9464`, or `off`"
+                    )
                 }),
             })?
             .unwrap_or(Some(DEFAULT_HTTP_ADDR)),

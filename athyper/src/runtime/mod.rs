@@ -13,7 +13,7 @@
 //! | `ATHYPER_REDIS_CA_CERT` | PEM file of the CA for `rediss://` | system roots |
 //! | `ATHYPER_CONCURRENCY` | attempts each queue's worker runs at once | 10 |
 //! | `ATHYPER_SHUTDOWN_TIMEOUT` | the whole shutdown's deadline, such as `30s` | `30s` |
-//! | `ATHYPER_HTTP_ADDR` | where `/health`, `/readyz`, `/livez`, `/metrics` are served; `off` for nowhere | `127.0.0.1:9090` |
+//! | `ATHYPER_HTTP_ADDR` | where `/health`, `/readyz`, `/livez`, `/metrics` are served (every interface by default, so that probes and scrapes reach a container; `127.0.0.1:9464` keeps them on the machine); `off` for nowhere | `0.0.0.0:9464` |
 //!
 //! # Running
 //!
@@ -103,7 +103,7 @@ pub enum RuntimeError {
     },
     /// The HTTP listener could not be opened.
     #[error(
-        "cannot serve HTTP on {addr}: {source}; set ATHYPER_HTTP_ADDR to a free address, or `off`"
+        "cannot serve /health and /metrics on {addr}; set ATHYPER_HTTP_ADDR to a free address, or `off`"
     )]
     Http {
         /// The address.
@@ -267,7 +267,10 @@ impl Runtime {
         let s = &self.inner.settings;
         let shutdown = s.shutdown.clone();
 
-        let mut workers = Vec::new();
+        // Workers are built (checked) first and started last, after the
+        // listener is bound: a taken port fails the start before any
+        // worker takes a job.
+        let mut built = Vec::new();
         if s.mode.runs_workers() {
             let queues = s.registry.queues();
             if queues.is_empty() {
@@ -275,23 +278,16 @@ impl Runtime {
             }
             for queue in queues {
                 let config = s.queues.get(queue).unwrap_or(&s.worker).clone();
-                let worker = Worker::builder(s.backend.clone(), queue)
-                    .registry(&s.registry)
-                    .config(config)
-                    .extensions(s.data.clone())
-                    .events(self.inner.events.clone())
-                    .build()?;
-                workers.push(worker.start());
+                built.push(
+                    Worker::builder(s.backend.clone(), queue)
+                        .registry(&s.registry)
+                        .config(config)
+                        .extensions(s.data.clone())
+                        .events(self.inner.events.clone())
+                        .build()?,
+                );
             }
         }
-
-        #[cfg(feature = "metrics")]
-        self.inner.metrics.watch_queue_depth(
-            s.backend.clone(),
-            s.registry.queues().into_iter().map(str::to_owned).collect(),
-            Duration::from_secs(5),
-            shutdown.begun(),
-        );
 
         let stop_http = CancellationToken::new();
         let (http_addr, server) = match s.http_addr {
@@ -316,6 +312,16 @@ impl Runtime {
             }
             None => (None, None),
         };
+
+        let workers: Vec<_> = built.into_iter().map(Worker::start).collect();
+
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.watch_queue_depth(
+            s.backend.clone(),
+            s.registry.queues().into_iter().map(str::to_owned).collect(),
+            Duration::from_secs(5),
+            shutdown.begun(),
+        );
 
         let health = s.health.clone();
         let grace = s.readiness_grace;
@@ -405,6 +411,8 @@ pub struct ShutdownReport {
     pub reason: String,
     /// Each step, in the order it ran.
     pub steps: Vec<StepReport>,
+    /// The whole shutdown's duration.
+    pub duration: Duration,
     /// Each worker's drain, by queue name.
     pub queues: Vec<(String, DrainReport)>,
 }
@@ -438,11 +446,12 @@ impl Running {
         self.report(report)
     }
 
-    fn report(self, steps: crate::shutdown::ShutdownReport) -> ShutdownReport {
+    fn report(self, steps: crate::shutdown::StepsReport) -> ShutdownReport {
         let queues = std::mem::take(&mut *self.drains.lock().unwrap_or_else(|p| p.into_inner()));
         ShutdownReport {
             reason: steps.reason,
             steps: steps.steps,
+            duration: steps.duration,
             queues,
         }
     }
@@ -523,7 +532,9 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("invalid ATHYPER_HTTP_ADDR `localhost`: ")
-                && err.ends_with("write an address such as `127.0.0.1:9090`, or `off`"),
+                && err.ends_with(
+                    "write an address such as `0.0.0.0:9464` or `127.0.0.1:9464`, or `off`"
+                ),
             "{err}"
         );
     }
