@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mode(Mode::Api)
         .telemetry(telemetry)
         .build()?;
-    let queue = runtime.queue_for(&send_email);
+    let queue = runtime.queue_for(&send_email)?;
     let mut ids = Vec::new();
 
     // One batch, one round trip: a worker with a backlog takes them

@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .without_http()
         .telemetry(telemetry)
         .build()?;
-    let queue = runtime.queue_for(&send_email);
+    let queue = runtime.queue_for(&send_email)?;
 
     queue.pause().await?;
     let running = runtime.start().await?;

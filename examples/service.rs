@@ -302,7 +302,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(order_status))
         .with_state(App {
-            orders: runtime.queue_for(&process_order),
+            orders: runtime.queue_for(&process_order)?,
         });
     let report = runtime.run_with(app).await?;
     for (queue, drain) in &report.queues {

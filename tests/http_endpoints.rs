@@ -155,7 +155,7 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
         .unwrap();
     let running = runtime.start_with(app()).await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
-    let queue = runtime.queue_for(&greet);
+    let queue = runtime.queue_for(&greet).unwrap();
     queue.add(&greet, "ada".into()).await.unwrap();
     queue.add(&greet, String::new()).await.unwrap();
     for _ in 0..200 {

@@ -82,7 +82,7 @@ async fn child() {
         .http_addr("127.0.0.1:0".parse().unwrap())
         .build()
         .unwrap();
-    let queue = runtime.queue_for(&record_signup);
+    let queue = runtime.queue_for(&record_signup).unwrap();
     let added = queue.clone();
     let app = Router::new().route(
         "/signup",

@@ -247,7 +247,7 @@ async fn spans_follow_a_request_into_its_jobs() {
         .http_addr("127.0.0.1:0".parse().unwrap())
         .build()
         .unwrap();
-    let queue = runtime.queue_for(&traced);
+    let queue = runtime.queue_for(&traced).unwrap();
     let running = runtime.start_with(app(queue.clone())).await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
 

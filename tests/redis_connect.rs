@@ -238,7 +238,7 @@ async fn the_runtime_uses_redis_when_the_url_is_set() {
         .unwrap();
     assert_eq!(runtime.backend().kind(), "redis");
     let running = runtime.start().await.unwrap();
-    let queue = runtime.queue_for(&echo);
+    let queue = runtime.queue_for(&echo).unwrap();
     let ok = queue
         .add(&echo, "through the runtime".into())
         .await

@@ -28,7 +28,7 @@ fn child() {
             .http_addr("127.0.0.1:0".parse().unwrap())
             .build()
             .unwrap();
-        let queue = runtime.queue_for(&slow_job);
+        let queue = runtime.queue_for(&slow_job).unwrap();
         queue.add(&slow_job, 500).await.unwrap();
         let report = runtime.run().await.unwrap();
         let (name, drain) = &report.queues[0];

@@ -227,10 +227,11 @@ impl Runtime {
             .with_events(self.inner.events.clone()))
     }
 
-    /// A producer handle on the queue `job` is declared on.
-    pub fn queue_for<J: Job>(&self, job: &J) -> Queue {
+    /// A producer handle on the queue `job` is declared on. Fails only for
+    /// a hand-written [`Job`] whose queue name is invalid (`#[job]` checks
+    /// names at compile time).
+    pub fn queue_for<J: Job>(&self, job: &J) -> Result<Queue, QueueError> {
         self.queue(job.descriptor().queue)
-            .expect("registered queue names are validated")
     }
 
     /// The operational endpoints (`/health`, `/readyz`, `/livez`,
