@@ -24,7 +24,7 @@
 //!     .without_http()                                 // no /health, /metrics server in this example
 //!     .build()?;
 //! let running = runtime.start().await?;               // a worker per queue, unless ATHYPER_MODE=api
-//! let emails = runtime.queue_for(&send_email);
+//! let emails = runtime.queue_for(&send_email)?;
 //! emails.add(&send_email, Email { to: "ada@example.com".into() }).await?;
 //! running.shutdown().await;                           // drains within the shutdown deadline
 //! # Ok(()) }
@@ -81,6 +81,12 @@ mod trace;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// The workspace's README and ARCHITECTURE, compiled as doc tests so that
+/// every Rust block in them builds against this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 #[doc = include_str!("docs/job.md")]
 pub use athyper_macros::job;
