@@ -213,6 +213,11 @@ impl Runtime {
         &self.inner.settings.health
     }
 
+    /// The circuit breakers of the attached adapters.
+    pub fn breakers(&self) -> &[crate::resilience::CircuitBreaker] {
+        &self.inner.settings.breakers
+    }
+
     /// The metrics registry behind `/metrics`; register your own series
     /// here.
     #[cfg(feature = "metrics")]
