@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use athyper::prelude::*;
 use athyper::queue::backend::{
-    Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
-    SharedBackend,
+    Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
+    Selection, SharedBackend, WorkerInfo,
 };
 use athyper::queue::{Finished, JobCounts, JobInfo, JobState, QueueError, WorkerConfig};
 
@@ -247,6 +247,36 @@ impl Backend for Faulty {
 
     fn ping(&self) -> BackendFuture<'_, ()> {
         self.inner.ping()
+    }
+    fn queues(&self) -> BackendFuture<'_, Vec<String>> {
+        self.inner.queues()
+    }
+
+    fn announce<'a>(&'a self, queue: &'a str, worker: &'a WorkerInfo) -> BackendFuture<'a, ()> {
+        self.inner.announce(queue, worker)
+    }
+
+    fn workers<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<WorkerInfo>> {
+        self.inner.workers(queue)
+    }
+
+    fn find<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        name: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, JobPage> {
+        self.inner.find(queue, state, name, offset, limit)
+    }
+
+    fn promote<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        self.inner.promote(queue, id)
+    }
+
+    fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>> {
+        self.inner.throughput(queue, minutes)
     }
 }
 

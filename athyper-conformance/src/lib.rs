@@ -102,6 +102,12 @@ macro_rules! __cases {
             a_panicking_loop_lets_its_lease_expire,
             more_jobs_than_asked_never_exceed_concurrency,
             cancellation_comes_before_the_abort,
+            queues_are_discovered,
+            workers_are_listed_with_what_they_hold,
+            jobs_are_found_by_name_in_pages,
+            promote_makes_a_delayed_job_due,
+            throughput_counts_settled_jobs_per_minute,
+            bulk_actions_go_in_steps,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
         }
@@ -127,11 +133,13 @@ macro_rules! __suite {
     };
 }
 
+mod admin;
 mod backend;
 pub mod faults;
 mod support;
 mod worker;
 
+pub use crate::admin::*;
 pub use crate::backend::*;
 pub use crate::faults::{
     a_cut_off_worker_stops_attempts_it_lost, a_panicking_loop_lets_its_lease_expire,

@@ -68,6 +68,7 @@
 //! See [`job`] for every option.
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod admin;
 mod error;
 pub mod health;
 pub mod observability;

@@ -72,6 +72,13 @@ pub enum QueueError {
         /// The id looked for.
         id: String,
     },
+    /// The backend has no queue of this name: no job or worker was ever
+    /// seen on it.
+    #[error("no queue `{queue}`: no job or worker was ever seen on it")]
+    NoSuchQueue {
+        /// The queue asked for.
+        queue: String,
+    },
     /// The operation needs the job not to be running.
     #[error("job `{id}` in queue `{queue}` is running; try again once it finishes")]
     JobActive {

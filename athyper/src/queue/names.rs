@@ -27,6 +27,17 @@ fn name_reason(name: &str) -> Option<&'static str> {
     }
 }
 
+/// This machine's name, for worker ids: `HOSTNAME`, else `/etc/hostname`,
+/// else `host`.
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}
+
 /// Checks a queue name.
 pub fn validate_queue_name(name: &str) -> Result<(), QueueError> {
     match name_reason(name) {

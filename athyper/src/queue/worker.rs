@@ -26,7 +26,7 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::queue::backend::{Ack, FetchRequest, SharedBackend};
+use crate::queue::backend::{Ack, FetchRequest, SharedBackend, WorkerInfo};
 use crate::queue::context::{Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
 use crate::queue::job::{JobId, JobInfo, Retention};
@@ -313,6 +313,7 @@ impl Worker {
             finished_while_draining: 0,
             lease: self.shared.lease.clone(),
             outage: Outage::default(),
+            announced: false,
         };
         let span =
             tracing::info_span!("worker", queue = %self.shared.queue, worker = %self.shared.id);
@@ -497,6 +498,9 @@ struct Loop {
     finished_while_draining: usize,
     lease: Arc<LeaseState>,
     outage: Outage,
+    /// Whether the backend has this worker's description (lost with a
+    /// lost lease, so told again).
+    announced: bool,
 }
 
 impl Loop {
@@ -564,6 +568,9 @@ impl Loop {
                 match shared.backend.fetch(&shared.queue, request).await {
                     Ok(fetched) => {
                         self.outage.recovered();
+                        if !self.announced {
+                            self.announce().await;
+                        }
                         self.acks.drain(..acks.len());
                         if self.lease.held.load(Ordering::SeqCst)
                             && !fetched.lease_was_held
@@ -701,6 +708,20 @@ impl Loop {
             .collect()
     }
 
+    /// Tells the backend what this worker is, for operators' tools.
+    async fn announce(&mut self) {
+        let shared = &self.shared;
+        let mut handlers: Vec<String> = shared.handlers.keys().map(|h| (*h).to_owned()).collect();
+        handlers.sort();
+        let info = WorkerInfo::new(shared.id.clone(), shared.config.concurrency, handlers);
+        match shared.backend.announce(&shared.queue, &info).await {
+            Ok(()) => self.announced = true,
+            Err(error) => {
+                tracing::debug!(error = %Chain(&error), "could not describe this worker to the backend; trying again later")
+            }
+        }
+    }
+
     /// Handles a lost lease that the heartbeat reported.
     fn check_lease_lost(&mut self) {
         let lost = self.lease.lost.swap(0, Ordering::SeqCst);
@@ -715,6 +736,7 @@ impl Loop {
     /// other workers. Their attempts here stop, and their results would
     /// count for nothing.
     fn lose_lease(&mut self, epoch: u64, how: &str) {
+        self.announced = false;
         self.lease.epoch.store(epoch + 1, Ordering::SeqCst);
         self.lease.held.store(false, Ordering::SeqCst);
         let mut stopped = Vec::new();
@@ -1065,14 +1087,9 @@ async fn recover_stalled(shared: Arc<Shared>, stop: CancellationToken) {
 
 /// A lease id unique to this worker: host, process and a random suffix.
 fn worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
     format!(
-        "{host}:{}:{:08x}",
+        "{}:{}:{:08x}",
+        crate::queue::names::host_name(),
         std::process::id(),
         rand::random::<u32>()
     )

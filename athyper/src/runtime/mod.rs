@@ -213,6 +213,11 @@ impl Runtime {
         &self.inner.settings.health
     }
 
+    /// The operator's view and actions over this runtime's backend.
+    pub fn admin(&self) -> crate::admin::Admin {
+        crate::admin::Admin::new(self.backend().clone())
+    }
+
     /// The circuit breakers of the attached adapters.
     pub fn breakers(&self) -> &[crate::resilience::CircuitBreaker] {
         &self.inner.settings.breakers

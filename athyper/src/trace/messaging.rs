@@ -45,6 +45,13 @@ impl JobTrace {
     pub fn is_empty(&self) -> bool {
         self.traceparent.is_none() && self.tracestate.is_none() && self.request_id.is_none()
     }
+
+    /// The trace id in the `traceparent` (32 lowercase hex digits), if it
+    /// carries a well-formed one.
+    pub fn trace_id(&self) -> Option<&str> {
+        let id = self.traceparent.as_deref()?.split('-').nth(1)?;
+        (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    }
 }
 
 /// `<queue> <operation>`, the span name the messaging conventions ask for,

@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::{
-    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
+    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
+    Selection, THROUGHPUT_MINUTES, WorkerInfo, minutes_until,
 };
 use crate::queue::QueueError;
 use crate::queue::job::{
@@ -121,6 +122,12 @@ struct QueueState {
     completed: BTreeMap<(u64, u64), JobId>,
     failed: BTreeMap<(u64, u64), JobId>,
     leases: HashMap<Arc<str>, Lease>,
+    /// What workers said of themselves when they started.
+    announced: HashMap<Arc<str>, WorkerInfo>,
+    /// Jobs completed and failed for good, per minute number (ms / 60,000).
+    minutes: BTreeMap<u64, (u64, u64)>,
+    /// Whether jobs or workers were ever seen here (`queues` lists it).
+    known: bool,
     counts: JobCounts,
     paused: bool,
     seq: u64,
@@ -199,7 +206,27 @@ impl QueueState {
         self.delayed.insert((due, rec.seq), id.clone());
     }
 
+    /// Counts a job settled for good in the current minute, keeping
+    /// [`THROUGHPUT_MINUTES`] of them.
+    fn count_settled(&mut self, now: u64, state: Finished) {
+        let minute = now / 60_000;
+        let cell = self.minutes.entry(minute).or_default();
+        match state {
+            Finished::Completed => cell.0 += 1,
+            Finished::Failed => cell.1 += 1,
+        }
+        let oldest = minute.saturating_sub(THROUGHPUT_MINUTES as u64);
+        while self
+            .minutes
+            .first_key_value()
+            .is_some_and(|(m, _)| *m <= oldest)
+        {
+            self.minutes.pop_first();
+        }
+    }
+
     fn enter_finished(&mut self, id: &JobId, now: u64, state: Finished, keep: KeepJobs) {
+        self.count_settled(now, state);
         let rec = self.jobs.get_mut(id).expect("job record exists");
         rec.owner = None;
         rec.info.finished_at = Some(from_millis(now));
@@ -442,6 +469,31 @@ impl QueueState {
             .map(|(&(due, _), _)| Duration::from_millis(due.saturating_sub(now)))
     }
 
+    /// The ids of jobs in `state`: waiting and delayed in the order they
+    /// will run, active by priority and age, finished newest first.
+    fn ids_in(&self, state: JobState) -> Vec<&JobId> {
+        match state {
+            JobState::Waiting => {
+                let mut all: Vec<(&(usize, u64), &JobId)> =
+                    self.waiting.values().flat_map(|tree| tree.iter()).collect();
+                all.sort_unstable_by_key(|(key, _)| **key);
+                all.into_iter().map(|(_, id)| id).collect()
+            }
+            JobState::Delayed => self.delayed.values().collect(),
+            JobState::Active => {
+                let mut all: Vec<&Record> = self
+                    .jobs
+                    .values()
+                    .filter(|rec| rec.info.state == JobState::Active)
+                    .collect();
+                all.sort_unstable_by_key(|rec| (rec.info.priority, rec.seq));
+                all.into_iter().map(|rec| &rec.info.id).collect()
+            }
+            JobState::Completed => self.completed.values().rev().collect(),
+            JobState::Failed => self.failed.values().rev().collect(),
+        }
+    }
+
     /// Puts an active job back in its old place, without counting an attempt.
     fn put_back(&mut self, id: &JobId) {
         self.detach(id);
@@ -482,6 +534,7 @@ impl Backend for MemoryBackend {
         let now = self.now();
         let added = {
             let mut state = cell.lock();
+            state.known = true;
             jobs.into_iter().map(|job| state.add(now, job)).collect()
         };
         cell.wake();
@@ -496,6 +549,7 @@ impl Backend for MemoryBackend {
         let cell = self.cell(queue);
         let now = self.now();
         let mut state = cell.lock();
+        state.known = true;
         let mut lost = Vec::new();
         for ack in request.acks {
             if let Settled::Lost = state.apply_ack(now, request.worker, ack, request.retention) {
@@ -550,6 +604,7 @@ impl Backend for MemoryBackend {
         let cell = self.cell(queue);
         let released = {
             let mut state = cell.lock();
+            state.announced.remove(worker);
             let lease = state.leases.remove(worker).unwrap_or_default();
             let mut released: Vec<JobId> = lease
                 .jobs
@@ -626,6 +681,7 @@ impl Backend for MemoryBackend {
                 .map(|(worker, _)| worker.clone())
                 .collect();
             for worker in expired {
+                state.announced.remove(&worker);
                 let lease = state.leases.remove(&worker).unwrap_or_default();
                 let mut ids: Vec<JobId> = lease
                     .jobs
@@ -718,49 +774,12 @@ impl Backend for MemoryBackend {
     ) -> BackendFuture<'a, Vec<JobInfo>> {
         let cell = self.cell(queue);
         let guard = cell.lock();
-        let ids: Vec<&JobId> = match state {
-            JobState::Waiting => {
-                let mut all: Vec<(&(usize, u64), &JobId)> = guard
-                    .waiting
-                    .values()
-                    .flat_map(|tree| tree.iter())
-                    .collect();
-                all.sort_unstable_by_key(|(key, _)| **key);
-                all.into_iter()
-                    .map(|(_, id)| id)
-                    .skip(offset)
-                    .take(limit)
-                    .collect()
-            }
-            JobState::Delayed => guard.delayed.values().skip(offset).take(limit).collect(),
-            JobState::Active => {
-                let mut all: Vec<&Record> = guard
-                    .jobs
-                    .values()
-                    .filter(|rec| rec.info.state == JobState::Active)
-                    .collect();
-                all.sort_unstable_by_key(|rec| (rec.info.priority, rec.seq));
-                all.into_iter()
-                    .map(|rec| &rec.info.id)
-                    .skip(offset)
-                    .take(limit)
-                    .collect()
-            }
-            JobState::Completed => guard
-                .completed
-                .values()
-                .rev()
-                .skip(offset)
-                .take(limit)
-                .collect(),
-            JobState::Failed => guard
-                .failed
-                .values()
-                .rev()
-                .skip(offset)
-                .take(limit)
-                .collect(),
-        };
+        let ids: Vec<&JobId> = guard
+            .ids_in(state)
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .collect();
         let jobs = ids
             .into_iter()
             .map(|id| guard.jobs[id].info.clone())
@@ -853,7 +872,127 @@ impl Backend for MemoryBackend {
     fn ping(&self) -> BackendFuture<'_, ()> {
         ready(Ok(()))
     }
+
+    fn queues(&self) -> BackendFuture<'_, Vec<String>> {
+        let queues = self.inner.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = queues
+            .iter()
+            .filter(|(_, cell)| cell.lock().known)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        ready(Ok(names))
+    }
+
+    fn announce<'a>(&'a self, queue: &'a str, worker: &'a WorkerInfo) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        let mut state = cell.lock();
+        state.known = true;
+        state
+            .announced
+            .insert(worker.id.as_str().into(), worker.clone());
+        ready(Ok(()))
+    }
+
+    fn workers<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<WorkerInfo>> {
+        let cell = self.cell(queue);
+        let state = cell.lock();
+        let mut ids: Vec<&Arc<str>> = state.leases.keys().chain(state.announced.keys()).collect();
+        ids.sort();
+        ids.dedup();
+        let workers = ids
+            .into_iter()
+            .map(|id| {
+                let mut info = state
+                    .announced
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| WorkerInfo {
+                        host: String::new(),
+                        pid: 0,
+                        concurrency: 0,
+                        started_at: std::time::UNIX_EPOCH,
+                        ..WorkerInfo::new(&**id, 0, Vec::new())
+                    });
+                if let Some(lease) = state.leases.get(id) {
+                    info.lease_expires_at = Some(from_millis(lease.expires_at));
+                    let mut running: Vec<&JobId> = lease
+                        .jobs
+                        .iter()
+                        .filter(|j| state.jobs.contains_key(*j))
+                        .collect();
+                    running.sort_by_key(|j| state.jobs[*j].seq);
+                    info.running = running.into_iter().cloned().collect();
+                }
+                info
+            })
+            .collect();
+        ready(Ok(workers))
+    }
+
+    fn find<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        name: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, JobPage> {
+        let cell = self.cell(queue);
+        let guard = cell.lock();
+        let ids = guard.ids_in(state);
+        let mut page = JobPage::default();
+        let mut at = offset;
+        let end = ids.len().min(offset.saturating_add(FIND_SCAN));
+        while at < end && page.jobs.len() < limit {
+            let info = &guard.jobs[ids[at]].info;
+            if info.name == name {
+                page.jobs.push(info.clone());
+            }
+            at += 1;
+        }
+        page.next = (at < ids.len()).then_some(at);
+        ready(Ok(page))
+    }
+
+    fn promote<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        let cell = self.cell(queue);
+        let promoted = {
+            let mut state = cell.lock();
+            let delayed = state
+                .jobs
+                .get(id)
+                .is_some_and(|rec| rec.info.state == JobState::Delayed);
+            if delayed {
+                state.detach(id);
+                let seq = state.next_seq();
+                let now = from_millis(self.now());
+                let rec = state.jobs.get_mut(id).expect("the delayed job exists");
+                rec.seq = seq;
+                rec.info.due_at = now;
+                state.enter_waiting(id);
+            }
+            delayed
+        };
+        if promoted {
+            cell.wake();
+        }
+        ready(Ok(promoted))
+    }
+
+    fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>> {
+        let cell = self.cell(queue);
+        let state = cell.lock();
+        let now = self.now();
+        let counts = minutes_until(now, minutes, |m| {
+            state.minutes.get(&m).copied().unwrap_or_default()
+        });
+        ready(Ok(counts))
+    }
 }
+
+/// How many entries one [`Backend::find`] call looks through.
+pub(crate) const FIND_SCAN: usize = 5_000;
 
 /// The reason a job fails with once it stalled too often.
 pub(crate) fn stalled_message(max_stalled: u32) -> String {

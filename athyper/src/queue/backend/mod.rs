@@ -250,6 +250,85 @@ pub struct Recovered {
     pub failed: Vec<JobId>,
 }
 
+/// A worker as its backend knows it: what it said when it started
+/// ([`Backend::announce`]) and what it holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// Its lease id.
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The most attempts it runs at once.
+    pub concurrency: usize,
+    /// The handlers it runs, sorted.
+    pub handlers: Vec<String>,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When its lease expires unless renewed; `None` for a worker that
+    /// announced itself but holds no lease yet.
+    pub lease_expires_at: Option<SystemTime>,
+    /// The jobs it holds, in the order they were waiting.
+    pub running: Vec<JobId>,
+}
+
+impl WorkerInfo {
+    /// A worker of `concurrency` slots running `handlers`, started now, on
+    /// this host and process.
+    pub fn new(id: impl Into<String>, concurrency: usize, handlers: Vec<String>) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            host: crate::queue::names::host_name(),
+            pid: std::process::id(),
+            concurrency,
+            handlers,
+            started_at: SystemTime::now(),
+            lease_expires_at: None,
+            running: Vec::new(),
+        }
+    }
+}
+
+/// Jobs settled in one minute, for throughput charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Minute {
+    /// The minute's start.
+    pub at: SystemTime,
+    /// Jobs completed in it.
+    pub completed: u64,
+    /// Jobs that failed for good in it.
+    pub failed: u64,
+}
+
+impl Minute {
+    /// A minute with these counts.
+    pub fn new(at: SystemTime, completed: u64, failed: u64) -> Minute {
+        Minute {
+            at,
+            completed,
+            failed,
+        }
+    }
+}
+
+/// How long a backend keeps per-minute throughput: three hours.
+pub const THROUGHPUT_MINUTES: usize = 180;
+
+/// A page of jobs found by [`Backend::find`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct JobPage {
+    /// The jobs found, in the order [`Backend::list`] gives.
+    pub jobs: Vec<JobInfo>,
+    /// Where to go on: the offset of the next page, or `None` at the end.
+    /// A search looks through a bounded number of entries per call, so a
+    /// page may hold fewer than asked and still have a next one.
+    pub next: Option<usize>,
+}
+
 /// Which failed jobs [`Backend::retry_failed`] requeues.
 #[derive(Clone, Copy, Debug)]
 pub enum Selection<'a> {
@@ -366,4 +445,58 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Checks that the backend answers.
     fn ping(&self) -> BackendFuture<'_, ()>;
+
+    /// Every queue this backend has held jobs or workers of, sorted, so
+    /// that a tool that was never told of a queue finds it.
+    fn queues(&self) -> BackendFuture<'_, Vec<String>>;
+
+    /// Records a starting worker, for [`workers`](Backend::workers); its
+    /// entry goes when it releases its lease or recovery takes it.
+    fn announce<'a>(&'a self, queue: &'a str, worker: &'a WorkerInfo) -> BackendFuture<'a, ()>;
+
+    /// The workers of `queue` that hold a lease or announced themselves,
+    /// with what they hold.
+    fn workers<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<WorkerInfo>>;
+
+    /// Jobs in `state` whose handler is `name`, from `offset` in the order
+    /// of [`list`](Backend::list); looks through a bounded number of
+    /// entries per call (see [`JobPage::next`]).
+    fn find<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        name: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, JobPage>;
+
+    /// Makes a delayed job due now: it joins the back of its priority.
+    /// `Ok(false)` if the job is not delayed.
+    fn promote<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool>;
+
+    /// Jobs settled per minute over the last `minutes` (at most
+    /// [`THROUGHPUT_MINUTES`]), oldest first, the current minute last;
+    /// minutes with nothing settled count zero.
+    fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>>;
+}
+
+/// The last `minutes` minutes before `now_ms`, oldest first, with the
+/// counts `get` gives for each minute number (ms / 60,000).
+pub(crate) fn minutes_until(
+    now_ms: u64,
+    minutes: usize,
+    get: impl Fn(u64) -> (u64, u64),
+) -> Vec<Minute> {
+    let current = now_ms / 60_000;
+    let minutes = minutes.min(THROUGHPUT_MINUTES) as u64;
+    (current.saturating_sub(minutes.saturating_sub(1))..=current)
+        .map(|m| {
+            let (completed, failed) = get(m);
+            Minute::new(
+                crate::queue::time::from_millis(m * 60_000),
+                completed,
+                failed,
+            )
+        })
+        .collect()
 }

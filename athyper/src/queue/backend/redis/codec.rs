@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::queue::backend::NewJob;
+use crate::queue::backend::{NewJob, WorkerInfo};
 use crate::queue::job::{AttemptError, JobId, JobInfo, JobState, JobTrace, Priority};
 use crate::queue::time::{duration_millis, from_millis};
 use crate::resilience::{Backoff, BackoffKind, Jitter};
@@ -250,6 +250,33 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
         progress: fields.get("g").cloned(),
         trace: record.trace,
     })
+}
+
+/// A worker as `workers.lua` returns it: id, lease expiry ms (-1: none),
+/// its announcement (JSON, or empty) and the ids it holds.
+pub(super) fn worker_info(
+    id: String,
+    expiry: f64,
+    announcement: &str,
+    running: Vec<String>,
+) -> WorkerInfo {
+    let said: serde_json::Value = serde_json::from_str(announcement).unwrap_or_default();
+    let mut info = WorkerInfo::new(id, 0, Vec::new());
+    info.host = said["host"].as_str().unwrap_or_default().to_owned();
+    info.pid = said["pid"].as_u64().map_or(0, |p| p as u32);
+    info.concurrency = said["concurrency"].as_u64().map_or(0, |c| c as usize);
+    info.handlers = said["handlers"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    info.started_at = from_millis(said["started_ms"].as_u64().unwrap_or(0));
+    info.lease_expires_at = (expiry >= 0.0).then(|| from_millis(expiry as u64));
+    info.running = running.into_iter().map(JobId::from).collect();
+    info
 }
 
 /// A job as `fetch` hands it out: id, record, attempts made, times

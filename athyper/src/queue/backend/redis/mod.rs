@@ -172,7 +172,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::codec::{FetchedReply, InfoReply};
 use super::{
-    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, NewJob, Recovered, Selection,
+    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
+    Selection, WorkerInfo, minutes_until,
 };
 use crate::queue::QueueError;
 use crate::queue::backend::memory::stalled_message;
@@ -232,6 +233,10 @@ static LIST: LazyLock<Lua> = script!("list.lua", " flags=no-writes");
 static RETRY_FAILED: LazyLock<Lua> = script!("retry_failed.lua", " flags=allow-oom");
 static REMOVE: LazyLock<Lua> = script!("remove.lua", " flags=allow-oom");
 static CLEAN: LazyLock<Lua> = script!("clean.lua", " flags=allow-oom");
+static FIND: LazyLock<Lua> = script!("find.lua", " flags=no-writes");
+static PROMOTE: LazyLock<Lua> = script!("promote.lua", " flags=allow-oom");
+static WORKERS: LazyLock<Lua> = script!("workers.lua", " flags=no-writes");
+static THROUGHPUT: LazyLock<Lua> = script!("throughput.lua", " flags=no-writes");
 /// The health check: answers 1 unless Redis refuses writes.
 static PROBE: LazyLock<Lua> = LazyLock::new(|| Lua::new("#!lua\nreturn 1".to_owned()));
 
@@ -435,6 +440,8 @@ struct Inner {
     description: String,
     timeout: Duration,
     connect_timeout: Duration,
+    /// Queues this process has put in the registry of queue names.
+    registered: Mutex<std::collections::HashSet<String>>,
     wakers: Mutex<HashMap<String, Arc<waker::Waker>>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
@@ -662,6 +669,7 @@ impl RedisBackend {
                 description,
                 timeout: config.timeout,
                 connect_timeout: config.connect_timeout,
+                registered: Mutex::default(),
                 wakers: Mutex::default(),
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
@@ -692,6 +700,53 @@ impl RedisBackend {
     /// Where this backend connects, passwords hidden.
     pub fn description(&self) -> &str {
         &self.inner.description
+    }
+
+    /// The set of every queue's name, `<prefix>:queues`. It lives outside
+    /// the queues' slots, so the scripts cannot write it: the first add or
+    /// worker of a queue in this process does.
+    fn queues_key(&self) -> String {
+        format!("{}:queues", self.inner.prefix)
+    }
+
+    async fn register(&self, queue: &str) -> Result<(), QueueError> {
+        let known = self
+            .inner
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(queue);
+        if known {
+            return Ok(());
+        }
+        let mut add = redis::cmd("SADD");
+        add.arg(self.queues_key()).arg(queue);
+        self.command::<i64>("queue registry", &add).await?;
+        self.inner
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(queue.to_owned());
+        Ok(())
+    }
+
+    /// One plain command within the backend's timeout.
+    async fn command<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &Cmd,
+    ) -> Result<T, QueueError> {
+        let mut conn = self.inner.conn.clone();
+        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(result) => result.map_err(|e| backend_error(what, e)),
+            Err(_) => Err(QueueError::Unavailable {
+                what: format!(
+                    "redis {what}: no answer within {}",
+                    humantime::format_duration(self.inner.timeout)
+                ),
+                source: None,
+            }),
+        }
     }
 
     fn call(&self, script: &'static Lua, queue: &str) -> Call {
@@ -873,6 +928,7 @@ impl Backend for RedisBackend {
 
     fn add<'a>(&'a self, queue: &'a str, jobs: Vec<NewJob>) -> BackendFuture<'a, Vec<Added>> {
         Box::pin(async move {
+            self.register(queue).await?;
             let mut added = Vec::with_capacity(jobs.len());
             let mut rest = &jobs[..];
             while !rest.is_empty() {
@@ -1153,6 +1209,99 @@ impl Backend for RedisBackend {
             // exactly when adds would.
             let call = Call::new(&PROBE, format!("{}:health", self.inner.prefix));
             self.run_once::<i64>("health check", &call).await.map(drop)
+        })
+    }
+
+    fn queues(&self) -> BackendFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut members = redis::cmd("SMEMBERS");
+            members.arg(self.queues_key());
+            let mut names: Vec<String> = self.command("queue registry", &members).await?;
+            names.sort();
+            Ok(names)
+        })
+    }
+
+    fn announce<'a>(&'a self, queue: &'a str, worker: &'a WorkerInfo) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            self.register(queue).await?;
+            let info = serde_json::json!({
+                "host": worker.host,
+                "pid": worker.pid,
+                "concurrency": worker.concurrency,
+                "handlers": worker.handlers,
+                "started_ms": crate::queue::time::to_millis(worker.started_at),
+            });
+            let mut set = redis::cmd("HSET");
+            set.arg(format!("{}:winfo", self.queue_key(queue)))
+                .arg(&worker.id)
+                .arg(info.to_string());
+            self.command::<i64>("announce", &set).await.map(drop)
+        })
+    }
+
+    fn workers<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<WorkerInfo>> {
+        Box::pin(async move {
+            let call = self.call(&WORKERS, queue);
+            let rows: Vec<(String, f64, String, Vec<String>)> =
+                self.run("workers", &call, true).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, expiry, info, running)| codec::worker_info(id, expiry, &info, running))
+                .collect())
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        queue: &'a str,
+        state: JobState,
+        name: &'a str,
+        offset: usize,
+        limit: usize,
+    ) -> BackendFuture<'a, JobPage> {
+        Box::pin(async move {
+            let mut call = self.call(&FIND, queue);
+            call.arg(codec::state_code(state))
+                .arg(name)
+                .arg(offset)
+                .arg(limit)
+                .arg(crate::queue::backend::memory::FIND_SCAN);
+            let (replies, next): (Vec<InfoReply>, i64) = self.run("find", &call, true).await?;
+            let mut page = JobPage {
+                jobs: Vec::with_capacity(replies.len()),
+                next: usize::try_from(next).ok(),
+            };
+            for reply in replies {
+                match codec::info_from_reply(reply) {
+                    Ok(job) => page.jobs.push(job),
+                    Err(reason) => {
+                        tracing::warn!(queue, %reason, "skipping a job whose data in Redis does not decode")
+                    }
+                }
+            }
+            Ok(page)
+        })
+    }
+
+    fn promote<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool> {
+        Box::pin(async move {
+            let mut call = self.call(&PROMOTE, queue);
+            call.arg(id.as_str());
+            let promoted: i64 = self.run("promote", &call, true).await?;
+            Ok(promoted == 1)
+        })
+    }
+
+    fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>> {
+        Box::pin(async move {
+            let call = self.call(&THROUGHPUT, queue);
+            let (now, fields): (u64, HashMap<String, u64>) =
+                self.run("throughput", &call, true).await?;
+            Ok(minutes_until(now, minutes, |m| {
+                let get = |kind: &str| fields.get(&format!("{kind}{m}")).copied().unwrap_or(0);
+                (get("c"), get("f"))
+            }))
         })
     }
 }

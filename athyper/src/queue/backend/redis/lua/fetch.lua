@@ -60,6 +60,7 @@ for _ = 1, tonumber(ARGV[i]) do
         delta('c', p, 1)
         trim_c = true
       end
+      settled.c = settled.c + 1
     else
       delta('a', p, -1)
       push_error(id, attempt .. '|' .. num(now) .. '|' .. err)
@@ -73,6 +74,7 @@ for _ = 1, tonumber(ARGV[i]) do
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'o', worker, 'x', 'f', 'f', num(now))
         finish(':failed', id, now)
         delta('f', p, 1)
+        settled.f = settled.f + 1
         trim_f = true
       end
     end

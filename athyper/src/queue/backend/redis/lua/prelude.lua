@@ -17,6 +17,9 @@
 --   K:seen           ms of the last script that renewed or checked leases
 --   K:completed      zset id -> finished ms (likewise K:failed)
 --   K:counts         hash "<state><priority>" -> number of jobs
+--   K:tput           hash "c<minute>" / "f<minute>" -> jobs completed / failed for good in that
+--                    minute (ms / 60,000), for the last three hours
+--   K:winfo          hash worker -> what it said of itself when it started (JSON)
 --   K:paused         present while the queue is paused
 --   K:marker         list of at most one element, popped by idle workers' BLPOP
 --
@@ -43,7 +46,7 @@ end
 local TYPES = {
   [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
   [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
-  [':counts'] = 'hash',
+  [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash',
 }
 
 -- Fails the script, before any write, if a key of the queue holds another
@@ -64,6 +67,9 @@ local function failed(reply)
   return type(reply) == 'table' and reply.err ~= nil
 end
 
+-- Jobs settled for good by this script, for the per-minute throughput.
+local settled = {c = 0, f = 0}
+
 -- Count changes are summed here and written once per script.
 local deltas = {}
 local function delta(state, p, d)
@@ -74,6 +80,40 @@ local function delta(state, p, d)
   deltas[key] = (deltas[key] or 0) + d
 end
 
+-- Adds this script's settled jobs to the current minute, once per
+-- script rather than per job. The first write of a minute drops minutes
+-- older than three hours once the hash has grown past them.
+local function tally()
+  if settled.c + settled.f == 0 then
+    return
+  end
+  local key = K .. ':tput'
+  if redis.call('TYPE', key).ok ~= 'hash' then
+    redis.call('DEL', key)
+  end
+  local t = redis.call('TIME')
+  local minute = math.floor(tonumber(t[1]) / 60)
+  local first = false
+  for _, kind in ipairs({'c', 'f'}) do
+    local n = settled[kind]
+    if n > 0 and redis.call('HINCRBY', key, kind .. minute, n) == n then
+      first = true
+    end
+  end
+  if first and redis.call('HLEN', key) > 400 then
+    local stale = {}
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if (tonumber(string.sub(field, 2)) or 0) <= minute - 180 then
+        stale[#stale + 1] = field
+      end
+    end
+    for i = 1, #stale, 500 do
+      redis.call('HDEL', key, unpack(stale, i, math.min(i + 499, #stale)))
+    end
+  end
+  settled = {c = 0, f = 0}
+end
+
 local function flush_counts()
   for key, d in pairs(deltas) do
     if d ~= 0 then
@@ -81,6 +121,7 @@ local function flush_counts()
     end
   end
   deltas = {}
+  tally()
 end
 
 -- Lets one idle worker know that work may be waiting. The marker is a pure
@@ -180,6 +221,7 @@ local function quarantine(id, reason, from, now, known_p)
   finish(':failed', id, now)
   delta(from, p, -1)
   delta('f', p, 1)
+  settled.f = settled.f + 1
 end
 
 -- Adds a job to its handler's waiting set. False, having written nothing,
@@ -289,4 +331,50 @@ local function info(id)
     errors = {}
   end
   return {id, record, state, fields, errors}
+end
+
+-- Up to `count` ids of jobs in `state` from `offset`: waiting and delayed
+-- in the order they will run, active by priority and age, finished newest
+-- first.
+local function ids_in(state, offset, count)
+  local ids = {}
+  if count <= 0 then
+    return ids
+  end
+  if state == 'w' then
+    local scored = {}
+    for _, name in ipairs(redis.call('SMEMBERS', K .. ':names')) do
+      local r = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, offset + count - 1, 'WITHSCORES')
+      if not failed(r) then
+        for j = 1, #r, 2 do
+          scored[#scored + 1] = {tonumber(r[j + 1]), r[j]}
+        end
+      end
+    end
+    table.sort(scored, function(a, b) return a[1] < b[1] end)
+    for j = offset + 1, math.min(offset + count, #scored) do
+      ids[#ids + 1] = scored[j][2]
+    end
+  elseif state == 'a' then
+    local scored = {}
+    for _, worker in ipairs(redis.call('ZRANGE', K .. ':workers', 0, -1)) do
+      local members = redis.pcall('SMEMBERS', K .. ':active:' .. worker)
+      if not failed(members) then
+        for _, id in ipairs(members) do
+          local st = state_of(id, 'sc')
+          scored[#scored + 1] = {(st and tonumber(st[1])) or 0, id}
+        end
+      end
+    end
+    table.sort(scored, function(a, b) return a[1] < b[1] end)
+    for j = offset + 1, math.min(offset + count, #scored) do
+      ids[#ids + 1] = scored[j][2]
+    end
+  elseif state == 'd' then
+    ids = redis.call('ZRANGE', K .. ':delayed', offset, offset + count - 1)
+  else
+    local set = state == 'c' and ':completed' or ':failed'
+    ids = redis.call('ZREVRANGE', K .. set, offset, offset + count - 1)
+  end
+  return ids
 end

@@ -4,7 +4,7 @@
 -- ARGV: max stalled, failure message, worker, lease ms.
 -- Returns {requeued ids, failed ids}.
 local now = now_ms()
-expect(':seq', ':jobs', ':names', ':workers', ':seen', ':failed', ':counts')
+expect(':seq', ':jobs', ':names', ':workers', ':seen', ':failed', ':counts', ':winfo')
 local max_stalled = tonumber(ARGV[1])
 local me, lease = ARGV[3], tonumber(ARGV[4])
 observe(now, lease)
@@ -26,6 +26,7 @@ for _, worker in ipairs(dead) do
           finish(':failed', id, now)
           delta('a', p, -1)
           delta('f', p, 1)
+          settled.f = settled.f + 1
         else
           quarantine(id, 'its record is missing', 'a', now, p)
         end
@@ -40,6 +41,7 @@ for _, worker in ipairs(dead) do
     end
     redis.call('DEL', K .. ':active:' .. worker)
     redis.call('ZREM', K .. ':workers', worker)
+    redis.call('HDEL', K .. ':winfo', worker)
   end
 end
 flush_counts()
