@@ -180,10 +180,10 @@ impl Admin {
                     .list(queue, query.state, query.offset, query.limit + 1)
                     .await?;
                 let more = jobs.len() > query.limit;
-                let mut page = JobPage::default();
-                page.jobs = jobs.into_iter().take(query.limit).collect();
-                page.next = more.then_some(query.offset + query.limit);
-                Ok(page)
+                Ok(JobPage {
+                    jobs: jobs.into_iter().take(query.limit).collect(),
+                    next: more.then_some(query.offset + query.limit),
+                })
             }
         }
     }
