@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod dashboard;
 mod view;
 
 use std::time::Duration;
