@@ -141,7 +141,7 @@ fn an_order_is_one_trace_from_request_to_job_with_metrics_and_health() {
 
     assert_eq!(metrics.status, 200);
     for expected in [
-        r#"athyper_jobs_completed_total{job="process_order",queue="orders"} 1"#,
+        r#"athyper_jobs_completed_total{job_name="process_order",queue="orders"} 1"#,
         r#"athyper_http_requests_total{method="POST",route="/orders",status="202"} 1"#,
         r#"athyper_http_requests_total{method="POST",route="/orders",status="422"} 1"#,
         r#"athyper_http_requests_total{method="GET",route="/orders/{id}",status="404"} 1"#,
