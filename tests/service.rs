@@ -220,6 +220,13 @@ fn sigterm_drains_running_jobs_in_step_order_and_releases_the_rest() {
     assert_eq!(drained.len(), 1, "{lines:#?}");
     assert_eq!(drained[0]["fields"]["finished"], 3, "{}", drained[0]);
     assert_eq!(drained[0]["fields"]["released"], 1, "{}", drained[0]);
+    // A clean start, jobs and a shutdown that goes to plan (the job that
+    // outlasts it included) log nothing that should wake someone.
+    let loud: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(loud.is_empty(), "WARN or ERROR lines: {loud:#?}");
 
     // Redis holds every order: three completed, the long one back in
     // waiting for the next worker, none failed.
