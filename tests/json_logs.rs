@@ -202,7 +202,11 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> &'a Value {
 
 /// The line with `message` logged in attempt `attempt` of a job, and its
 /// text.
-fn in_attempt<'a>(lines: &'a [(Value, &'a str)], message: &str, attempt: u64) -> &'a (Value, &'a str) {
+fn in_attempt<'a>(
+    lines: &'a [(Value, &'a str)],
+    message: &str,
+    attempt: u64,
+) -> &'a (Value, &'a str) {
     lines
         .iter()
         .find(|(l, _)| l["message"] == message && l["span"]["job.attempt"] == attempt)
@@ -291,7 +295,10 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
         assert_ne!(own, TRACE_ID, "{line}");
         own_traces.push(own);
     }
-    assert_ne!(own_traces[0], own_traces[1], "each retry is a trace of its own");
+    assert_ne!(
+        own_traces[0], own_traces[1],
+        "each retry is a trace of its own"
+    );
     let attempts: Vec<&Value> = retried
         .iter()
         .map(|(l, _)| l)
@@ -317,13 +324,32 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
     // Typical lines stay short: a retry's line (the first attempt's, and a
     // later one's with its origin) and a request's.
     let sized = [
-        ("job attempt failed (attempt 1)", in_attempt(&retried, "job attempt failed; retry scheduled", 1).1, 450),
-        ("job attempt failed (attempt 2)", in_attempt(&retried, "job attempt failed; retry scheduled", 2).1, 500),
-        ("HTTP request", raw.iter().find(|l| l.contains("signup request received")).unwrap().as_str(), 400),
+        (
+            "job attempt failed (attempt 1)",
+            in_attempt(&retried, "job attempt failed; retry scheduled", 1).1,
+            450,
+        ),
+        (
+            "job attempt failed (attempt 2)",
+            in_attempt(&retried, "job attempt failed; retry scheduled", 2).1,
+            500,
+        ),
+        (
+            "HTTP request",
+            raw.iter()
+                .find(|l| l.contains("signup request received"))
+                .unwrap()
+                .as_str(),
+            400,
+        ),
     ];
     for (what, line, limit) in sized {
         eprintln!("{what}: {} bytes: {line}", line.len());
-        assert!(line.len() < limit, "{what}: {} bytes, over {limit}: {line}", line.len());
+        assert!(
+            line.len() < limit,
+            "{what}: {} bytes, over {limit}: {line}",
+            line.len()
+        );
     }
 }
 

@@ -194,7 +194,12 @@ fn app(queue: Queue) -> Router {
                 bulk_queue
                     .add_bulk(&traced, ["a".to_owned(), "b".to_owned(), "c".to_owned()])
                     .await
-                    .map(|ids| ids.iter().map(JobId::to_string).collect::<Vec<_>>().join(" "))
+                    .map(|ids| {
+                        ids.iter()
+                            .map(JobId::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
                     .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
             }),
         )
@@ -292,9 +297,12 @@ async fn spans_follow_a_request_into_its_jobs() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let flaky_id = JobId::from(answer.body);
 
-    let answer = http_get(&format!("{base}/enqueue/bulk"), &[("x-request-id", "otlp-req-5")])
-        .await
-        .unwrap();
+    let answer = http_get(
+        &format!("{base}/enqueue/bulk"),
+        &[("x-request-id", "otlp-req-5")],
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     let bulk_ids: Vec<JobId> = answer.body.split(' ').map(JobId::from).collect();
     assert_eq!(bulk_ids.len(), 3, "{}", answer.body);
@@ -403,7 +411,11 @@ async fn spans_follow_a_request_into_its_jobs() {
         .collect();
     assert_eq!(batch.len(), 1, "{batch:#?}");
     let batch = batch[0];
-    assert_eq!(batch.attr("messaging.batch.message_count"), Some("3"), "{batch:?}");
+    assert_eq!(
+        batch.attr("messaging.batch.message_count"),
+        Some("3"),
+        "{batch:?}"
+    );
     assert_eq!(batch.attr("messaging.message.id"), None, "{batch:?}");
     for id in &bulk_ids {
         let consumer = one(&spans, SpanKind::Consumer, "job.id", id.as_str());

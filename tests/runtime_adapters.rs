@@ -224,7 +224,10 @@ async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
         .collect();
     assert_eq!(opened.len(), 1, "{opened:?}");
     assert_eq!(opened[0].level, tracing::Level::WARN, "{opened:?}");
-    assert!(opened[0].fields.contains("reason=2 consecutive failures"), "{opened:?}");
+    assert!(
+        opened[0].fields.contains("reason=2 consecutive failures"),
+        "{opened:?}"
+    );
 
     // Shutdown closes the adapters after the workers, before telemetry.
     payments.down.store(false, Ordering::SeqCst);
@@ -252,7 +255,10 @@ async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
         .iter()
         .filter(|l| l.level <= tracing::Level::WARN)
         .collect();
-    assert!(loud.is_empty(), "WARN or ERROR during a clean shutdown: {loud:#?}");
+    assert!(
+        loud.is_empty(),
+        "WARN or ERROR during a clean shutdown: {loud:#?}"
+    );
     let forced: Vec<&Logged> = shutdown
         .iter()
         .filter(|l| l.message == "circuit breaker forced open")
@@ -260,7 +266,8 @@ async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
     assert_eq!(forced.len(), 1, "{shutdown:#?}");
     assert_eq!(forced[0].level, tracing::Level::INFO);
     assert!(
-        forced[0].fields.contains("adapter=payments") && forced[0].fields.contains("reason=forced open"),
+        forced[0].fields.contains("adapter=payments")
+            && forced[0].fields.contains("reason=forced open"),
         "{forced:?}"
     );
 }

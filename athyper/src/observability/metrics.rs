@@ -389,7 +389,11 @@ mod tests {
         events.started("emails", "send", Duration::ZERO);
         events.finished("emails", "send", Duration::ZERO, Outcome::Failed);
         events.stalled("emails", 1, 0);
-        metrics.http().requests.with_label_values(&["GET", "/", "200"]).inc();
+        metrics
+            .http()
+            .requests
+            .with_label_values(&["GET", "/", "200"])
+            .inc();
         let families = metrics.registry().gather();
         let mut labels = std::collections::BTreeSet::new();
         for family in &families {
@@ -401,7 +405,10 @@ mod tests {
         }
         assert!(labels.contains("job_name"), "{labels:?}");
         for reserved in ["job", "instance"] {
-            assert!(!labels.contains(reserved), "a series has a `{reserved}` label: {labels:?}");
+            assert!(
+                !labels.contains(reserved),
+                "a series has a `{reserved}` label: {labels:?}"
+            );
         }
     }
 

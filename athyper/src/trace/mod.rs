@@ -17,7 +17,9 @@ mod otel;
 #[path = "no_otel.rs"]
 mod otel;
 
-pub(crate) use self::context::{OriginTraceId, with_current, with_origin};
+#[cfg(test)]
+pub(crate) use self::context::OriginTraceId;
+pub(crate) use self::context::{with_current, with_origin};
 pub use self::context::{RequestContext, spawn};
 pub use self::messaging::JobTrace;
 pub(crate) use self::messaging::{
