@@ -186,9 +186,9 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
     );
     let text = scrape.body;
     for expected in [
-        r#"athyper_jobs_enqueued_total{job="greet",queue="web"} 2"#,
-        r#"athyper_jobs_completed_total{job="greet",queue="web"} 1"#,
-        r#"athyper_jobs_failed_total{job="greet",queue="web"} 1"#,
+        r#"athyper_jobs_enqueued_total{job_name="greet",queue="web"} 2"#,
+        r#"athyper_jobs_completed_total{job_name="greet",queue="web"} 1"#,
+        r#"athyper_jobs_failed_total{job_name="greet",queue="web"} 1"#,
         r#"athyper_http_requests_total{method="GET",route="/users/{id}",status="200"} 2"#,
         r#"athyper_http_requests_total{method="GET",route="/boom",status="500"} 1"#,
         r#"athyper_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,

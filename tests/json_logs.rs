@@ -28,7 +28,9 @@ const CHILD_TEST: &str = "log_child";
 const SECRET: &str = "hunter2-must-not-be-logged";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN: &str = "00f067aa0ba902b7";
-const REQUEST_ID: &str = "json-logs-req-1";
+/// Shaped like the ids the runtime generates (UUID v4), so that the sizes
+/// measured are those of typical lines.
+const REQUEST_ID: &str = "2f1d0c7e-6a55-4d8e-9a43-5b8c1c1f0e21";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Signup {
@@ -55,6 +57,17 @@ async fn record_signup(_ctx: JobContext, signup: Signup) -> Result<(), String> {
 async fn reject_signup(_ctx: JobContext, signup: Signup) -> Result<(), String> {
     assert_eq!(signup.password, SECRET);
     Err("the mailbox does not exist".to_owned())
+}
+
+/// Fails its first two attempts, succeeds on the third.
+#[job(queue = "json_logs", retry = "fixed", backoff = "20ms", attempts = 3)]
+async fn confirm_signup(ctx: JobContext, signup: Signup) -> Result<(), String> {
+    assert_eq!(signup.password, SECRET);
+    if ctx.attempt() < 3 {
+        return Err("the mail server is busy".to_owned());
+    }
+    tracing::info!(attempt = ctx.attempt(), "signup confirmed");
+    Ok(())
 }
 
 async fn wait_for(queue: &Queue, id: &JobId, state: JobState) {
@@ -91,9 +104,10 @@ async fn child() {
             tracing::debug!("signup request details");
             let recorded = added.add(&record_signup, signup()).await;
             let rejected = added.add(&reject_signup, signup()).await;
-            match (recorded, rejected) {
-                (Ok(a), Ok(b)) => Ok(format!("{a} {b}")),
-                (Err(e), _) | (_, Err(e)) => {
+            let confirmed = added.add(&confirm_signup, signup()).await;
+            match (recorded, rejected, confirmed) {
+                (Ok(a), Ok(b), Ok(c)) => Ok(format!("{a} {b} {c}")),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
                 }
             }
@@ -109,9 +123,13 @@ async fn child() {
     .await
     .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let (recorded, rejected) = answer.body.split_once(' ').unwrap();
+    let ids: Vec<&str> = answer.body.split(' ').collect();
+    let [recorded, rejected, confirmed] = ids[..] else {
+        panic!("three job ids: {}", answer.body);
+    };
     wait_for(&queue, &JobId::from(recorded), JobState::Completed).await;
     wait_for(&queue, &JobId::from(rejected), JobState::Failed).await;
+    wait_for(&queue, &JobId::from(confirmed), JobState::Completed).await;
     running.shutdown().await;
     telemetry.shutdown().await.unwrap();
     std::io::stdout().flush().unwrap();
@@ -169,10 +187,10 @@ fn run_child(format: &str, filter: &str) -> Vec<String> {
     lines
 }
 
-fn in_span(line: &Value, name: &str) -> bool {
-    line["spans"]
-        .as_array()
-        .is_some_and(|spans| spans.iter().any(|s| s["name"] == name))
+/// Whether the line was logged inside an HTTP request or a job attempt:
+/// its `span` has their fields.
+fn in_request_or_job(line: &Value) -> bool {
+    !line["span"]["http.route"].is_null() || !line["span"]["job.id"].is_null()
 }
 
 fn with_message<'a>(lines: &'a [Value], message: &str) -> &'a Value {
@@ -180,6 +198,19 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> &'a Value {
         .iter()
         .find(|l| l["message"] == message)
         .unwrap_or_else(|| panic!("no line `{message}` in {lines:#?}"))
+}
+
+/// The line with `message` logged in attempt `attempt` of a job, and its
+/// text.
+fn in_attempt<'a>(
+    lines: &'a [(Value, &'a str)],
+    message: &str,
+    attempt: u64,
+) -> &'a (Value, &'a str) {
+    lines
+        .iter()
+        .find(|(l, _)| l["message"] == message && l["span"]["job.attempt"] == attempt)
+        .unwrap_or_else(|| panic!("no line `{message}` in attempt {attempt}"))
 }
 
 #[test]
@@ -194,9 +225,11 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
         assert!(!line.contains(SECRET), "a payload was logged: {line}");
     }
 
-    // Inside a request or a job attempt: trace, span and request ids.
+    // Inside a request or a job attempt: trace, span and request ids, and
+    // one span object (no list of them).
     for line in &lines {
-        if in_span(line, "http.request") || in_span(line, "job") {
+        assert!(line.get("spans").is_none(), "{line}");
+        if in_request_or_job(line) {
             for key in ["trace_id", "span_id", "request_id"] {
                 assert!(line[key].is_string(), "no {key}: {line}");
             }
@@ -206,7 +239,11 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
     assert_eq!(request["trace_id"], TRACE_ID, "continues the traceparent");
     assert_eq!(request["request_id"], REQUEST_ID);
     assert_eq!(request["span"]["name"], "http.request");
-    assert_eq!(request["span"]["request_id"], REQUEST_ID);
+    assert_eq!(request["span"]["http.route"], "/signup");
+    // Said once, at the top; the OpenTelemetry layer's instructions are
+    // not data.
+    assert!(request["span"].get("request_id").is_none(), "{request}");
+    assert!(request["span"].get("otel.kind").is_none(), "{request}");
     let request_span = request["span_id"].as_str().unwrap();
     assert_eq!(request_span.len(), 16);
     assert_ne!(request_span, PARENT_SPAN);
@@ -218,6 +255,10 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
     assert_eq!(job["fields"]["domain"], "example.com");
     assert_eq!(job["span"]["name"], "job");
     assert_eq!(job["span"]["job.name"], "record_signup");
+    // Its own trace: no origin to name.
+    assert!(job.get("origin_trace_id").is_none(), "{job}");
+    // The trace backends' copies of `job.*` stay out of the line.
+    assert!(job["span"].get("messaging.message.id").is_none(), "{job}");
     let job_span = job["span_id"].as_str().unwrap();
     assert_eq!(job_span.len(), 16);
     assert_ne!(job_span, request_span);
@@ -231,6 +272,43 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
     assert_eq!(failed["request_id"], REQUEST_ID, "{failed}");
     assert_eq!(failed["span"]["name"], "job", "{failed}");
 
+    // A retried job: the first attempt is part of the request's trace; each
+    // later one is a trace of its own (linked to the producer) whose lines
+    // carry the request's trace as `origin_trace_id`, so searching for the
+    // request's trace id finds the lines of every attempt.
+    let retried: Vec<(Value, &str)> = lines
+        .iter()
+        .cloned()
+        .zip(raw.iter().map(String::as_str))
+        .filter(|(l, _)| l["span"]["job.name"] == "confirm_signup")
+        .collect();
+    let first = &in_attempt(&retried, "job attempt failed; retry scheduled", 1).0;
+    assert_eq!(first["trace_id"], TRACE_ID, "{first}");
+    assert!(first.get("origin_trace_id").is_none(), "{first}");
+    let second = &in_attempt(&retried, "job attempt failed; retry scheduled", 2).0;
+    let last = &in_attempt(&retried, "signup confirmed", 3).0;
+    let mut own_traces = Vec::new();
+    for line in [second, last] {
+        assert_eq!(line["origin_trace_id"], TRACE_ID, "{line}");
+        assert_eq!(line["request_id"], REQUEST_ID, "{line}");
+        let own = line["trace_id"].as_str().unwrap();
+        assert_ne!(own, TRACE_ID, "{line}");
+        own_traces.push(own);
+    }
+    assert_ne!(
+        own_traces[0], own_traces[1],
+        "each retry is a trace of its own"
+    );
+    let attempts: Vec<&Value> = retried
+        .iter()
+        .map(|(l, _)| l)
+        .filter(|l| l["trace_id"] == TRACE_ID || l["origin_trace_id"] == TRACE_ID)
+        .map(|l| &l["span"]["job.attempt"])
+        .collect();
+    for attempt in 1..=3 {
+        assert!(attempts.contains(&&Value::from(attempt)), "{attempts:?}");
+    }
+
     // The worker's loop is not part of any trace.
     let worker = with_message(&lines, "worker started");
     assert!(worker.get("trace_id").is_none(), "{worker}");
@@ -242,6 +320,37 @@ fn json_lines_carry_trace_and_request_ids_and_never_payloads() {
     // Outside any request, no request id.
     let started = with_message(&lines, "athyper runtime started");
     assert!(started.get("request_id").is_none(), "{started}");
+
+    // Typical lines stay short: a retry's line (the first attempt's, and a
+    // later one's with its origin) and a request's.
+    let sized = [
+        (
+            "job attempt failed (attempt 1)",
+            in_attempt(&retried, "job attempt failed; retry scheduled", 1).1,
+            450,
+        ),
+        (
+            "job attempt failed (attempt 2)",
+            in_attempt(&retried, "job attempt failed; retry scheduled", 2).1,
+            500,
+        ),
+        (
+            "HTTP request",
+            raw.iter()
+                .find(|l| l.contains("signup request received"))
+                .unwrap()
+                .as_str(),
+            400,
+        ),
+    ];
+    for (what, line, limit) in sized {
+        eprintln!("{what}: {} bytes: {line}", line.len());
+        assert!(
+            line.len() < limit,
+            "{what}: {} bytes, over {limit}: {line}",
+            line.len()
+        );
+    }
 }
 
 #[test]

@@ -398,6 +398,14 @@ fn prometheus_config_and_alert_rules_pass_promtool() {
     let athyper = jobs
         .get("athyper")
         .expect("Prometheus has a scrape job `athyper`");
+    // athyper's series carry no label a scrape sets, so the scrape's own
+    // `job` and `instance` stay authoritative.
+    for (name, job) in &jobs {
+        assert!(
+            job["honor_labels"].is_null() || job["honor_labels"] == false,
+            "scrape job `{name}` sets honor_labels"
+        );
+    }
     assert_eq!(
         athyper["static_configs"][0]["targets"][0], "athyper:8080",
         "the example's compose address"
@@ -493,19 +501,15 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
-/// Every metric a dashboard or an alert rule uses, with where it is used.
-fn metrics_used() -> BTreeMap<String, BTreeSet<String>> {
+/// Every Prometheus expression of a dashboard (queries, variables) or an
+/// alert rule, with where it is: `(place, expression)`.
+fn prometheus_expressions() -> Vec<(String, String)> {
     let prometheus_uids: BTreeSet<String> = provisioned_datasources()
         .into_iter()
         .filter(|(_, kind)| kind == "prometheus")
         .map(|(uid, _)| uid)
         .collect();
-    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut note = |expr: &str, place: String| {
-        for name in metric_names(expr) {
-            used.entry(name).or_default().insert(place.clone());
-        }
-    };
+    let mut found = Vec::new();
     for (file, dashboard) in dashboards() {
         for panel in panels(&dashboard) {
             for target in panel["targets"].as_array().into_iter().flatten() {
@@ -514,10 +518,10 @@ fn metrics_used() -> BTreeMap<String, BTreeSet<String>> {
                     .or(panel["datasource"]["uid"].as_str())
                     .unwrap_or_default();
                 if prometheus_uids.contains(uid) {
-                    note(
-                        target["expr"].as_str().unwrap_or_default(),
+                    found.push((
                         format!("{file}: {}", panel["title"].as_str().unwrap_or_default()),
-                    );
+                        target["expr"].as_str().unwrap_or_default().to_owned(),
+                    ));
                 }
             }
         }
@@ -533,7 +537,10 @@ fn metrics_used() -> BTreeMap<String, BTreeSet<String>> {
                     .as_str()
                     .or(query.as_str())
                     .unwrap_or_default();
-                note(query, format!("{file}: variable {}", variable["name"]));
+                found.push((
+                    format!("{file}: variable {}", variable["name"]),
+                    query.to_owned(),
+                ));
             }
         }
     }
@@ -546,14 +553,140 @@ fn metrics_used() -> BTreeMap<String, BTreeSet<String>> {
                     .as_str()
                     .or(rule["record"].as_str())
                     .unwrap_or("?");
-                note(
-                    rule["expr"].as_str().unwrap_or_default(),
+                found.push((
                     format!("{name}: {what}"),
+                    rule["expr"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Every metric a dashboard or an alert rule uses, with where it is used.
+fn metrics_used() -> BTreeMap<String, BTreeSet<String>> {
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (place, expr) in prometheus_expressions() {
+        for name in metric_names(&expr) {
+            used.entry(name).or_default().insert(place.clone());
+        }
+    }
+    used
+}
+
+/// The label names an expression groups by (`by (…)`, `without (…)`), takes
+/// values of (`label_values(…, name)`) or matches (`name="…"`, `name=~…`,
+/// `name!=…`), each with what it is compared to (empty for a grouping).
+fn labels_used(expr: &str) -> Vec<(String, String)> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut used = Vec::new();
+    // Groupings.
+    for keyword in ["by", "without"] {
+        let mut rest = expr;
+        while let Some(at) = rest.find(keyword) {
+            let before = rest[..at].chars().next_back();
+            let after = rest[at + keyword.len()..].trim_start();
+            rest = &rest[at + keyword.len()..];
+            if before.is_some_and(ident) || !after.starts_with('(') {
+                continue;
+            }
+            let list = &after[1..after.find(')').unwrap_or(after.len())];
+            used.extend(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (l.to_owned(), String::new())),
+            );
+        }
+    }
+    // label_values(selector, label)
+    let mut rest = expr;
+    while let Some(at) = rest.find("label_values(") {
+        rest = &rest[at + "label_values(".len()..];
+        let args = &rest[..rest.rfind(')').unwrap_or(rest.len())];
+        if let Some((_, label)) = args.rsplit_once(',') {
+            used.push((label.trim().to_owned(), String::new()));
+        }
+    }
+    // Matchers inside braces.
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        let inner = &rest[open + 1..close];
+        // Grafana's `{{label}}` legends and `$__…` are not matchers.
+        if !inner.starts_with('{') {
+            for matcher in inner.split(',') {
+                let matcher = matcher.trim();
+                if let Some(op) = matcher.find(['=', '!']) {
+                    let name = matcher[..op].trim();
+                    if !name.is_empty() && name.chars().all(ident) {
+                        let value = matcher[op..].trim_start_matches(['=', '!', '~']).trim();
+                        used.push((name.to_owned(), value.trim_matches('"').to_owned()));
+                    }
+                }
+            }
+        }
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    used
+}
+
+#[test]
+fn labels_used_reads_groupings_variables_and_matchers() {
+    let used = labels_used(
+        r#"sum by (le, queue) (rate(x_bucket{queue=~"$queue", job_name!="a"}[5m])) / label_values(y{q="1"}, job_name)"#,
+    );
+    for expected in [
+        ("le", ""),
+        ("queue", ""),
+        ("queue", "$queue"),
+        ("job_name", "a"),
+        ("q", "1"),
+        ("job_name", ""),
+    ] {
+        assert!(
+            used.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} not in {used:?}"
+        );
+    }
+    assert!(labels_used("sum(rate(athyper_jobs_failed_total[5m]))").is_empty());
+}
+
+/// No dashboard or rule reads a job's handler from `job`: that is the
+/// scrape's label (`job="athyper"`), and athyper names handlers in
+/// `job_name`.
+#[test]
+fn dashboards_and_rules_group_jobs_by_job_name() {
+    let mut grouped_by_job_name = 0;
+    for (place, expr) in prometheus_expressions() {
+        for (label, value) in labels_used(&expr) {
+            assert!(
+                !label.starts_with("exported_"),
+                "{place} uses {label}, a label renamed by a scrape: {expr}"
+            );
+            if label == "job" {
+                assert_eq!(
+                    value, "athyper",
+                    "{place} reads `job` other than as the scrape's job=\"athyper\": {expr}"
+                );
+            }
+            grouped_by_job_name += usize::from(label == "job_name");
+        }
+    }
+    assert!(grouped_by_job_name > 0, "nothing uses job_name");
+    // Legends name it too.
+    for (file, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let legend = target["legendFormat"].as_str().unwrap_or_default();
+                assert!(
+                    !legend.contains("{{job}}") && !legend.contains("{{exported_job}}"),
+                    "{file}: panel `{}` labels a series with `{legend}`",
+                    panel["title"].as_str().unwrap_or_default()
                 );
             }
         }
     }
-    used
 }
 
 /// The metric table at the top of athyper's metrics module: name → type.
@@ -914,9 +1047,11 @@ fn native_run_scrapes_the_example_and_reaches_postgres_through_pgbouncer() {
         );
     }
 
-    // Prometheus scraped the example: a sample of the job's counter.
-    let completed = eventually(
-        "Prometheus returning athyper_jobs_completed_total >= 4 for job `process_order`",
+    // Prometheus scraped the example: a sample of the job's counter, its
+    // handler in `job_name` as the service exported it and the scrape's own
+    // `job` and `instance` beside it.
+    let (completed, labels) = eventually(
+        "Prometheus returning athyper_jobs_completed_total >= 4 for job_name `process_order`",
         Duration::from_secs(30),
         || {
             let answer = get(&format!(
@@ -928,16 +1063,46 @@ fn native_run_scrapes_the_example_and_reaches_postgres_through_pgbouncer() {
                 .into_iter()
                 .flatten()
                 .find(|sample| {
-                    sample["metric"]["job"] == "process_order"
+                    sample["metric"]["job_name"] == "process_order"
                         && sample["metric"]["queue"] == "orders"
                 })
-                .and_then(|sample| sample["value"][1].as_str()?.parse::<f64>().ok())
+                .and_then(|sample| {
+                    let count = sample["value"][1].as_str()?.parse::<f64>().ok()?;
+                    Some((count, sample["metric"].clone()))
+                })
                 // run.sh completed at least 4 orders; a scrape may lag.
-                .filter(|&count| count >= 4.0)
+                .filter(|(count, _)| *count >= 4.0)
                 .ok_or(answer.body)
         },
     );
     assert!(completed >= 4.0);
+    assert_eq!(labels["job"], "athyper", "the scrape's job label: {labels}");
+    assert_eq!(
+        labels["instance"],
+        service.trim_start_matches("http://"),
+        "the scrape's instance label: {labels}"
+    );
+    // No series of the scrape had a label renamed for clashing with one the
+    // scrape sets.
+    let series = get(&format!(
+        "{prometheus}/api/v1/series?match[]=%7Bjob%3D%22athyper%22%7D"
+    ));
+    let series: Value = serde_json::from_str(&series.body).expect("the series API answers JSON");
+    let series = series["data"].as_array().expect("a list of series");
+    assert!(
+        series.iter().any(|s| s["job_name"] == "process_order"),
+        "no series with job_name=\"process_order\": {series:?}"
+    );
+    for labels in series {
+        let renamed: Vec<&String> = labels
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("exported_"))
+            .collect();
+        assert!(renamed.is_empty(), "a series with {renamed:?}: {labels}");
+    }
     let rules = get(&format!("{prometheus}/api/v1/rules"));
     assert!(
         rules.body.contains("\"name\":\"athyper-jobs\""),

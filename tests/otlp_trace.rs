@@ -1,8 +1,9 @@
 //! Traces exported over OTLP (http/protobuf) to a receiver inside the test:
 //! an HTTP request continuing an incoming `traceparent`, the PRODUCER span
-//! of the job it adds and the CONSUMER spans of that job's attempts, all in
-//! one trace; a retried attempt linking back to its producer; a malformed
-//! `traceparent` starting a trace of its own.
+//! of the job it adds (naming the job's id once the backend gave it, or
+//! the size of a bulk add) and the CONSUMER spans of that job's attempts,
+//! all in one trace; a retried attempt linking back to its producer; a
+//! malformed `traceparent` starting a trace of its own.
 //!
 //! The global subscriber is installed once per process, so every check
 //! shares one test function.
@@ -185,7 +186,23 @@ fn producer<'a>(spans: &'a [Exported], span_id: &str, parent: &str) -> &'a Expor
 
 fn app(queue: Queue) -> Router {
     let flaky_queue = queue.clone();
+    let bulk_queue = queue.clone();
     Router::new()
+        .route(
+            "/enqueue/bulk",
+            get(move || async move {
+                bulk_queue
+                    .add_bulk(&traced, ["a".to_owned(), "b".to_owned(), "c".to_owned()])
+                    .await
+                    .map(|ids| {
+                        ids.iter()
+                            .map(JobId::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            }),
+        )
         .route(
             "/enqueue/traced",
             get(move || async move {
@@ -280,6 +297,16 @@ async fn spans_follow_a_request_into_its_jobs() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     let flaky_id = JobId::from(answer.body);
 
+    let answer = http_get(
+        &format!("{base}/enqueue/bulk"),
+        &[("x-request-id", "otlp-req-5")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let bulk_ids: Vec<JobId> = answer.body.split(' ').map(JobId::from).collect();
+    assert_eq!(bulk_ids.len(), 3, "{}", answer.body);
+
     // Bad hex in the trace id: not a trace to continue.
     let answer = http_get(
         &format!("{base}/ping"),
@@ -299,6 +326,9 @@ async fn spans_follow_a_request_into_its_jobs() {
 
     wait_completed(&queue, &traced_id).await;
     wait_completed(&queue, &flaky_id).await;
+    for id in &bulk_ids {
+        wait_completed(&queue, id).await;
+    }
     running.shutdown().await;
     guard.shutdown().await.unwrap();
 
@@ -320,6 +350,13 @@ async fn spans_follow_a_request_into_its_jobs() {
     assert_eq!(producer_1.trace_id, trace_1);
     assert_eq!(producer_1.name, "otlp publish");
     assert_eq!(producer_1.attr("messaging.destination.name"), Some("otlp"));
+    // Recorded once the backend answered: the id it gave the job.
+    assert_eq!(
+        producer_1.attr("messaging.message.id"),
+        Some(traced_id.as_str()),
+        "{producer_1:?}"
+    );
+    assert_eq!(producer_1.attr("messaging.batch.message_count"), None);
     assert_eq!(consumer.trace_id, trace_1);
     assert_eq!(consumer.name, "otlp process");
     assert_eq!(consumer.attr("job.attempt"), Some("1"));
@@ -364,6 +401,27 @@ async fn spans_follow_a_request_into_its_jobs() {
     // The failed attempt's span says so; the successful one does not.
     assert_eq!(first.status, SpanStatus::Error, "{first:?}");
     assert_eq!(second.status, SpanStatus::Unset, "{second:?}");
+
+    // A bulk add: one PRODUCER span for the batch, with its size and no
+    // single message id; each job's attempt is its child.
+    let server = one(&spans, SpanKind::Server, "request_id", "otlp-req-5");
+    let batch: Vec<&Exported> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Producer && s.parent == server.span_id)
+        .collect();
+    assert_eq!(batch.len(), 1, "{batch:#?}");
+    let batch = batch[0];
+    assert_eq!(
+        batch.attr("messaging.batch.message_count"),
+        Some("3"),
+        "{batch:?}"
+    );
+    assert_eq!(batch.attr("messaging.message.id"), None, "{batch:?}");
+    for id in &bulk_ids {
+        let consumer = one(&spans, SpanKind::Consumer, "job.id", id.as_str());
+        assert_eq!(consumer.parent, batch.span_id, "{consumer:?}");
+        assert_eq!(consumer.attr("messaging.message.id"), Some(id.as_str()));
+    }
 
     // A malformed traceparent: a new trace, no parent.
     let server = one(&spans, SpanKind::Server, "request_id", "otlp-req-3");

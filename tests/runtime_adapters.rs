@@ -1,13 +1,68 @@
 //! Adapters attached to the runtime: their health checks decide `/health`
 //! and `/readyz`, their breakers and calls show at `/metrics`, and the
-//! shutdown closes them after the workers drain.
+//! shutdown closes them after the workers drain, logging that as the
+//! planned step it is (INFO), while a breaker opened by failures warns.
 
-use std::sync::Arc;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use athyper::prelude::*;
 use athyper::resilience::{Adapter, BreakerState};
 use athyper_test_support::http_get;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+/// An event as logged: level, message and the other fields as `k=v`.
+#[derive(Clone, Debug)]
+struct Logged {
+    level: tracing::Level,
+    message: String,
+    fields: String,
+}
+
+/// Keeps every event, for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<Logged>>>);
+
+impl Captured {
+    fn since(&self, start: usize) -> Vec<Logged> {
+        self.0.lock().unwrap()[start..].to_vec()
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Fields<'a>(&'a mut String, &'a mut String);
+        impl Visit for Fields<'_> {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    let _ = write!(self.0, "{value:?}");
+                } else {
+                    let _ = write!(self.1, "{}={value:?} ", field.name());
+                }
+            }
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if field.name() == "message" {
+                    self.0.push_str(value);
+                } else {
+                    let _ = write!(self.1, "{}={value} ", field.name());
+                }
+            }
+        }
+        let (mut message, mut fields) = (String::new(), String::new());
+        event.record(&mut Fields(&mut message, &mut fields));
+        self.0.lock().unwrap().push(Logged {
+            level: *event.metadata().level(),
+            message,
+            fields,
+        });
+    }
+}
 
 /// A payment provider the test switches off.
 struct Payments {
@@ -63,6 +118,9 @@ impl Geo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
+    let logged = Captured::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(logged.clone()))
+        .expect("the only test of this binary sets the subscriber");
     let payments = Arc::new(Payments {
         down: AtomicBool::new(false),
         resilience: AdapterState::new(),
@@ -158,9 +216,23 @@ async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
         assert!(metrics.contains(expected), "no `{expected}` in\n{metrics}");
     }
 
+    // Opened by failures: a warning.
+    let opened: Vec<Logged> = logged
+        .since(0)
+        .into_iter()
+        .filter(|l| l.message == "circuit breaker opened" && l.fields.contains("adapter=payments"))
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0].level, tracing::Level::WARN, "{opened:?}");
+    assert!(
+        opened[0].fields.contains("reason=2 consecutive failures"),
+        "{opened:?}"
+    );
+
     // Shutdown closes the adapters after the workers, before telemetry.
     payments.down.store(false, Ordering::SeqCst);
     payments.breaker().unwrap().reset();
+    let before_shutdown = logged.len();
     let report = running.shutdown().await;
     let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -175,4 +247,27 @@ async fn attached_adapters_report_health_metrics_and_close_at_shutdown() {
     assert!(report.steps.iter().all(|s| s.finished));
     assert_eq!(payments.breaker().unwrap().state(), BreakerState::Open);
     assert!(payments.charge(1).await.is_err());
+
+    // A planned close: the shutdown logs nothing that should wake someone,
+    // and says at INFO that it forced the breaker open.
+    let shutdown = logged.since(before_shutdown);
+    let loud: Vec<&Logged> = shutdown
+        .iter()
+        .filter(|l| l.level <= tracing::Level::WARN)
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "WARN or ERROR during a clean shutdown: {loud:#?}"
+    );
+    let forced: Vec<&Logged> = shutdown
+        .iter()
+        .filter(|l| l.message == "circuit breaker forced open")
+        .collect();
+    assert_eq!(forced.len(), 1, "{shutdown:#?}");
+    assert_eq!(forced[0].level, tracing::Level::INFO);
+    assert!(
+        forced[0].fields.contains("adapter=payments")
+            && forced[0].fields.contains("reason=forced open"),
+        "{forced:?}"
+    );
 }

@@ -141,7 +141,7 @@ fn an_order_is_one_trace_from_request_to_job_with_metrics_and_health() {
 
     assert_eq!(metrics.status, 200);
     for expected in [
-        r#"athyper_jobs_completed_total{job="process_order",queue="orders"} 1"#,
+        r#"athyper_jobs_completed_total{job_name="process_order",queue="orders"} 1"#,
         r#"athyper_http_requests_total{method="POST",route="/orders",status="202"} 1"#,
         r#"athyper_http_requests_total{method="POST",route="/orders",status="422"} 1"#,
         r#"athyper_http_requests_total{method="GET",route="/orders/{id}",status="404"} 1"#,
@@ -220,6 +220,13 @@ fn sigterm_drains_running_jobs_in_step_order_and_releases_the_rest() {
     assert_eq!(drained.len(), 1, "{lines:#?}");
     assert_eq!(drained[0]["fields"]["finished"], 3, "{}", drained[0]);
     assert_eq!(drained[0]["fields"]["released"], 1, "{}", drained[0]);
+    // A clean start, jobs and a shutdown that goes to plan (the job that
+    // outlasts it included) log nothing that should wake someone.
+    let loud: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" || l["level"] == "ERROR")
+        .collect();
+    assert!(loud.is_empty(), "WARN or ERROR lines: {loud:#?}");
 
     // Redis holds every order: three completed, the long one back in
     // waiting for the next worker, none failed.

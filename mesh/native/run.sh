@@ -10,7 +10,8 @@
 #     check passes, fails while PgBouncer is stopped (the breaker opens and a
 #     job fails for good) and passes again once PgBouncer is back;
 #   - Prometheus scraped the service: its HTTP API returns
-#     athyper_jobs_completed_total for job `process_order`.
+#     athyper_jobs_completed_total for job_name `process_order`, with the
+#     scrape's own job="athyper".
 #
 # Usage: mesh/native/run.sh [--hold] [--parent PID] [--no-checks]
 #   --hold        after the checks, keep everything running (to open
@@ -553,9 +554,9 @@ if [ "$checks" = 1 ]; then
     metric_present 'athyper_breaker_state\{[^}]*state="closed"[^}]*\} 1'
 
   say "check: Prometheus scraped the service"
-  wait_for "Prometheus returning athyper_jobs_completed_total for job process_order" \
+  wait_for "Prometheus returning athyper_jobs_completed_total for job_name process_order, scraped by job athyper" \
     "$prom/prometheus.log" prometheus \
-    prometheus_has 'athyper_jobs_completed_total{queue="orders", job="process_order"}'
+    prometheus_has 'athyper_jobs_completed_total{queue="orders", job_name="process_order", job="athyper"}'
   wait_for "Prometheus returning athyper_breaker_transitions_total" \
     "$prom/prometheus.log" prometheus \
     prometheus_has 'athyper_breaker_transitions_total{adapter="postgres"}'

@@ -1,29 +1,40 @@
 //! Log lines: JSON for machines, or human-readable text in a terminal.
 //!
-//! A JSON line looks like this (one line; spread out here):
+//! A JSON line is one object with these keys, in this order; a key without
+//! a value is left out. Spread out here, a job attempt's line:
 //!
 //! ```json
 //! {
 //!   "timestamp": "2026-05-04T10:11:12.345678Z",
-//!   "level": "INFO",
-//!   "target": "shop::signup",
-//!   "message": "user signed up",
-//!   "fields": { "plan": "pro" },
-//!   "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
-//!   "span_id": "00f067aa0ba902b7",
+//!   "level": "WARN",
+//!   "target": "athyper::queue::worker",
+//!   "message": "job attempt failed; retry scheduled",
+//!   "fields": { "error": "the mail server is busy", "retry_in": "200ms" },
+//!   "trace_id": "0af7651916cd43dd8448eb211c80319c",
+//!   "span_id": "b7ad6b7169203331",
 //!   "request_id": "2f1d0c7e-6a55-4d8e-9a43-5b8c1c1f0e21",
-//!   "span": { "name": "http.request", "http.route": "/signup" },
-//!   "spans": [ { "name": "http.request", "http.route": "/signup" } ]
+//!   "origin_trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+//!   "span": { "name": "job", "job.attempt": 2, "job.id": "42", "job.name": "send_welcome" }
 //! }
 //! ```
 //!
-//! `trace_id` and `span_id` are the OpenTelemetry ids of the current span
-//! (with the `otel` feature; present whether or not traces are exported,
-//! so logs and traces correlate), `request_id` comes from the
-//! [`RequestContext`](crate::observability::RequestContext); each key is
-//! left out when there is no value. `fields` holds the event's other
-//! fields, `span` the innermost span with its fields and `spans` every
-//! span from the root in.
+//! | key | what |
+//! |---|---|
+//! | `timestamp`, `level`, `target`, `message` | when, how bad, which module, what happened |
+//! | `fields` | the event's own fields |
+//! | `trace_id`, `span_id` | the OpenTelemetry ids of the current span (with the `otel` feature; present whether or not traces are exported, so logs and traces correlate) |
+//! | `request_id` | from the [`RequestContext`](crate::observability::RequestContext): the HTTP request the work is done for, in a job too |
+//! | `origin_trace_id` | in a job attempt whose own trace is not the one that added the job (a retry: it links to the producer's trace rather than being part of it), the trace id of the add; searching for the request's trace id finds every attempt's lines by `trace_id` or `origin_trace_id` |
+//! | `span` | the current span's `name`, and the fields of every span the event is in, from the root in (an inner span's field wins over an outer one of the same name) |
+//!
+//! `span` leaves out what another key or the trace already says:
+//! `otel.*` fields (instructions to the OpenTelemetry layer: span name,
+//! kind, status), the `messaging.*` attributes of the queue's own spans
+//! (the same facts as `job.*`, named for trace backends) and a `request_id`
+//! equal to the line's. A job attempt's line is about 400 bytes and a line
+//! in an HTTP request about 350, some 190 of them the timestamp, level and
+//! the three ids (with a UUID request id); `tests/json_logs.rs` measures
+//! both.
 //!
 //! Only what an event or span records is written: athyper's own spans and
 //! events never record job payloads.
@@ -40,7 +51,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::trace;
 
@@ -155,8 +166,14 @@ where
     let mut timestamp = String::with_capacity(32);
     // Formatting into a `String` cannot fail.
     let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    let ids =
+        trace::with_current_ids(|trace_id, span_id| (trace_id.to_string(), span_id.to_string()));
+    let request_id = trace::with_current(|cx| cx.request_id().to_owned());
+    let trace_id = ids.as_ref().map(|(trace_id, _)| trace_id.as_str());
+    let origin = trace::with_origin(|origin| (Some(origin) != trace_id).then(|| origin.to_owned()))
+        .flatten();
 
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(384);
     let mut ser = serde_json::Serializer::new(&mut out);
     let mut map = ser.serialize_map(None)?;
     map.serialize_entry("timestamp", &timestamp)?;
@@ -171,56 +188,88 @@ where
     if !fields.fields.is_empty() {
         map.serialize_entry("fields", &fields.fields)?;
     }
-    trace::with_current_ids(|trace_id, span_id| {
-        map.serialize_entry("trace_id", &Collect(trace_id))?;
-        map.serialize_entry("span_id", &Collect(span_id))
-    })
-    .transpose()?;
-    trace::with_current(|cx| map.serialize_entry("request_id", cx.request_id())).transpose()?;
+    if let Some((trace_id, span_id)) = &ids {
+        map.serialize_entry("trace_id", trace_id)?;
+        map.serialize_entry("span_id", span_id)?;
+    }
+    if let Some(request_id) = &request_id {
+        map.serialize_entry("request_id", request_id)?;
+    }
+    if let Some(origin) = &origin {
+        map.serialize_entry("origin_trace_id", origin)?;
+    }
     if let Some(scope) = ctx.event_scope() {
-        let spans: Vec<Value> = scope
-            .from_root()
-            .map(|span| span_json::<S, N>(&span))
-            .collect();
-        if let Some(leaf) = spans.last() {
-            map.serialize_entry("span", leaf)?;
+        let mut span = SpanContext::default();
+        for entered in scope.from_root() {
+            span.add::<S, N>(&entered, request_id.as_deref());
         }
-        map.serialize_entry("spans", &spans)?;
+        map.serialize_entry("span", &span)?;
     }
     map.end()?;
     // serde_json writes UTF-8 only.
     Ok(String::from_utf8(out).unwrap_or_default())
 }
 
-/// A span's name and fields. With `JsonFields` the fields are stored as a
-/// JSON object; with another field formatter their text is kept as is.
-fn span_json<S, N>(span: &tracing_subscriber::registry::SpanRef<'_, S>) -> Value
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    let mut object = Map::new();
-    object.insert("name".to_owned(), Value::from(span.name()));
-    let extensions = span.extensions();
-    if let Some(stored) = extensions.get::<FormattedFields<N>>()
-        && !stored.fields.is_empty()
+/// The `span` of a line: the innermost span's name and the fields of
+/// every span in scope.
+#[derive(Default)]
+struct SpanContext {
+    name: &'static str,
+    fields: Vec<(String, Value)>,
+}
+
+impl SpanContext {
+    /// Adds `span`, inside those added before. With `JsonFields` a span's
+    /// fields are stored as a JSON object; with another field formatter
+    /// their text is kept as is, as `fields`.
+    fn add<S, N>(&mut self, span: &SpanRef<'_, S>, request_id: Option<&str>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
     {
-        match serde_json::from_str::<Map<String, Value>>(&stored.fields) {
-            Ok(fields) => object.extend(fields),
+        self.name = span.name();
+        let queue_span = trace::is_queue_span(span.metadata());
+        let extensions = span.extensions();
+        let Some(stored) = extensions.get::<FormattedFields<N>>() else {
+            return;
+        };
+        if stored.fields.is_empty() {
+            return;
+        }
+        let fields = match serde_json::from_str::<Map<String, Value>>(&stored.fields) {
+            Ok(fields) => fields,
             Err(_) => {
-                object.insert("fields".to_owned(), Value::from(stored.fields.as_str()));
+                self.put("fields".to_owned(), Value::from(stored.fields.as_str()));
+                return;
+            }
+        };
+        for (key, value) in fields {
+            let repeated = key.starts_with("otel.")
+                || (queue_span && key.starts_with("messaging."))
+                || key == "name"
+                || (key == "request_id" && request_id.is_some_and(|id| value == id));
+            if !repeated {
+                self.put(key, value);
             }
         }
     }
-    Value::Object(object)
+
+    fn put(&mut self, key: String, value: Value) {
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(field) => field.1 = value,
+            None => self.fields.push((key, value)),
+        }
+    }
 }
 
-/// Serialises a `Display` value as a string without an intermediate one.
-struct Collect<'a>(&'a dyn fmt::Display);
-
-impl Serialize for Collect<'_> {
+impl Serialize for SpanContext {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self.0)
+        let mut map = serializer.serialize_map(Some(1 + self.fields.len()))?;
+        map.serialize_entry("name", self.name)?;
+        for (key, value) in &self.fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
 }
 
@@ -356,9 +405,16 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(json_layer(&buffer));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("outside");
-            let span = tracing::info_span!("outer", route = "/x");
+            let span = tracing::info_span!(
+                "outer",
+                route = "/x",
+                n = 1,
+                otel.kind = "server",
+                request_id = "req-9",
+                messaging.system = "kafka",
+            );
             let _outer = span.enter();
-            let inner = tracing::info_span!("inner", n = 2);
+            let inner = tracing::info_span!("inner", n = 2, otel.name = "inner work");
             let _inner = inner.enter();
             RequestContext::new("req-9").sync_scope(|| {
                 tracing::warn!(count = 3, ok = true, who = %"ada", r#type = "t", "hello {}", "world");
@@ -369,7 +425,7 @@ mod tests {
         let outside = &lines[0];
         assert_eq!(outside["message"], "outside");
         assert_eq!(outside["level"], "INFO");
-        assert!(outside.get("spans").is_none() && outside.get("request_id").is_none());
+        assert!(outside.get("span").is_none() && outside.get("request_id").is_none());
         assert!(outside.get("trace_id").is_none(), "no OpenTelemetry layer");
 
         let line = &lines[1];
@@ -380,12 +436,56 @@ mod tests {
             serde_json::json!({ "count": 3, "ok": true, "who": "ada", "type": "t" })
         );
         assert_eq!(line["request_id"], "req-9");
-        assert_eq!(line["span"], serde_json::json!({ "name": "inner", "n": 2 }));
+        // One object: the inner span's name, every span's fields with the
+        // inner `n` winning, no `otel.*`, no second request id; `messaging.*`
+        // of a span that is not the queue's own stays.
         assert_eq!(
-            line["spans"],
-            serde_json::json!([{ "name": "outer", "route": "/x" }, { "name": "inner", "n": 2 }])
+            line["span"],
+            serde_json::json!({ "name": "inner", "route": "/x", "n": 2, "messaging.system": "kafka" })
         );
+        assert!(line.get("spans").is_none() && line.get("origin_trace_id").is_none());
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+        // Keys in the documented order.
+        let raw = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let raw = raw.lines().nth(1).unwrap();
+        let at = |key: &str| raw.find(&format!("\"{key}\":")).unwrap();
+        let order = [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "fields",
+            "request_id",
+            "span",
+        ];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{raw}");
+        assert!(raw.contains(r#""span":{"name":"inner","#), "{raw}");
+    }
+
+    #[test]
+    fn a_job_attempt_carries_its_producers_trace_id() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry().with(json_layer(&buffer));
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        tracing::subscriber::with_default(subscriber, || {
+            let trace = crate::trace::JobTrace {
+                traceparent: Some(traceparent.to_owned()),
+                ..Default::default()
+            };
+            let span = crate::trace::consumer_span("mail", "42", "send", 2, &trace);
+            let _entered = span.enter();
+            crate::trace::OriginTraceId::from_traceparent(traceparent)
+                .unwrap()
+                .sync_scope(|| tracing::warn!("job attempt failed; retry scheduled"));
+        });
+        let line = &buffer.lines()[0];
+        // No OpenTelemetry layer, so no trace id of its own: the origin is
+        // the only one.
+        assert_eq!(line["origin_trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            line["span"],
+            serde_json::json!({ "name": "job", "job.id": "42", "job.name": "send", "job.attempt": 2 })
+        );
     }
 
     #[cfg(feature = "otel")]
@@ -400,6 +500,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
             .with(json_layer(&buffer));
+        let other = "4bf92f3577b34da6a3ce929d0e0e4736";
         let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("work");
             let _entered = span.enter();
@@ -408,11 +509,22 @@ mod tests {
             let ids = opentelemetry::trace::TraceContextExt::span(&cx)
                 .span_context()
                 .clone();
-            (ids.trace_id().to_string(), ids.span_id().to_string())
+            let (trace_id, span_id) = (ids.trace_id().to_string(), ids.span_id().to_string());
+            let origin = |trace: &str| {
+                crate::trace::OriginTraceId::from_traceparent(&format!("00-{trace}-{span_id}-01"))
+                    .unwrap()
+            };
+            origin(&trace_id).sync_scope(|| tracing::info!("first attempt"));
+            origin(other).sync_scope(|| tracing::info!("retry"));
+            (trace_id, span_id)
         });
         let lines = buffer.lines();
         assert_eq!(lines[0]["trace_id"], trace_id.as_str());
         assert_eq!(lines[0]["span_id"], span_id.as_str());
         assert_eq!(trace_id.len(), 32);
+        // The origin only when it is not the line's own trace.
+        assert!(lines[1].get("origin_trace_id").is_none(), "{}", lines[1]);
+        assert_eq!(lines[2]["trace_id"], trace_id.as_str());
+        assert_eq!(lines[2]["origin_trace_id"], other);
     }
 }

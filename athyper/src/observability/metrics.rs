@@ -3,14 +3,14 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `athyper_jobs_enqueued_total` | counter | `queue`, `job` |
-//! | `athyper_jobs_started_total` | counter | `queue`, `job` |
-//! | `athyper_jobs_completed_total` | counter | `queue`, `job` |
-//! | `athyper_jobs_retried_total` | counter | `queue`, `job` |
-//! | `athyper_jobs_failed_total` | counter | `queue`, `job` |
+//! | `athyper_jobs_enqueued_total` | counter | `queue`, `job_name` |
+//! | `athyper_jobs_started_total` | counter | `queue`, `job_name` |
+//! | `athyper_jobs_completed_total` | counter | `queue`, `job_name` |
+//! | `athyper_jobs_retried_total` | counter | `queue`, `job_name` |
+//! | `athyper_jobs_failed_total` | counter | `queue`, `job_name` |
 //! | `athyper_jobs_stalled_total` | counter | `queue`, `result` (`requeued`, `failed`) |
-//! | `athyper_job_duration_seconds` | histogram | `queue`, `job`, `outcome` |
-//! | `athyper_job_wait_seconds` | histogram | `queue`, `job` (due → started) |
+//! | `athyper_job_duration_seconds` | histogram | `queue`, `job_name`, `outcome` |
+//! | `athyper_job_wait_seconds` | histogram | `queue`, `job_name` (due → started) |
 //! | `athyper_queue_jobs` | gauge | `queue`, `state`, `priority` |
 //! | `athyper_breaker_state` | gauge | `adapter`, `state` (`closed`, `open`, `half_open`; 1 for the current one) |
 //! | `athyper_breaker_transitions_total` | counter | `adapter`, `from`, `to` |
@@ -21,6 +21,14 @@
 //! | `athyper_http_request_duration_seconds` | histogram | `method`, `route`, `status` |
 //! | `athyper_http_requests_in_flight` | gauge | `method`, `route` |
 //! | `process_*` | the standard process metrics (CPU, RSS, open fds, start time) | |
+//!
+//! The job series name the handler in `job_name`, not `job`: Prometheus
+//! gives every scraped series a `job` label of its own (the scrape
+//! config's), and would store ours as `exported_job` (or, with
+//! `honor_labels`, let ours overwrite its own). `job_name` is also what
+//! OpenTelemetry's Prometheus mapping makes of the consumer span's
+//! `job.name` attribute, so metrics, spans and log lines name a handler
+//! alike.
 //!
 //! Queue depth comes from the backends' counters (kept by every state
 //! change, so reading them is O(1) however long the queue), refreshed by
@@ -42,6 +50,10 @@ use crate::observability::summary::{Summary, SummaryOpts};
 use crate::queue::{
     JobCounts, JobState, Outcome, Priority, QueueEvents, SharedBackend, SharedEvents,
 };
+
+/// The label naming a job's handler (see the module docs for why not
+/// `job`).
+const JOB_NAME: &str = "job_name";
 
 /// The text exposition format's content type.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -96,31 +108,31 @@ impl Metrics {
                 &registry,
                 "athyper_jobs_enqueued_total",
                 "Jobs added to a queue.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
             started: counter(
                 &registry,
                 "athyper_jobs_started_total",
                 "Job attempts started.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
             completed: counter(
                 &registry,
                 "athyper_jobs_completed_total",
                 "Jobs completed.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
             retried: counter(
                 &registry,
                 "athyper_jobs_retried_total",
                 "Job attempts that failed with a retry scheduled.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
             failed: counter(
                 &registry,
                 "athyper_jobs_failed_total",
                 "Jobs failed for good.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
             stalled: counter(
                 &registry,
@@ -132,13 +144,13 @@ impl Metrics {
                 &registry,
                 "athyper_job_duration_seconds",
                 "Duration of job attempts.",
-                &["queue", "job", "outcome"],
+                &["queue", JOB_NAME, "outcome"],
             ),
             wait: histogram(
                 &registry,
                 "athyper_job_wait_seconds",
                 "Time from a job falling due to its attempt starting.",
-                &["queue", "job"],
+                &["queue", JOB_NAME],
             ),
         };
         let http = HttpMetrics {
@@ -357,15 +369,46 @@ mod tests {
         events.stalled("emails", 2, 1);
         let text = metrics.encode();
         for line in [
-            r#"athyper_jobs_enqueued_total{job="send",queue="emails"} 3"#,
-            r#"athyper_jobs_started_total{job="send",queue="emails"} 1"#,
-            r#"athyper_jobs_retried_total{job="send",queue="emails"} 1"#,
-            r#"athyper_jobs_completed_total{job="send",queue="emails"} 1"#,
+            r#"athyper_jobs_enqueued_total{job_name="send",queue="emails"} 3"#,
+            r#"athyper_jobs_started_total{job_name="send",queue="emails"} 1"#,
+            r#"athyper_jobs_retried_total{job_name="send",queue="emails"} 1"#,
+            r#"athyper_jobs_completed_total{job_name="send",queue="emails"} 1"#,
             r#"athyper_jobs_stalled_total{queue="emails",result="requeued"} 2"#,
-            r#"athyper_job_duration_seconds_count{job="send",outcome="completed",queue="emails"} 1"#,
-            r#"athyper_job_wait_seconds_count{job="send",queue="emails"} 1"#,
+            r#"athyper_job_duration_seconds_count{job_name="send",outcome="completed",queue="emails"} 1"#,
+            r#"athyper_job_wait_seconds_count{job_name="send",queue="emails"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn no_series_takes_a_label_prometheus_sets_on_a_scrape() {
+        let metrics = Metrics::new();
+        let events = metrics.queue_events();
+        events.enqueued("emails", "send", 1);
+        events.started("emails", "send", Duration::ZERO);
+        events.finished("emails", "send", Duration::ZERO, Outcome::Failed);
+        events.stalled("emails", 1, 0);
+        metrics
+            .http()
+            .requests
+            .with_label_values(&["GET", "/", "200"])
+            .inc();
+        let families = metrics.registry().gather();
+        let mut labels = std::collections::BTreeSet::new();
+        for family in &families {
+            for metric in family.get_metric() {
+                for pair in metric.get_label() {
+                    labels.insert(pair.name().to_owned());
+                }
+            }
+        }
+        assert!(labels.contains("job_name"), "{labels:?}");
+        for reserved in ["job", "instance"] {
+            assert!(
+                !labels.contains(reserved),
+                "a series has a `{reserved}` label: {labels:?}"
+            );
         }
     }
 

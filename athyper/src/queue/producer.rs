@@ -285,13 +285,18 @@ impl Queue {
             }
         }
         let count = jobs.len();
-        let added = self.backend.add(&self.name, jobs).instrument(span).await?;
+        let added = self
+            .backend
+            .add(&self.name, jobs)
+            .instrument(span.clone())
+            .await?;
         if added.len() != count {
             return Err(QueueError::backend(format!(
                 "the backend answered {} ids for an add of {count} jobs",
                 added.len()
             )));
         }
+        trace::record_published(&span, added.iter().map(|a| a.id.as_str()));
         let mut rest = &added[..];
         for (name, len) in &runs {
             let (run, tail) = rest.split_at(*len);

@@ -646,7 +646,8 @@ impl Loop {
         let released = self.hand_back().await;
         side.cancel();
         if !released.is_empty() {
-            tracing::warn!(jobs = ?released, "put back jobs still running at the shutdown deadline");
+            // The shutdown's plan for jobs that outlast it, not a fault.
+            tracing::info!(jobs = ?released, "put back jobs still running at the shutdown deadline");
         }
         tracing::info!(finished, released = released.len(), "worker stopped");
         DrainReport { finished, released }
@@ -971,7 +972,9 @@ async fn attempt_outcome(
             None
         }
         Err(failure) if interrupted => {
-            tracing::warn!(error = %failure, "job attempt stopped by its cancellation; the job is put back");
+            // A shutdown's planned stop, or a lost lease, which the worker
+            // reports as an error itself.
+            tracing::info!(error = %failure, "job attempt stopped by its cancellation; the job is put back");
             None
         }
         Err(failure) => {

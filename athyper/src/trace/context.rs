@@ -11,6 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::future::Either;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::Instrument;
 
@@ -18,6 +19,58 @@ use super::otel;
 
 tokio::task_local! {
     static CURRENT: RequestContext;
+    /// The trace id of the span that added the job an attempt runs for,
+    /// set around each attempt (see [`in_job_context`](super::in_job_context)).
+    static ORIGIN: OriginTraceId;
+}
+
+/// The producer's trace id (32 lowercase hex digits), as a job attempt's
+/// log lines carry it. Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OriginTraceId(Arc<str>);
+
+impl OriginTraceId {
+    /// The trace id of a W3C `traceparent`
+    /// (`00-<trace id>-<span id>-<flags>`), if it is a valid one.
+    pub(crate) fn from_traceparent(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.split('-');
+        let (version, trace_id, span_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let valid = hex(version, 2)
+            && version != "ff"
+            // Version 00 has exactly four parts; later ones may add more.
+            && (version != "00" || parts.next().is_none())
+            && hex(trace_id, 32)
+            && trace_id.bytes().any(|b| b != b'0')
+            && hex(span_id, 16)
+            && span_id.bytes().any(|b| b != b'0')
+            && hex(flags, 2);
+        valid.then(|| OriginTraceId(trace_id.into()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Runs `future` with this id set.
+    pub(crate) fn scope<F: Future>(self, future: F) -> TaskLocalFuture<OriginTraceId, F> {
+        ORIGIN.scope(self, future)
+    }
+
+    /// Runs `f` with this id set.
+    #[cfg(test)]
+    pub(crate) fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        ORIGIN.sync_scope(self, f)
+    }
+}
+
+/// Calls `f` with the origin trace id of the job attempt this runs in, if
+/// any.
+pub(crate) fn with_origin<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
+    ORIGIN.try_with(|origin| f(origin.as_str())).ok()
 }
 
 /// What identifies the request some work is done for. Cheap to clone.
@@ -105,7 +158,8 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R>
 }
 
 /// Spawns `future` on the current Tokio runtime, carrying the request
-/// context and the current span into it.
+/// context and the current span into it (and, inside a job attempt, the
+/// trace id of the job's producer that its log lines carry).
 ///
 /// Use it instead of `tokio::spawn` for work done on behalf of a request,
 /// so that the work's logs and the jobs it adds name the request.
@@ -115,6 +169,10 @@ where
     F::Output: Send + 'static,
 {
     let future = future.in_current_span();
+    let future = match ORIGIN.try_with(OriginTraceId::clone) {
+        Ok(origin) => Either::Left(origin.scope(future)),
+        Err(_) => Either::Right(future),
+    };
     match RequestContext::current() {
         Some(cx) => tokio::spawn(cx.scope(future)),
         None => tokio::spawn(future),
@@ -138,6 +196,40 @@ mod tests {
             .await;
         assert_eq!(carried.unwrap().request_id(), "req-1");
         assert!(plain.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_origin_trace_id_follows_spawned_work() {
+        let origin = OriginTraceId::from_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .unwrap();
+        assert_eq!(origin.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let seen = origin
+            .scope(async { spawn(async { with_origin(str::to_owned) }).await.unwrap() })
+            .await;
+        assert_eq!(seen.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(with_origin(str::to_owned), None);
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_gives_an_origin() {
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let span = "00f067aa0ba902b7";
+        assert!(OriginTraceId::from_traceparent(&format!("01-{trace}-{span}-01-later")).is_some());
+        for bad in [
+            String::new(),
+            format!("00-{trace}-{span}"),
+            format!("00-{trace}-{span}-01-extra"),
+            format!("ff-{trace}-{span}-01"),
+            format!("00-{}-{span}-01", "0".repeat(32)),
+            format!("00-{trace}-{}-01", "0".repeat(16)),
+            format!("00-{}-{span}-01", trace.to_uppercase()),
+            format!("00-{}-{span}-01", &trace[1..]),
+            format!("00-{trace}-{span}-1"),
+        ] {
+            assert_eq!(OriginTraceId::from_traceparent(&bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,12 +4,23 @@
 //!
 //! `queue.add` runs in a PRODUCER span (`<queue> publish`) whose W3C trace
 //! context is stored with each job it adds ([`capture`]), together with the
-//! current request id. Each attempt runs in a CONSUMER span
-//! (`<queue> process`): the first attempt is a child of the producer's
-//! span, so one trace shows request → enqueue → processing; a later attempt
-//! (a retry, possibly hours on) starts a trace of its own with a link to
-//! the producer's span. Every attempt runs with the request id restored
-//! ([`in_job_context`]).
+//! current request id. Once the backend has answered, the span records the
+//! job's id as `messaging.message.id`; a bulk add of several jobs records
+//! `messaging.batch.message_count` instead, as the conventions ask of a
+//! batch ([`record_published`]).
+//!
+//! Each attempt runs in a CONSUMER span (`<queue> process`): the first
+//! attempt is a child of the producer's span, so one trace shows request →
+//! enqueue → processing; a later attempt (a retry, possibly hours on)
+//! starts a trace of its own with a link to the producer's span, as the
+//! conventions recommend for processing that is not part of the producer's
+//! operation: a trace that stays open for the hours a backoff can last
+//! would be cut or misread by trace backends, which assemble a trace within
+//! minutes. So that the logs of every attempt are still found from the
+//! request's trace, each attempt runs with the producer's trace id set
+//! ([`in_job_context`]): log lines whose own `trace_id` differs from it
+//! carry it as `origin_trace_id`. Every attempt also runs with the request
+//! id restored.
 //!
 //! The per-job functions here cost a few branches when no subscriber is
 //! interested in the spans.
@@ -20,7 +31,7 @@ use std::future::Future;
 use futures::future::Either;
 use serde::{Deserialize, Serialize};
 
-use super::context::{self, RequestContext};
+use super::context::{self, OriginTraceId, RequestContext};
 use super::otel;
 
 /// `messaging.system` of every queue span.
@@ -74,6 +85,7 @@ pub(crate) fn producer_span(queue: &str, count: usize) -> tracing::Span {
         messaging.operation.type = "send",
         messaging.operation.name = "publish",
         messaging.destination.name = queue,
+        messaging.message.id = tracing::field::Empty,
         messaging.batch.message_count = tracing::field::Empty,
     );
     // The conventions set the batch size only on batches.
@@ -81,6 +93,22 @@ pub(crate) fn producer_span(queue: &str, count: usize) -> tracing::Span {
         span.record("messaging.batch.message_count", count);
     }
     span
+}
+
+/// Records on a producer span the ids the backend gave the jobs it added:
+/// the id of a single job as `messaging.message.id`. A batch has its
+/// `messaging.batch.message_count` and no one message id.
+pub(crate) fn record_published<'a>(span: &tracing::Span, mut ids: impl Iterator<Item = &'a str>) {
+    if let (Some(id), None) = (ids.next(), ids.next()) {
+        span.record("messaging.message.id", id);
+    }
+}
+
+/// Whether `metadata` is that of one of the spans made here, whose
+/// `messaging.*` attributes are for trace backends: log lines carry the
+/// same facts as `job.*` fields.
+pub(crate) fn is_queue_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.target() == module_path!()
 }
 
 /// The current span's trace context and the current request id, to store
@@ -144,18 +172,27 @@ pub(crate) fn record_error(span: &tracing::Span, error: &dyn fmt::Display) {
     span.record("otel.status_message", tracing::field::display(error));
 }
 
-/// Runs an attempt inside the request context the job was added in.
+/// Runs an attempt inside the request context the job was added in, with
+/// the producer's trace id set for its log lines.
 pub(crate) fn in_job_context<F: Future>(
     trace: JobTrace,
     attempt: F,
 ) -> impl Future<Output = F::Output> {
-    match trace.request_id {
+    let attempt = match trace.request_id {
         None => Either::Left(attempt),
         Some(request_id) => Either::Right(async move {
             // First polled inside the attempt's span, whose trace ids the
             // context takes.
             RequestContext::new(request_id).scope(attempt).await
         }),
+    };
+    match trace
+        .traceparent
+        .as_deref()
+        .and_then(OriginTraceId::from_traceparent)
+    {
+        None => Either::Left(attempt),
+        Some(origin) => Either::Right(origin.scope(attempt)),
     }
 }
 
@@ -177,5 +214,21 @@ mod tests {
         assert_eq!(seen.as_deref(), Some("req-7"));
         let none = in_job_context(JobTrace::default(), async { RequestContext::current() }).await;
         assert!(none.is_none());
+    }
+
+    #[tokio::test]
+    async fn every_attempt_runs_with_the_producers_trace_id() {
+        let trace = JobTrace {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..JobTrace::default()
+        };
+        let seen = in_job_context(trace, async { context::with_origin(str::to_owned) }).await;
+        assert_eq!(seen.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        let malformed = JobTrace {
+            traceparent: Some("00-not-a-trace".into()),
+            ..JobTrace::default()
+        };
+        let seen = in_job_context(malformed, async { context::with_origin(str::to_owned) }).await;
+        assert_eq!(seen, None);
     }
 }

@@ -17,10 +17,13 @@ mod otel;
 #[path = "no_otel.rs"]
 mod otel;
 
-pub(crate) use self::context::with_current;
+#[cfg(test)]
+pub(crate) use self::context::OriginTraceId;
+pub(crate) use self::context::{with_current, with_origin};
 pub use self::context::{RequestContext, spawn};
 pub use self::messaging::JobTrace;
 pub(crate) use self::messaging::{
-    capture, consumer_span, in_job_context, producer_span, record_error,
+    capture, consumer_span, in_job_context, is_queue_span, producer_span, record_error,
+    record_published,
 };
 pub(crate) use self::otel::{continue_remote_trace, with_current_ids};

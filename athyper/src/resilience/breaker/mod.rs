@@ -568,10 +568,17 @@ impl Inner {
             return;
         }
         let adapter = &*self.name;
-        if to == BreakerState::Open {
-            tracing::warn!(adapter, %from, %to, %reason, "circuit breaker opened");
-        } else {
-            tracing::info!(adapter, %from, %to, %reason, "circuit breaker changed state");
+        match (to, reason) {
+            // Someone's decision (the runtime closing the adapter at
+            // shutdown, an operator): planned, so not a warning. Opened by
+            // failures is what should wake someone.
+            (BreakerState::Open, TransitionReason::Forced) => {
+                tracing::info!(adapter, %from, %to, %reason, "circuit breaker forced open");
+            }
+            (BreakerState::Open, _) => {
+                tracing::warn!(adapter, %from, %to, %reason, "circuit breaker opened");
+            }
+            _ => tracing::info!(adapter, %from, %to, %reason, "circuit breaker changed state"),
         }
         hooks::resolve(self.hooks.as_ref()).on_state_change(&StateChange {
             adapter,
