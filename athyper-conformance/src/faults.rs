@@ -13,7 +13,9 @@ use athyper::queue::backend::{
     Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
     Selection, SharedBackend, WorkerInfo,
 };
-use athyper::queue::{Finished, JobCounts, JobInfo, JobState, QueueError, WorkerConfig};
+use athyper::queue::{
+    Finished, JobCounts, JobInfo, JobState, QueueError, ScheduleEntry, WorkerConfig,
+};
 
 use crate::support::*;
 
@@ -248,6 +250,32 @@ impl Backend for Faulty {
     fn ping(&self) -> BackendFuture<'_, ()> {
         self.inner.ping()
     }
+    fn upsert_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        entry: &'a ScheduleEntry,
+    ) -> BackendFuture<'a, bool> {
+        self.inner.upsert_schedule(queue, entry)
+    }
+
+    fn extend_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        spec: &'a str,
+        ticks: &'a [u64],
+    ) -> BackendFuture<'a, ()> {
+        self.inner.extend_schedule(queue, id, spec, ticks)
+    }
+
+    fn schedules<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<ScheduleEntry>> {
+        self.inner.schedules(queue)
+    }
+
+    fn remove_schedule<'a>(&'a self, queue: &'a str, id: &'a str) -> BackendFuture<'a, bool> {
+        self.inner.remove_schedule(queue, id)
+    }
+
     fn queues(&self) -> BackendFuture<'_, Vec<String>> {
         self.inner.queues()
     }

@@ -10,7 +10,9 @@ use athyper::queue::backend::{
     Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
     Selection, WorkerInfo,
 };
-use athyper::queue::{Finished, JobCounts, JobId, JobInfo, JobState, MemoryBackend, SharedBackend};
+use athyper::queue::{
+    Finished, JobCounts, JobId, JobInfo, JobState, MemoryBackend, ScheduleEntry, SharedBackend,
+};
 
 /// Counts calls per operation; everything else is the inner backend's.
 #[derive(Debug, Default)]
@@ -151,6 +153,36 @@ impl Backend for Counting {
         self.count("ping");
         self.inner.ping()
     }
+    fn upsert_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        entry: &'a ScheduleEntry,
+    ) -> BackendFuture<'a, bool> {
+        self.count("upsert_schedule");
+        self.inner.upsert_schedule(queue, entry)
+    }
+
+    fn extend_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        spec: &'a str,
+        ticks: &'a [u64],
+    ) -> BackendFuture<'a, ()> {
+        self.count("extend_schedule");
+        self.inner.extend_schedule(queue, id, spec, ticks)
+    }
+
+    fn schedules<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<ScheduleEntry>> {
+        self.count("schedules");
+        self.inner.schedules(queue)
+    }
+
+    fn remove_schedule<'a>(&'a self, queue: &'a str, id: &'a str) -> BackendFuture<'a, bool> {
+        self.count("remove_schedule");
+        self.inner.remove_schedule(queue, id)
+    }
+
     fn queues(&self) -> BackendFuture<'_, Vec<String>> {
         self.count("queues");
         self.inner.queues()

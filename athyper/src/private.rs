@@ -17,7 +17,7 @@ pub use ::std::sync::Arc;
 pub use athyper_macros::__items as items;
 
 pub use crate::queue::{JobContext, JobFailure, Priority};
-pub use crate::registry::{Job, JobDefaults, JobDescriptor, RunFn};
+pub use crate::registry::{Declared, Job, JobDefaults, JobDescriptor, RunFn};
 pub use crate::resilience::{BackoffKind, Jitter};
 
 /// Decodes `payload` into the payload type of `J` and runs the handler,
@@ -50,6 +50,13 @@ where
             .into_job_result()
             .map_err(JobFailure::Handler)
     })
+}
+
+/// The JSON of a scheduled job's payload: what a `#[job(cron = …)]` or
+/// `every` expansion's payload function returns, from the `payload = "f"`
+/// function's value or the payload type's `Default`.
+pub fn schedule_payload<P: serde::Serialize>(payload: P) -> Result<String, String> {
+    serde_json::to_string(&payload).map_err(|e| e.to_string())
 }
 
 /// A decode error's text without the payload's values: serde quotes the

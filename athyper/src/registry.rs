@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::queue::names::{validate_job_name, validate_queue_name};
-use crate::queue::{JobContext, JobFailure, Priority, QueueError};
+use crate::queue::{JobContext, JobFailure, Missed, Priority, QueueError, RateLimit, Schedule};
 use crate::resilience::{Backoff, BackoffKind, Jitter};
 
 /// Runs one attempt: decodes the JSON payload and awaits the handler.
@@ -37,6 +37,102 @@ pub struct JobDefaults {
     /// `concurrency`: the most attempts of this handler one worker runs at
     /// once; default bounded only by the worker.
     pub concurrency: Option<u32>,
+    /// `rate`: the most attempts of this handler started per window, across
+    /// every worker; default none.
+    pub rate: Option<RateLimit>,
+    /// `max_deferrals`: how often an attempt may be given back uncounted;
+    /// default 1,000.
+    pub max_deferrals: u32,
+    /// `cron` + `tz`, or `every`: the handler runs on this schedule, with
+    /// the payload of `payload` (or the payload type's `Default`).
+    pub schedule: Option<Declared>,
+}
+
+/// A schedule declared on a handler: `#[job(cron = "0 */5 * * * *", tz =
+/// "Europe/Berlin")]` or `#[job(every = "30s")]`, with `catch_up = 3` for
+/// [`Missed::CatchUp`](crate::queue::Missed::CatchUp). Each tick's payload
+/// comes from `payload`: the handler's `payload = "path"` function, or
+/// its payload type's `Default`.
+#[derive(Clone, Copy, Debug)]
+pub struct Declared {
+    /// The cron expression, or empty for `every`.
+    pub cron: &'static str,
+    /// The time zone of the cron expression, or empty for UTC.
+    pub tz: &'static str,
+    /// The period of `every`, or zero.
+    pub every: Duration,
+    /// How many missed ticks to catch up on; 0 skips them.
+    pub catch_up: u32,
+    /// Each tick's payload, as JSON.
+    pub payload: fn() -> Result<String, String>,
+}
+
+/// Two declarations are equal when their schedules are (function pointers
+/// do not compare reliably).
+impl PartialEq for Declared {
+    fn eq(&self, other: &Self) -> bool {
+        (self.cron, self.tz, self.every, self.catch_up)
+            == (other.cron, other.tz, other.every, other.catch_up)
+    }
+}
+
+impl Eq for Declared {}
+
+impl Declared {
+    /// `#[job(cron = …)]`.
+    pub const fn cron(expr: &'static str, payload: fn() -> Result<String, String>) -> Declared {
+        Declared {
+            cron: expr,
+            tz: "",
+            every: Duration::ZERO,
+            catch_up: 0,
+            payload,
+        }
+    }
+
+    /// `#[job(every = …)]`.
+    pub const fn every(period: Duration, payload: fn() -> Result<String, String>) -> Declared {
+        Declared {
+            cron: "",
+            tz: "",
+            every: period,
+            catch_up: 0,
+            payload,
+        }
+    }
+
+    /// `tz = …`.
+    #[must_use]
+    pub const fn in_tz(mut self, tz: &'static str) -> Declared {
+        self.tz = tz;
+        self
+    }
+
+    /// `catch_up = …`.
+    #[must_use]
+    pub const fn catch_up(mut self, n: u32) -> Declared {
+        self.catch_up = n;
+        self
+    }
+
+    /// The schedule this declares.
+    pub fn schedule(&self) -> Result<Schedule, QueueError> {
+        let schedule = if self.cron.is_empty() {
+            Schedule::every(self.every)?
+        } else {
+            let schedule = Schedule::cron(self.cron)?;
+            if self.tz.is_empty() {
+                schedule
+            } else {
+                schedule.in_tz(self.tz)?
+            }
+        };
+        Ok(schedule.missed(if self.catch_up == 0 {
+            Missed::Skip
+        } else {
+            Missed::CatchUp(self.catch_up)
+        }))
+    }
 }
 
 impl JobDefaults {
@@ -47,6 +143,9 @@ impl JobDefaults {
         backoff: Backoff::exponential(Duration::from_secs(1)),
         timeout: None,
         concurrency: None,
+        rate: None,
+        max_deferrals: crate::queue::backend::DEFAULT_MAX_DEFERRALS,
+        schedule: None,
     };
 
     /// Sets the priority.
@@ -102,6 +201,27 @@ impl JobDefaults {
     #[must_use]
     pub const fn with_concurrency(mut self, concurrency: u32) -> Self {
         self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// Sets the rate limit: `max` attempts started per `per`.
+    #[must_use]
+    pub const fn with_rate(mut self, max: u32, per: Duration) -> Self {
+        self.rate = Some(RateLimit::new(max, per));
+        self
+    }
+
+    /// Sets how often an attempt may be given back uncounted.
+    #[must_use]
+    pub const fn with_max_deferrals(mut self, max: u32) -> Self {
+        self.max_deferrals = max;
+        self
+    }
+
+    /// Declares the handler's schedule.
+    #[must_use]
+    pub const fn with_schedule(mut self, schedule: Declared) -> Self {
+        self.schedule = Some(schedule);
         self
     }
 }

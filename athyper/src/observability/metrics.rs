@@ -80,6 +80,7 @@ struct JobMetrics {
     completed: IntCounterVec,
     retried: IntCounterVec,
     failed: IntCounterVec,
+    deferred: IntCounterVec,
     stalled: IntCounterVec,
     duration: HistogramVec,
     wait: HistogramVec,
@@ -133,6 +134,12 @@ impl Metrics {
                 "athyper_jobs_failed_total",
                 "Jobs failed for good.",
                 &["queue", JOB_NAME],
+            ),
+            deferred: counter(
+                &registry,
+                "athyper_jobs_deferred_total",
+                "Job attempts given back uncounted, by reason: snoozed, throttled, breaker_open.",
+                &["queue", JOB_NAME, "reason"],
             ),
             stalled: counter(
                 &registry,
@@ -284,6 +291,10 @@ impl QueueEvents for JobMetrics {
         self.duration
             .with_label_values(&[queue, job, outcome.as_str()])
             .observe(duration.as_secs_f64());
+    }
+
+    fn deferred(&self, queue: &str, job: &str, reason: &str) {
+        self.deferred.with_label_values(&[queue, job, reason]).inc();
     }
 
     fn stalled(&self, queue: &str, requeued: usize, failed: usize) {

@@ -4,7 +4,7 @@ use std::any::{Any, TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -84,6 +84,28 @@ struct ContextInner {
     cancel: CancellationToken,
     progress: ProgressSink,
     data: Arc<Extensions>,
+    /// Set by `snooze` or `throttle`: give the attempt back uncounted.
+    deferral: Mutex<Option<Deferral>>,
+}
+
+/// How an attempt asked to be given back uncounted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Deferral {
+    /// `ctx.snooze(d)`: run again after `d`.
+    Snooze(Duration),
+    /// `ctx.throttle(d)`: rate limited elsewhere; this worker also takes no
+    /// job of this handler for `d`.
+    Throttle(Duration),
+}
+
+/// What [`JobContext::snooze`] and [`JobContext::throttle`] return: an error
+/// value for a handler that ends with `Err(ctx.snooze(d).into())`. Whatever
+/// the handler returns after either call, its attempt is given back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} for {}", if *.throttled { "throttled" } else { "snoozed" }, humantime::format_duration(*.delay))]
+pub struct Deferred {
+    delay: Duration,
+    throttled: bool,
 }
 
 impl JobContext {
@@ -105,6 +127,7 @@ impl JobContext {
                 cancel,
                 progress: ProgressSink::Backend { backend },
                 data,
+                deferral: Mutex::new(None),
             }),
         }
     }
@@ -130,6 +153,7 @@ impl JobContext {
                 cancel: CancellationToken::new(),
                 progress: ProgressSink::Local(Arc::default()),
                 data: Arc::new(data),
+                deferral: Mutex::new(None),
             }),
         }
     }
@@ -175,6 +199,48 @@ impl JobContext {
     /// handler spawned, or blocking code polling it, stop too.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.inner.cancel
+    }
+
+    /// Gives this attempt back without counting it: the job runs again
+    /// after `delay` (Oban's `{:snooze, s}`). Return right after; whatever
+    /// the handler returns, the attempt is given back. A job may be given
+    /// back [`JobOptions::max_deferrals`](crate::queue::JobOptions::max_deferrals)
+    /// times (1,000 by default) before it fails.
+    pub fn snooze(&self, delay: Duration) -> Deferred {
+        self.defer(Deferral::Snooze(delay));
+        Deferred {
+            delay,
+            throttled: false,
+        }
+    }
+
+    /// Like [`snooze`](Self::snooze), for a handler told by the service it
+    /// calls that it is over its rate limit (BullMQ's `RateLimitError`):
+    /// the job runs again after `delay`, and this worker takes no other job
+    /// of this handler until then.
+    pub fn throttle(&self, delay: Duration) -> Deferred {
+        self.defer(Deferral::Throttle(delay));
+        Deferred {
+            delay,
+            throttled: true,
+        }
+    }
+
+    fn defer(&self, deferral: Deferral) {
+        *self
+            .inner
+            .deferral
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(deferral);
+    }
+
+    /// What `snooze` or `throttle` asked for, if either was called.
+    pub(crate) fn deferral(&self) -> Option<Deferral> {
+        self.inner
+            .deferral
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether [`cancellation`](Self::cancellation) has fired.

@@ -49,6 +49,12 @@ pub trait QueueEvents: Send + Sync + 'static {
         let _ = (queue, job, duration, outcome);
     }
 
+    /// An attempt of a `job` was given back uncounted: `reason` is
+    /// `snoozed`, `throttled` or `breaker_open`.
+    fn deferred(&self, queue: &str, job: &str, reason: &str) {
+        let _ = (queue, job, reason);
+    }
+
     /// Stalled-job recovery put back `requeued` jobs of dead workers and
     /// failed `failed` that stalled too often.
     fn stalled(&self, queue: &str, requeued: usize, failed: usize) {

@@ -241,6 +241,7 @@ pub struct JobOptions {
     pub(crate) backoff: Option<Backoff>,
     start: Option<Start>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) max_deferrals: Option<u32>,
 }
 
 impl JobOptions {
@@ -290,6 +291,15 @@ impl JobOptions {
     #[must_use]
     pub fn run_at(mut self, at: SystemTime) -> Self {
         self.start = Some(Start::At(at));
+        self
+    }
+
+    /// How many times an attempt may be given back uncounted (snoozed,
+    /// throttled, or deferred while a circuit breaker it needs is open)
+    /// before the job fails; default 1,000.
+    #[must_use]
+    pub fn max_deferrals(mut self, max: u32) -> Self {
+        self.max_deferrals = Some(max);
         self
     }
 
@@ -362,6 +372,24 @@ pub struct JobInfo {
     pub progress: Option<String>,
     /// The producer's trace context and request id.
     pub trace: JobTrace,
+    /// The most times an attempt may be given back uncounted.
+    pub max_deferrals: u32,
+    /// Every time an attempt was given back uncounted, oldest first.
+    pub deferrals: Vec<Deferral>,
+}
+
+/// An attempt given back without counting: snoozed, throttled, or
+/// deferred while a circuit breaker it needs was open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferral {
+    /// When.
+    #[serde(with = "crate::queue::time::millis")]
+    pub at: SystemTime,
+    /// For how long.
+    #[serde(with = "crate::queue::time::duration_ms")]
+    pub delay: Duration,
+    /// Why.
+    pub reason: String,
 }
 
 impl JobInfo {

@@ -15,19 +15,23 @@ mod context;
 mod error;
 mod events;
 mod job;
+pub mod limit;
 pub(crate) mod names;
 mod producer;
+pub mod schedule;
 pub(crate) mod time;
 mod worker;
 
 pub use self::backend::{Backend, MemoryBackend, SharedBackend};
-pub use self::context::{Extensions, JobContext, MissingData};
+pub use self::context::{Deferred, Extensions, JobContext, MissingData};
 pub use self::error::{Chain, JobFailure, QueueError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
 pub use self::job::{
-    AttemptError, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace, KeepJobs,
-    Priority, Retention,
+    AttemptError, Deferral, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace,
+    KeepJobs, Priority, Retention,
 };
+pub use self::limit::RateLimit;
 pub use self::names::{MAX_ID_LEN, MAX_NAME_LEN};
 pub use self::producer::{Bulk, Queue};
+pub use self::schedule::{Missed, Schedule, ScheduleEntry};
 pub use self::worker::{DrainReport, Worker, WorkerBuilder, WorkerConfig, WorkerHandle};

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tracing::Instrument;
@@ -12,6 +12,8 @@ use crate::queue::backend::{NewJob, Selection, SharedBackend};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
+use crate::queue::schedule::{Schedule, ScheduleEntry, TICKS_AHEAD};
+use crate::queue::time::to_millis;
 use crate::registry::{Job, JobDefaults, JobDescriptor};
 use crate::trace;
 
@@ -230,6 +232,92 @@ impl Queue {
         }
     }
 
+    /// Creates or updates the recurring job `id` (upsert, like BullMQ's
+    /// `upsertJobScheduler`): each tick of `schedule` adds a job of `job`
+    /// with `payload` and the handler's options. Calling it again with the
+    /// same schedule and payload changes nothing, so every process may call
+    /// it at start-up; with another, the schedule is replaced from the next
+    /// tick on. Returns whether anything changed.
+    ///
+    /// Each tick makes exactly one job, whatever the number of workers: its
+    /// id is `<id>@<tick ms>`. Ticks run on workers of this queue, which
+    /// promote them as they promote delayed jobs.
+    pub async fn schedule<J: Job>(
+        &self,
+        id: &str,
+        job: &J,
+        schedule: Schedule,
+        payload: J::Payload,
+    ) -> Result<bool, QueueError> {
+        let new = self.prepare_typed(job.descriptor(), &payload, &JobOptions::new())?;
+        self.upsert_schedule(id, new, &schedule).await
+    }
+
+    pub(crate) async fn upsert_schedule(
+        &self,
+        id: &str,
+        job: NewJob,
+        schedule: &Schedule,
+    ) -> Result<bool, QueueError> {
+        validate_job_id(id)?;
+        if id.contains('@') {
+            return Err(QueueError::InvalidJobId {
+                id: id.to_owned(),
+                reason: "`@` separates a schedule's id from a tick's time in the ids of its jobs",
+            });
+        }
+        let now = to_millis(SystemTime::now());
+        let ticks = schedule.ticks_after(now, TICKS_AHEAD);
+        let mut entry = ScheduleEntry {
+            id: id.to_owned(),
+            grace: schedule.grace(&ticks),
+            job,
+            spec: schedule.spec(),
+            missed: schedule.missed_policy(),
+            ticks,
+            last_tick: None,
+        };
+        entry.job.id = None;
+        entry.job.delay = Duration::ZERO;
+        self.backend.upsert_schedule(&self.name, &entry).await
+    }
+
+    /// Creates or updates the schedule a handler declares
+    /// (`#[job(cron = …)]` or `every`), under the handler's name.
+    pub(crate) async fn schedule_declared(
+        &self,
+        descriptor: &JobDescriptor,
+    ) -> Result<bool, QueueError> {
+        let Some(declared) = descriptor.defaults.schedule else {
+            return Ok(false);
+        };
+        let schedule = declared.schedule()?;
+        let payload = (declared.payload)().map_err(|reason| QueueError::InvalidOptions {
+            reason: format!(
+                "the schedule of job `{}`: its payload does not encode: {reason}",
+                descriptor.name
+            ),
+        })?;
+        let job = resolve(
+            descriptor.name,
+            payload.into(),
+            &descriptor.defaults,
+            &JobOptions::new(),
+        )?;
+        self.upsert_schedule(descriptor.name, job, &schedule).await
+    }
+
+    /// The queue's recurring jobs, by id.
+    pub async fn list_schedules(&self) -> Result<Vec<ScheduleEntry>, QueueError> {
+        self.backend.schedules(&self.name).await
+    }
+
+    /// Removes the recurring job `id`; the jobs it made stay. `Ok(false)` if
+    /// there is none.
+    pub async fn remove_schedule(&self, id: &str) -> Result<bool, QueueError> {
+        self.backend.remove_schedule(&self.name, id).await
+    }
+
     fn prepare_typed<P: Serialize>(
         &self,
         descriptor: &JobDescriptor,
@@ -388,5 +476,6 @@ fn resolve(
         timeout,
         delay: options.delay_from_now(),
         trace: JobTrace::default(),
+        max_deferrals: options.max_deferrals.unwrap_or(defaults.max_deferrals),
     })
 }

@@ -27,10 +27,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::queue::backend::{Ack, FetchRequest, SharedBackend, WorkerInfo};
-use crate::queue::context::{Extensions, JobContext};
+use crate::queue::context::{Deferral, Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
 use crate::queue::job::{JobId, JobInfo, Retention};
+use crate::queue::limit::RateLimit;
 use crate::queue::names::validate_queue_name;
+use crate::queue::schedule::{Missed, Refill, Schedule, TICKS_AHEAD};
 use crate::queue::{Chain, JobFailure, QueueError};
 use crate::registry::{Job, JobDescriptor, Registry};
 use crate::resilience::{Backoff, Jitter};
@@ -56,6 +58,9 @@ pub struct WorkerConfig {
     pub idle_wait: Duration,
     /// How long before a shutdown deadline running attempts are cancelled.
     pub cancel_grace: Duration,
+    /// A rate limit on the whole queue, counted by the backend across every
+    /// worker (give every worker of the queue the same).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for WorkerConfig {
@@ -68,6 +73,7 @@ impl Default for WorkerConfig {
             retention: Retention::default(),
             idle_wait: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(2),
+            rate_limit: None,
         }
     }
 }
@@ -125,6 +131,15 @@ impl WorkerConfig {
     #[must_use]
     pub fn cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// At most `max` jobs of the queue started per `per`, across every
+    /// worker and process (BullMQ's `limiter`); give every worker of the
+    /// queue the same. Handlers' own `rate` limits apply as well.
+    #[must_use]
+    pub fn rate_limit(mut self, max: u32, per: Duration) -> Self {
+        self.rate_limit = Some(RateLimit::new(max, per));
         self
     }
 }
@@ -234,6 +249,11 @@ impl WorkerBuilder {
             }
             handlers.insert(job.name, *job);
         }
+        let mut rates: Vec<(&'static str, RateLimit)> = handlers
+            .values()
+            .filter_map(|d| Some((d.name, d.defaults.rate?)))
+            .collect();
+        rates.sort_by_key(|(name, _)| *name);
         Ok(Worker {
             shared: Arc::new(Shared {
                 id: worker_id(),
@@ -244,6 +264,7 @@ impl WorkerBuilder {
                 data: Arc::new(self.data),
                 events: self.events,
                 lease: Arc::default(),
+                rates,
             }),
         })
     }
@@ -268,6 +289,8 @@ struct Shared {
     data: Arc<Extensions>,
     events: SharedEvents,
     lease: Arc<LeaseState>,
+    /// The handlers' rate limits.
+    rates: Vec<(&'static str, RateLimit)>,
 }
 
 impl fmt::Debug for Shared {
@@ -314,6 +337,7 @@ impl Worker {
             lease: self.shared.lease.clone(),
             outage: Outage::default(),
             announced: false,
+            throttled: HashMap::new(),
         };
         let span =
             tracing::info_span!("worker", queue = %self.shared.queue, worker = %self.shared.id);
@@ -422,12 +446,29 @@ impl LeaseState {
 /// The result of one attempt, from its task.
 struct Done {
     elapsed: Duration,
-    /// When a failed attempt runs again; `None` once it has failed for good.
-    retry_in: Option<Duration>,
-    /// The handler gave up because the worker is shutting down: the job is
-    /// put back with its lease, without spending an attempt.
-    interrupted: bool,
-    outcome: Result<(), JobFailure>,
+    ending: Ending,
+}
+
+/// How an attempt ended.
+enum Ending {
+    Completed,
+    /// It failed; `retry_in` says when it runs again (`None`: for good).
+    Failed {
+        failure: JobFailure,
+        retry_in: Option<Duration>,
+    },
+    /// It gave up because its token fired (a shutdown, or a lost lease):
+    /// the job is put back with the lease, without spending an attempt.
+    Interrupted,
+    /// It is given back uncounted, to run again after `delay`: it snoozed,
+    /// was throttled (`throttle`: this worker takes no job of its handler
+    /// for that long), or failed while a circuit breaker it needs was open.
+    Deferred {
+        delay: Duration,
+        reason: String,
+        kind: &'static str,
+        throttle: Option<Duration>,
+    },
 }
 
 /// A running attempt.
@@ -437,6 +478,7 @@ struct Slot {
     attempt: u32,
     max_attempts: u32,
     backoff: Backoff,
+    max_deferrals: u32,
     /// The lease it runs under; its result counts only while that holds.
     epoch: u64,
     cancel: CancellationToken,
@@ -501,6 +543,9 @@ struct Loop {
     /// Whether the backend has this worker's description (lost with a
     /// lost lease, so told again).
     announced: bool,
+    /// Handlers whose jobs this worker does not take until then: a handler
+    /// of theirs said its service throttles it.
+    throttled: HashMap<&'static str, tokio::time::Instant>,
 }
 
 impl Loop {
@@ -564,6 +609,8 @@ impl Loop {
                 request.acks = &acks;
                 request.retention = config.retention;
                 request.limits = &limits;
+                request.rates = &shared.rates;
+                request.queue_rate = config.rate_limit;
                 let epoch = self.lease.epoch();
                 match shared.backend.fetch(&shared.queue, request).await {
                     Ok(fetched) => {
@@ -606,6 +653,17 @@ impl Loop {
                         want_more = free > got;
                         if let Some(due) = fetched.next_due_in {
                             park = park.min(due);
+                        }
+                        // A rate limit's window end, or a throttled handler's
+                        // pause, ends the wait too: no polling meanwhile.
+                        if let Some(until) = fetched.limited_for {
+                            park = park.min(until);
+                        }
+                        if let Some(until) = self.throttle_ends_in() {
+                            park = park.min(until);
+                        }
+                        if !fetched.refills.is_empty() {
+                            self.refill(&fetched.refills).await;
                         }
                     }
                     Err(error) => {
@@ -709,6 +767,27 @@ impl Loop {
             .collect()
     }
 
+    /// Computes more ticks for schedules that run low.
+    async fn refill(&self, refills: &[Refill]) {
+        let shared = &self.shared;
+        for refill in refills {
+            let ticks = match Schedule::from_spec(&refill.spec, Missed::Skip) {
+                Ok(schedule) => schedule.ticks_after(refill.after_ms, TICKS_AHEAD),
+                Err(error) => {
+                    tracing::error!(schedule = %refill.id, error = %error, "a schedule in the backend cannot be read; it makes no more jobs");
+                    continue;
+                }
+            };
+            if let Err(error) = shared
+                .backend
+                .extend_schedule(&shared.queue, &refill.id, &refill.spec, &ticks)
+                .await
+            {
+                tracing::debug!(schedule = %refill.id, error = %Chain(&error), "could not add ticks to a schedule; the next fetch asks again");
+            }
+        }
+    }
+
     /// Tells the backend what this worker is, for operators' tools.
     async fn announce(&mut self) {
         let shared = &self.shared;
@@ -756,17 +835,31 @@ impl Loop {
         );
     }
 
-    /// Free slots of handlers that have a limit.
-    fn limits(&self) -> Vec<(&'static str, usize)> {
+    /// Free slots of handlers that have a limit; none for a throttled one.
+    fn limits(&mut self) -> Vec<(&'static str, usize)> {
+        let now = tokio::time::Instant::now();
+        self.throttled.retain(|_, until| *until > now);
         self.shared
             .handlers
             .values()
             .filter_map(|d| {
+                if self.throttled.contains_key(d.name) {
+                    return Some((d.name, 0));
+                }
                 let limit = d.defaults.concurrency? as usize;
                 let running = self.per_handler.get(d.name).copied().unwrap_or(0);
                 Some((d.name, limit.saturating_sub(running)))
             })
             .collect()
+    }
+
+    /// Until the first throttled handler may run again.
+    fn throttle_ends_in(&self) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        self.throttled
+            .values()
+            .map(|until| until.saturating_duration_since(now))
+            .min()
     }
 
     fn start_attempt(&mut self, job: JobInfo, stop: &Stop) {
@@ -816,6 +909,7 @@ impl Loop {
             attempt: job.attempt(),
             max_attempts: job.max_attempts,
             backoff: job.backoff,
+            max_deferrals: job.max_deferrals,
             epoch,
             cancel: cancel.clone(),
         };
@@ -870,10 +964,11 @@ impl Loop {
                 tracing::error!(job.id = %slot.id, error = %failure, "job attempt failed");
                 Done {
                     elapsed: Duration::ZERO,
-                    retry_in: (slot.attempt < slot.max_attempts)
-                        .then(|| slot.backoff.delay(slot.attempt)),
-                    interrupted: false,
-                    outcome: Err(failure),
+                    ending: Ending::Failed {
+                        failure,
+                        retry_in: (slot.attempt < slot.max_attempts)
+                            .then(|| slot.backoff.delay(slot.attempt)),
+                    },
                 }
             }
         };
@@ -881,26 +976,21 @@ impl Loop {
             // Its lease was lost: the job is another worker's now.
             return;
         }
-        if done.interrupted {
-            // No ack: the job stays under the lease and `release` puts it
-            // back when the loop ends.
-            return;
-        }
-        if draining {
-            self.finished_while_draining += 1;
-        }
         let events = &self.shared.events;
         let queue = &self.shared.queue;
-        let ack = match done.outcome {
-            Ok(()) => {
+        let ack = match done.ending {
+            // No ack: the job stays under the lease and `release` puts it
+            // back when the loop ends.
+            Ending::Interrupted => return,
+            Ending::Completed => {
                 events.finished(queue, slot.name, done.elapsed, Outcome::Completed);
                 Ack::Completed {
                     id: slot.id,
                     attempt: slot.attempt,
                 }
             }
-            Err(failure) => {
-                let outcome = if done.retry_in.is_some() {
+            Ending::Failed { failure, retry_in } => {
+                let outcome = if retry_in.is_some() {
                     Outcome::Retried
                 } else {
                     Outcome::Failed
@@ -910,10 +1000,32 @@ impl Loop {
                     id: slot.id,
                     attempt: slot.attempt,
                     error: failure.to_string(),
-                    retry_in: done.retry_in,
+                    retry_in,
+                }
+            }
+            Ending::Deferred {
+                delay,
+                reason,
+                kind,
+                throttle,
+            } => {
+                events.deferred(queue, slot.name, kind);
+                if let Some(pause) = throttle {
+                    self.throttled
+                        .insert(slot.name, tokio::time::Instant::now() + pause);
+                }
+                Ack::Deferred {
+                    id: slot.id,
+                    attempt: slot.attempt,
+                    delay,
+                    reason,
+                    max_deferrals: slot.max_deferrals,
                 }
             }
         };
+        if draining {
+            self.finished_while_draining += 1;
+        }
         self.acks.push((ack, slot.epoch));
     }
 }
@@ -925,19 +1037,21 @@ async fn run_attempt(
     cancel: CancellationToken,
 ) -> Done {
     let started = std::time::Instant::now();
+    let rejection = Arc::new(std::sync::Mutex::new(None));
     // Everything of the attempt runs under `catch_unwind`, so that a panic
     // anywhere in it is a failed attempt, never a lost slot.
-    let attempt = AssertUnwindSafe(attempt_outcome(descriptor, ctx, &job, &cancel)).catch_unwind();
-    let (retry_in, interrupted, outcome) = attempt.await.unwrap_or_else(|panic| {
-        let failure = JobFailure::Panicked(panic_message(&*panic));
-        let retry_in = (job.attempt() < job.max_attempts).then(|| job.backoff.delay(job.attempt()));
-        (retry_in, false, Err(failure))
+    let attempt = AssertUnwindSafe(trace::attempt::scope(
+        rejection.clone(),
+        attempt_outcome(descriptor, ctx, &job, &cancel, rejection),
+    ))
+    .catch_unwind();
+    let ending = attempt.await.unwrap_or_else(|panic| Ending::Failed {
+        failure: JobFailure::Panicked(panic_message(&*panic)),
+        retry_in: (job.attempt() < job.max_attempts).then(|| job.backoff.delay(job.attempt())),
     });
     Done {
         elapsed: started.elapsed(),
-        retry_in,
-        interrupted,
-        outcome,
+        ending,
     }
 }
 
@@ -946,10 +1060,11 @@ async fn attempt_outcome(
     ctx: JobContext,
     job: &JobInfo,
     cancel: &CancellationToken,
-) -> (Option<Duration>, bool, Result<(), JobFailure>) {
+    rejection: Arc<std::sync::Mutex<Option<trace::attempt::Rejection>>>,
+) -> Ending {
     let attempt = job.attempt();
     tracing::debug!("job started");
-    let run = AssertUnwindSafe((descriptor.run)(ctx, job.payload.clone())).catch_unwind();
+    let run = AssertUnwindSafe((descriptor.run)(ctx.clone(), job.payload.clone())).catch_unwind();
     let outcome = match job.timeout {
         Some(limit) => match tokio::time::timeout(limit, run).await {
             Ok(result) => result,
@@ -961,36 +1076,69 @@ async fn attempt_outcome(
         None => run.await,
     };
     let outcome = outcome.unwrap_or_else(|panic| Err(JobFailure::Panicked(panic_message(&*panic))));
+    // Asked to be given back: whatever the handler returned.
+    if let Some(deferral) = ctx.deferral() {
+        let (delay, kind, throttle) = match deferral {
+            Deferral::Snooze(d) => (d, "snoozed", None),
+            Deferral::Throttle(d) => (d, "throttled", Some(d)),
+        };
+        let reason = format!("{kind} for {}", humantime::format_duration(delay));
+        tracing::info!(%reason, "job attempt given back uncounted");
+        return Ending::Deferred {
+            delay,
+            reason,
+            kind,
+            throttle,
+        };
+    }
     // Only a shutdown or a lost lease cancels the token without a timeout.
     let interrupted = cancel.is_cancelled()
         && matches!(&outcome, Err(failure) if !matches!(failure, JobFailure::Timeout(_)));
     // Logged here, inside the attempt's span and request context, so that
     // the outcome's line carries the trace and request ids of the job.
-    let retry_in = match &outcome {
+    match outcome {
         Ok(()) => {
             tracing::debug!("job completed");
-            None
+            Ending::Completed
         }
         Err(failure) if interrupted => {
             // A shutdown's planned stop, or a lost lease, which the worker
             // reports as an error itself.
             tracing::info!(error = %failure, "job attempt stopped by its cancellation; the job is put back");
-            None
+            Ending::Interrupted
         }
         Err(failure) => {
-            trace::record_error(&tracing::Span::current(), failure);
-            let retry_in = (failure.is_retryable() && attempt < job.max_attempts)
-                .then(|| job.backoff.delay(attempt));
+            trace::record_error(&tracing::Span::current(), &failure);
+            let backoff = job.backoff.delay(attempt);
+            let rejected = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
+            // A failure while a breaker it needs is open says nothing of the
+            // job: it waits for the breaker instead of spending an attempt.
+            if let Some(rejected) = rejected.filter(|_| failure.is_retryable()) {
+                let delay = backoff.max(rejected.retry_in.unwrap_or_default());
+                let reason = format!(
+                    "circuit breaker `{}` is open ({failure}); retrying in {}",
+                    rejected.breaker,
+                    humantime::format_duration(delay)
+                );
+                tracing::warn!(error = %failure, retry_in = ?delay, breaker = %rejected.breaker, "job attempt deferred: a circuit breaker it needs is open");
+                return Ending::Deferred {
+                    delay,
+                    reason,
+                    kind: "breaker_open",
+                    throttle: None,
+                };
+            }
+            let retry_in =
+                (failure.is_retryable() && attempt < job.max_attempts).then_some(backoff);
             match retry_in {
                 Some(delay) => tracing::warn!(
                     error = %failure, retry_in = ?delay, "job attempt failed; retry scheduled"
                 ),
                 None => tracing::error!(error = %failure, "job failed"),
             }
-            retry_in
+            Ending::Failed { failure, retry_in }
         }
-    };
-    (retry_in, interrupted, outcome)
+    }
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -63,6 +63,8 @@ pub struct Rejected {
 
 impl Rejected {
     pub(crate) fn new(adapter: Arc<str>, state: BreakerState, retry_in: Option<Duration>) -> Self {
+        // A job attempt running this call is deferred rather than failed.
+        crate::trace::attempt::note_rejection(&adapter, retry_in);
         Rejected {
             adapter,
             state,

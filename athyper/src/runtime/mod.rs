@@ -324,6 +324,22 @@ impl Runtime {
             None => (None, None),
         };
 
+        // Schedules that handlers declare are stored (or left as they are)
+        // by every process, whatever its mode.
+        for descriptor in s.registry.jobs() {
+            if descriptor.defaults.schedule.is_some() {
+                let queue = self.queue(descriptor.queue)?;
+                match queue.schedule_declared(descriptor).await {
+                    Ok(changed) => {
+                        tracing::info!(job = descriptor.name, changed, "schedule in place")
+                    }
+                    Err(error) if error.is_unavailable() => {
+                        tracing::warn!(job = descriptor.name, error = %crate::queue::Chain(&error), "could not store the schedule: the backend is unavailable; the stored one, if any, runs")
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
         let workers: Vec<_> = built.into_iter().map(Worker::start).collect();
 
         #[cfg(feature = "metrics")]

@@ -9,6 +9,7 @@
 //! spans are plain `tracing` spans, no trace ids exist and only the request
 //! id travels.
 
+pub(crate) mod attempt;
 mod context;
 mod messaging;
 #[cfg(feature = "otel")]
@@ -19,8 +20,8 @@ mod otel;
 
 #[cfg(test)]
 pub(crate) use self::context::OriginTraceId;
-pub(crate) use self::context::{with_current, with_origin};
 pub use self::context::{RequestContext, spawn};
+pub(crate) use self::context::{with_current, with_origin};
 pub use self::messaging::JobTrace;
 pub(crate) use self::messaging::{
     capture, consumer_span, in_job_context, is_queue_span, producer_span, record_error,

@@ -23,8 +23,10 @@ use super::{
 };
 use crate::queue::QueueError;
 use crate::queue::job::{
-    AttemptError, Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Retention,
+    AttemptError, Deferral, Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Retention,
 };
+use crate::queue::limit::RateLimit;
+use crate::queue::schedule::{Missed, REFILL_BELOW, Refill, ScheduleEntry, tick_job_id};
 use crate::queue::time::{duration_millis, from_millis};
 
 /// The in-memory backend. Cloning it shares the same queues.
@@ -128,6 +130,11 @@ struct QueueState {
     minutes: BTreeMap<u64, (u64, u64)>,
     /// Whether jobs or workers were ever seen here (`queues` lists it).
     known: bool,
+    /// Rate-limit windows by handler name (`*` for the queue): window
+    /// number (ms / window length) and jobs taken in it.
+    rate_windows: HashMap<String, (u64, u32)>,
+    /// Schedules by id.
+    schedules: BTreeMap<String, ScheduleEntry>,
     counts: JobCounts,
     paused: bool,
     seq: u64,
@@ -352,15 +359,41 @@ impl QueueState {
         let id = ack.id().clone();
         self.detach(&id);
         let rec = self.jobs.get_mut(&id).expect("owned job exists");
-        rec.info.attempts_made += 1;
         rec.last_ack = Some((worker.into(), ack.attempt()));
         match ack {
+            Ack::Deferred {
+                delay,
+                reason,
+                max_deferrals,
+                ..
+            } => {
+                if rec.info.deferrals.len() as u64 >= u64::from(*max_deferrals) {
+                    rec.info.attempts_made += 1;
+                    rec.info.errors.push(AttemptError {
+                        attempt: rec.info.attempts_made,
+                        at: from_millis(now),
+                        message: too_many_deferrals(*max_deferrals, reason),
+                    });
+                    self.enter_finished(&id, now, Finished::Failed, retention.failed);
+                } else {
+                    rec.info.deferrals.push(Deferral {
+                        at: from_millis(now),
+                        delay: *delay,
+                        reason: reason.clone(),
+                    });
+                    rec.seq = self.seq + 1;
+                    self.seq += 1;
+                    self.enter_delayed(&id, now.saturating_add(duration_millis(*delay)));
+                }
+            }
             Ack::Completed { .. } => {
+                rec.info.attempts_made += 1;
                 self.enter_finished(&id, now, Finished::Completed, retention.completed);
             }
             Ack::Failed {
                 error, retry_in, ..
             } => {
+                rec.info.attempts_made += 1;
                 rec.info.errors.push(AttemptError {
                     attempt: rec.info.attempts_made,
                     at: from_millis(now),
@@ -404,27 +437,99 @@ impl QueueState {
 
     /// Takes up to `max` waiting jobs by priority then age, honouring
     /// per-name caps.
+    /// What is left of a rate limit's current window, and when it ends.
+    fn rate_left(&self, key: &str, limit: RateLimit, now: u64) -> (usize, u64) {
+        let per = limit.per_millis();
+        let window = now / per;
+        let used = match self.rate_windows.get(key) {
+            Some(&(w, used)) if w == window => used,
+            _ => 0,
+        };
+        (
+            limit.max().saturating_sub(used) as usize,
+            (window + 1) * per,
+        )
+    }
+
+    fn rate_take(&mut self, key: &str, limit: RateLimit, now: u64, taken: usize) {
+        let window = now / limit.per_millis();
+        let entry = self
+            .rate_windows
+            .entry(key.to_owned())
+            .or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 = entry
+            .1
+            .saturating_add(u32::try_from(taken).unwrap_or(u32::MAX));
+    }
+
+    /// Takes up to `max` waiting jobs by priority then age, honouring
+    /// per-name caps and rate limits. Also returns, when a rate limit held
+    /// jobs back, the end of its window.
     fn take(
         &mut self,
         now: u64,
         worker: &str,
         max: usize,
         limits: &[(&str, usize)],
-    ) -> Vec<JobInfo> {
-        let mut caps: Vec<(Arc<str>, usize)> = self
+        rates: &[(&str, RateLimit)],
+        queue_rate: Option<RateLimit>,
+    ) -> (Vec<JobInfo>, Option<u64>) {
+        let mut limited: Option<u64> = None;
+        let mut hold = |until: u64| limited = Some(limited.map_or(until, |l: u64| l.min(until)));
+        let mut max = max;
+        if let Some(limit) = queue_rate {
+            let (left, end) = self.rate_left("*", limit, now);
+            if left < max && !self.waiting.is_empty() {
+                hold(end);
+            }
+            max = max.min(left);
+        }
+        // (name, cap, whether a rate limit set the cap)
+        let mut caps: Vec<(Arc<str>, usize, Option<u64>)> = self
             .waiting
             .keys()
             .map(|name| {
-                let cap = limits
+                let mut cap = limits
                     .iter()
                     .find(|(n, _)| *n == &**name)
                     .map_or(max, |&(_, c)| c.min(max));
-                (name.clone(), cap)
+                let mut rated = None;
+                if let Some(&(_, limit)) = rates.iter().find(|(n, _)| *n == &**name) {
+                    let (left, end) = self.rate_left(name, limit, now);
+                    if left <= cap {
+                        cap = left;
+                        rated = Some(end);
+                    }
+                }
+                (name.clone(), cap, rated)
             })
-            .filter(|(_, cap)| *cap > 0)
+            .collect();
+        for (name, cap, rated) in &caps {
+            if *cap == 0
+                && let Some(end) = rated
+            {
+                let _ = name;
+                hold(*end);
+            }
+        }
+        caps.retain(|(_, cap, _)| *cap > 0);
+        let mut caps: Vec<(Arc<str>, usize)> = caps
+            .into_iter()
+            .map(|(name, cap, rated)| {
+                if let Some(end) = rated {
+                    // Taking the whole cap reaches the limit with jobs left.
+                    if self.waiting.get(&name).is_some_and(|t| t.len() > cap) {
+                        hold(end);
+                    }
+                }
+                (name, cap)
+            })
             .collect();
         let Some((owner, _)) = self.leases.get_key_value(worker) else {
-            return Vec::new();
+            return (Vec::new(), limited);
         };
         let owner = owner.clone();
         let mut taken = Vec::new();
@@ -460,13 +565,31 @@ impl QueueState {
                 .jobs
                 .insert(id);
         }
-        taken
+        if let Some(limit) = queue_rate {
+            self.rate_take("*", limit, now, taken.len());
+        }
+        for &(name, limit) in rates {
+            let n = taken.iter().filter(|j| j.name == name).count();
+            if n > 0 {
+                self.rate_take(name, limit, now, n);
+            }
+        }
+        (taken, limited)
     }
 
+    /// Until the next delayed job or schedule tick falls due.
     fn next_due_in(&self, now: u64) -> Option<Duration> {
-        self.delayed
-            .first_key_value()
-            .map(|(&(due, _), _)| Duration::from_millis(due.saturating_sub(now)))
+        let delayed = self.delayed.first_key_value().map(|(&(due, _), _)| due);
+        let tick = self
+            .schedules
+            .values()
+            .filter_map(|e| e.ticks.first().copied())
+            .min();
+        let next = match (delayed, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|due| Duration::from_millis(due.saturating_sub(now)))
     }
 
     /// The ids of jobs in `state`: waiting and delayed in the order they
@@ -499,6 +622,69 @@ impl QueueState {
         self.detach(id);
         self.enter_waiting(id);
     }
+
+    /// Makes the jobs of schedules' due ticks, as the missed-tick policy
+    /// says, and lists the schedules that run low on ticks.
+    fn promote_ticks(&mut self, now: u64) -> (bool, Vec<Refill>) {
+        let mut made = false;
+        let mut refills = Vec::new();
+        let due: Vec<String> = self
+            .schedules
+            .iter()
+            .filter(|(_, e)| e.ticks.first().is_some_and(|t| *t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let entry = self.schedules.get_mut(&id).expect("schedule listed");
+            let split = entry.ticks.partition_point(|t| *t <= now);
+            let ticks: Vec<u64> = entry.ticks.drain(..split).collect();
+            entry.last_tick = ticks.last().copied().max(entry.last_tick);
+            let run = ticks_to_run(&ticks, now, duration_millis(entry.grace), entry.missed);
+            let template = entry.job.clone();
+            if entry.ticks.len() < REFILL_BELOW {
+                refills.push(Refill::new(
+                    id.clone(),
+                    entry.spec.clone(),
+                    entry
+                        .ticks
+                        .last()
+                        .copied()
+                        .or(entry.last_tick)
+                        .unwrap_or(now),
+                ));
+            }
+            for tick in run {
+                let mut job = template.clone();
+                job.id = Some(tick_job_id(&id, tick));
+                job.delay = Duration::ZERO;
+                made |= self.add(now, job).created;
+            }
+        }
+        // Schedules with no ticks at all (a refill was lost) ask again.
+        for (id, entry) in &self.schedules {
+            if entry.ticks.is_empty() && !refills.iter().any(|r| &r.id == id) {
+                refills.push(Refill::new(
+                    id.clone(),
+                    entry.spec.clone(),
+                    entry.last_tick.unwrap_or(now).max(now),
+                ));
+            }
+        }
+        (made, refills)
+    }
+}
+
+/// Of the ticks that fell due, those to run: the ones on time (at most
+/// `grace` ms late), and of the late ones what the policy keeps.
+pub(crate) fn ticks_to_run(due: &[u64], now: u64, grace: u64, missed: Missed) -> Vec<u64> {
+    let (late, on_time): (Vec<u64>, Vec<u64>) =
+        due.iter().partition(|t| now.saturating_sub(**t) > grace);
+    let mut run = match missed {
+        Missed::Skip => Vec::new(),
+        Missed::CatchUp(n) => late[late.len().saturating_sub(n as usize)..].to_vec(),
+    };
+    run.extend(on_time);
+    run
 }
 
 impl MemoryBackend {
@@ -558,11 +744,19 @@ impl Backend for MemoryBackend {
         }
         let lease_was_held = state.leases.contains_key(request.worker);
         state.renew(now, request.worker, request.lease);
-        let promoted = state.promote_due(now);
-        let jobs = if state.paused {
-            Vec::new()
+        let (ticked, refills) = state.promote_ticks(now);
+        let promoted = state.promote_due(now) || ticked;
+        let (jobs, limited) = if state.paused {
+            (Vec::new(), None)
         } else {
-            state.take(now, request.worker, request.max, request.limits)
+            state.take(
+                now,
+                request.worker,
+                request.max,
+                request.limits,
+                request.rates,
+                request.queue_rate,
+            )
         };
         let fetched = Fetched {
             jobs,
@@ -570,6 +764,8 @@ impl Backend for MemoryBackend {
             next_due_in: state.next_due_in(now),
             paused: state.paused,
             lease_was_held,
+            limited_for: limited.map(|end| Duration::from_millis(end.saturating_sub(now))),
+            refills,
         };
         let more = !state.paused && !state.waiting.is_empty();
         drop(state);
@@ -873,6 +1069,62 @@ impl Backend for MemoryBackend {
         ready(Ok(()))
     }
 
+    fn upsert_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        entry: &'a ScheduleEntry,
+    ) -> BackendFuture<'a, bool> {
+        let cell = self.cell(queue);
+        let changed = {
+            let mut state = cell.lock();
+            state.known = true;
+            let same = state.schedules.get(&entry.id).is_some_and(|old| {
+                old.spec == entry.spec && old.job == entry.job && old.missed == entry.missed
+            });
+            if !same {
+                let mut entry = entry.clone();
+                entry.last_tick = None;
+                state.schedules.insert(entry.id.clone(), entry);
+            }
+            !same
+        };
+        cell.wake();
+        ready(Ok(changed))
+    }
+
+    fn extend_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        spec: &'a str,
+        ticks: &'a [u64],
+    ) -> BackendFuture<'a, ()> {
+        let cell = self.cell(queue);
+        {
+            let mut state = cell.lock();
+            if let Some(entry) = state.schedules.get_mut(id).filter(|e| e.spec == spec) {
+                let after = entry.ticks.last().copied().or(entry.last_tick).unwrap_or(0);
+                entry
+                    .ticks
+                    .extend(ticks.iter().copied().filter(|t| *t > after));
+            }
+        }
+        cell.wake();
+        ready(Ok(()))
+    }
+
+    fn schedules<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<ScheduleEntry>> {
+        let cell = self.cell(queue);
+        let entries = cell.lock().schedules.values().cloned().collect();
+        ready(Ok(entries))
+    }
+
+    fn remove_schedule<'a>(&'a self, queue: &'a str, id: &'a str) -> BackendFuture<'a, bool> {
+        let cell = self.cell(queue);
+        let removed = cell.lock().schedules.remove(id).is_some();
+        ready(Ok(removed))
+    }
+
     fn queues(&self) -> BackendFuture<'_, Vec<String>> {
         let queues = self.inner.queues.lock().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<String> = queues
@@ -989,6 +1241,11 @@ impl Backend for MemoryBackend {
         });
         ready(Ok(counts))
     }
+}
+
+/// The reason a job fails with once it was deferred too often.
+pub(crate) fn too_many_deferrals(max: u32, reason: &str) -> String {
+    format!("deferred more than {max} times without running to an end; the last deferral: {reason}")
 }
 
 /// How many entries one [`Backend::find`] call looks through.

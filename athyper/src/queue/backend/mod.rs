@@ -57,6 +57,8 @@ use crate::queue::QueueError;
 use crate::queue::job::{
     Finished, JobCounts, JobId, JobInfo, JobState, JobTrace, Priority, Retention,
 };
+use crate::queue::limit::RateLimit;
+use crate::queue::schedule::{Refill, ScheduleEntry};
 use crate::resilience::Backoff;
 
 /// The future every backend operation returns.
@@ -87,7 +89,14 @@ pub struct NewJob {
     pub delay: Duration,
     /// The producer's trace context and request id.
     pub trace: JobTrace,
+    /// The most times an attempt may be given back uncounted (snoozed,
+    /// throttled, deferred for an open circuit breaker).
+    pub max_deferrals: u32,
 }
+
+/// The deferrals a job has by default: enough for a dependency that is
+/// down for hours at the default breaker's `open_for`.
+pub const DEFAULT_MAX_DEFERRALS: u32 = 1_000;
 
 impl NewJob {
     /// A job due now with the default options.
@@ -102,6 +111,7 @@ impl NewJob {
             timeout: None,
             delay: Duration::ZERO,
             trace: JobTrace::default(),
+            max_deferrals: DEFAULT_MAX_DEFERRALS,
         }
     }
 
@@ -133,6 +143,8 @@ impl NewJob {
             errors: Vec::new(),
             progress: None,
             trace: self.trace,
+            max_deferrals: self.max_deferrals,
+            deferrals: Vec::new(),
         }
     }
 }
@@ -169,20 +181,37 @@ pub enum Ack {
         /// When to try again, from now; `None` fails the job for good.
         retry_in: Option<Duration>,
     },
+    /// The attempt is given back without counting: the job runs again after
+    /// `delay` (it snoozed, was throttled, or a circuit breaker it needs is
+    /// open). Past `max_deferrals` such deferrals the job fails instead.
+    Deferred {
+        /// The job.
+        id: JobId,
+        /// Which attempt, from 1; it is not counted.
+        attempt: u32,
+        /// How long from now until it runs again.
+        delay: Duration,
+        /// Why, for the job's history and its failure if it defers too often.
+        reason: String,
+        /// The most deferrals the job may have.
+        max_deferrals: u32,
+    },
 }
 
 impl Ack {
     /// The job this ack settles.
     pub fn id(&self) -> &JobId {
         match self {
-            Ack::Completed { id, .. } | Ack::Failed { id, .. } => id,
+            Ack::Completed { id, .. } | Ack::Failed { id, .. } | Ack::Deferred { id, .. } => id,
         }
     }
 
     /// The attempt this ack settles, from 1.
     pub fn attempt(&self) -> u32 {
         match self {
-            Ack::Completed { attempt, .. } | Ack::Failed { attempt, .. } => *attempt,
+            Ack::Completed { attempt, .. }
+            | Ack::Failed { attempt, .. }
+            | Ack::Deferred { attempt, .. } => *attempt,
         }
     }
 }
@@ -205,6 +234,10 @@ pub struct FetchRequest<'a> {
     /// that many times (0 skips it); names not listed are only bounded by
     /// `max`.
     pub limits: &'a [(&'a str, usize)],
+    /// Per-handler rate limits, counted by the backend across workers.
+    pub rates: &'a [(&'a str, RateLimit)],
+    /// A rate limit on the whole queue, counted likewise.
+    pub queue_rate: Option<RateLimit>,
 }
 
 impl<'a> FetchRequest<'a> {
@@ -218,6 +251,8 @@ impl<'a> FetchRequest<'a> {
             retention: Retention::default(),
             max,
             limits: &[],
+            rates: &[],
+            queue_rate: None,
         }
     }
 }
@@ -238,6 +273,11 @@ pub struct Fetched {
     /// it. A worker that held one and finds it gone had its jobs taken by
     /// stalled-job recovery: their results no longer count.
     pub lease_was_held: bool,
+    /// When a rate limit held jobs back: how long until its window ends.
+    pub limited_for: Option<Duration>,
+    /// Schedules that are running out of ticks; the worker computes more
+    /// ([`Backend::extend_schedule`]).
+    pub refills: Vec<Refill>,
 }
 
 /// What stalled-job recovery did.
@@ -473,6 +513,33 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Makes a delayed job due now: it joins the back of its priority.
     /// `Ok(false)` if the job is not delayed.
     fn promote<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, bool>;
+
+    /// Creates or replaces the schedule `entry.id` (upsert). An entry with
+    /// the same spec, job and policy as the stored one keeps the stored
+    /// ticks. Returns whether anything changed.
+    fn upsert_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        entry: &'a ScheduleEntry,
+    ) -> BackendFuture<'a, bool>;
+
+    /// Adds `ticks` (ascending, ms) after the ticks the schedule `id` holds,
+    /// if its spec is still `spec`; ticks not after its last are ignored,
+    /// so any number of workers may refill at once.
+    fn extend_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        spec: &'a str,
+        ticks: &'a [u64],
+    ) -> BackendFuture<'a, ()>;
+
+    /// The queue's schedules, by id.
+    fn schedules<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<ScheduleEntry>>;
+
+    /// Removes a schedule; the jobs its ticks made stay. `Ok(false)` if there
+    /// is none.
+    fn remove_schedule<'a>(&'a self, queue: &'a str, id: &'a str) -> BackendFuture<'a, bool>;
 
     /// Jobs settled per minute over the last `minutes` (at most
     /// [`THROUGHPUT_MINUTES`]), oldest first, the current minute last;

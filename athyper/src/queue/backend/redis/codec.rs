@@ -3,8 +3,10 @@
 //! A job's fixed part is one hash field, `K:jobs[id]`:
 //!
 //! ```text
-//! 1|<priority 0-3>|<name>|<max attempts>|<timeout ms or empty>|<backoff>|<trace>|<enqueued ms>|<payload JSON>
+//! 2|<priority 0-3>|<name>|<max attempts>|<timeout ms or empty>|<backoff>|<trace>|<max deferrals>|<enqueued ms>|<payload JSON>
 //! ```
+//!
+//! (version 1, without the max deferrals, is still read)
 //!
 //! with the backoff as `<kind><base ms>,<max ms>,<jitter>` (kind `f`, `l`,
 //! `e`; jitter `n`, `f`, `e`) and the trace as
@@ -18,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::queue::backend::{NewJob, WorkerInfo};
-use crate::queue::job::{AttemptError, JobId, JobInfo, JobState, JobTrace, Priority};
+use crate::queue::job::{AttemptError, Deferral, JobId, JobInfo, JobState, JobTrace, Priority};
+use crate::queue::schedule::ScheduleEntry;
 use crate::queue::time::{duration_millis, from_millis};
 use crate::resilience::{Backoff, BackoffKind, Jitter};
 
@@ -40,13 +43,14 @@ pub(super) fn head(job: &NewJob) -> String {
         Jitter::Equal => 'e',
     };
     format!(
-        "1|{}|{}|{}|{timeout}|{kind}{},{},{jitter}|{}|",
+        "2|{}|{}|{}|{timeout}|{kind}{},{},{jitter}|{}|{}|",
         job.priority.index(),
         job.name,
         job.max_attempts,
         duration_millis(b.base()),
         duration_millis(b.max()),
         encode_trace(&job.trace),
+        job.max_deferrals,
     )
 }
 
@@ -94,6 +98,7 @@ pub(super) struct Record {
     pub(super) timeout: Option<Duration>,
     pub(super) backoff: Backoff,
     pub(super) trace: JobTrace,
+    pub(super) max_deferrals: u32,
     pub(super) enqueued_ms: u64,
     pub(super) payload: Arc<str>,
 }
@@ -101,12 +106,15 @@ pub(super) struct Record {
 /// Why a record could not be read.
 pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-    let mut parts = text.splitn(9, '|');
+    let version = text.split('|').next().unwrap_or_default();
+    let fields = match version {
+        "1" => 9,
+        "2" => 10,
+        _ => return Err(format!("unknown record version `{version}`")),
+    };
+    let mut parts = text.splitn(fields, '|');
     let mut next = |what: &str| parts.next().ok_or_else(|| format!("the {what} is missing"));
-    let version = next("version")?;
-    if version != "1" {
-        return Err(format!("unknown record version `{version}`"));
-    }
+    next("version")?;
     let priority = next("priority")?
         .parse::<usize>()
         .ok()
@@ -124,6 +132,13 @@ pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
     };
     let backoff = parse_backoff(next("backoff")?).ok_or("the backoff is malformed")?;
     let trace = decode_trace(next("trace context")?);
+    let max_deferrals = if version == "1" {
+        crate::queue::backend::DEFAULT_MAX_DEFERRALS
+    } else {
+        next("deferral limit")?
+            .parse()
+            .map_err(|_| "the deferral limit is not a number")?
+    };
     let enqueued_ms = next("enqueue time")?
         .parse()
         .map_err(|_| "the enqueue time is not a number")?;
@@ -135,6 +150,7 @@ pub(super) fn parse_record(bytes: &[u8]) -> Result<Record, String> {
         timeout,
         backoff,
         trace,
+        max_deferrals,
         enqueued_ms,
         payload,
     })
@@ -195,17 +211,30 @@ fn parse_error(entry: &str) -> AttemptError {
 }
 
 /// A job as `get` and `list` return it: id, record, state code, the state
-/// hash and the error list.
+/// hash, the error list and the deferral list.
 pub(super) type InfoReply = (
     String,
     Vec<u8>,
     String,
     HashMap<String, String>,
     Vec<String>,
+    Vec<String>,
 );
 
+/// A deferral as the scripts store it: `<ms>|<delay ms>|<reason>`.
+fn parse_deferral(entry: &str) -> Deferral {
+    let mut parts = entry.splitn(3, '|');
+    let at = parts.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    let delay = parts.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+    Deferral {
+        at: from_millis(at),
+        delay: Duration::from_millis(delay),
+        reason: parts.next().unwrap_or(entry).to_owned(),
+    }
+}
+
 pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
-    let (id, raw, state, fields, errors) = reply;
+    let (id, raw, state, fields, errors, deferrals) = reply;
     let state =
         parse_state(&state).ok_or_else(|| format!("job `{id}`: unknown state `{state}`"))?;
     let record = parse_record(&raw).unwrap_or_else(|reason| {
@@ -222,6 +251,7 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
             timeout: None,
             backoff: Backoff::default(),
             trace: JobTrace::default(),
+            max_deferrals: 0,
             enqueued_ms: 0,
             payload: format!(
                 "{} (unreadable record: {reason})",
@@ -249,6 +279,8 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
         errors: errors.iter().map(|e| parse_error(e)).collect(),
         progress: fields.get("g").cloned(),
         trace: record.trace,
+        max_deferrals: record.max_deferrals,
+        deferrals: deferrals.iter().map(|d| parse_deferral(d)).collect(),
     })
 }
 
@@ -277,6 +309,51 @@ pub(super) fn worker_info(
     info.lease_expires_at = (expiry >= 0.0).then(|| from_millis(expiry as u64));
     info.running = running.into_iter().map(JobId::from).collect();
     info
+}
+
+/// Ticks as the scripts keep them: comma-separated ms.
+pub(super) fn ticks_text(ticks: &[u64]) -> String {
+    ticks
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A schedule as `schedule_list.lua` returns it: id, head, payload, spec,
+/// missed policy, grace ms, ticks, last tick.
+pub(super) type ScheduleReply = (
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    String,
+    u64,
+    String,
+    String,
+);
+
+pub(super) fn schedule_entry(reply: ScheduleReply) -> Result<ScheduleEntry, String> {
+    let (id, head, payload, spec, missed, grace, ticks, last) = reply;
+    let mut record = head;
+    record.extend_from_slice(b"0|");
+    record.extend_from_slice(&payload);
+    let record = parse_record(&record).map_err(|e| format!("schedule `{id}`: {e}"))?;
+    let mut job = NewJob::new(record.name, record.payload);
+    job.priority = record.priority;
+    job.max_attempts = record.max_attempts;
+    job.backoff = record.backoff;
+    job.timeout = record.timeout;
+    job.max_deferrals = record.max_deferrals;
+    Ok(ScheduleEntry {
+        id,
+        job,
+        spec,
+        missed: missed.parse()?,
+        grace: Duration::from_millis(grace),
+        ticks: ticks.split(',').filter_map(|t| t.parse().ok()).collect(),
+        last_tick: last.parse().ok(),
+    })
 }
 
 /// A job as `fetch` hands it out: id, record, attempts made, times
@@ -314,6 +391,8 @@ pub(super) fn fetched_job(
         errors: Vec::new(),
         progress: None,
         trace: record.trace,
+        max_deferrals: record.max_deferrals,
+        deferrals: Vec::new(),
     })
 }
 
@@ -338,7 +417,7 @@ mod tests {
         let head = head(&job);
         assert_eq!(
             head,
-            "1|1|send_email|5|30000|l250,9000,f|00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01;vendor=a%7Cb%3Bc;|"
+            "2|1|send_email|5|30000|l250,9000,f|00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01;vendor=a%7Cb%3Bc;|1000|"
         );
         let record = format!("{head}1764000000000|{}", job.payload);
         let parsed = parse_record(record.as_bytes()).unwrap();
@@ -363,7 +442,7 @@ mod tests {
             "the priority is not 0 to 3"
         );
         assert_eq!(
-            parse_record(b"1|2|x|3||e1,2,q|5|{}").err().unwrap(),
+            parse_record(b"1|2|x|3||e1,2,q||5|{}").err().unwrap(),
             "the backoff is malformed"
         );
         assert!(

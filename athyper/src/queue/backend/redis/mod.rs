@@ -178,6 +178,7 @@ use super::{
 use crate::queue::QueueError;
 use crate::queue::backend::memory::stalled_message;
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Priority};
+use crate::queue::schedule::{Refill, ScheduleEntry};
 use crate::queue::time::duration_millis;
 
 /// A script: a flags line, `prelude.lua`, then its own file. Invoked by
@@ -234,6 +235,10 @@ static RETRY_FAILED: LazyLock<Lua> = script!("retry_failed.lua", " flags=allow-o
 static REMOVE: LazyLock<Lua> = script!("remove.lua", " flags=allow-oom");
 static CLEAN: LazyLock<Lua> = script!("clean.lua", " flags=allow-oom");
 static FIND: LazyLock<Lua> = script!("find.lua", " flags=no-writes");
+static SCHEDULE_UPSERT: LazyLock<Lua> = script!("schedule_upsert.lua", "");
+static SCHEDULE_EXTEND: LazyLock<Lua> = script!("schedule_extend.lua", " flags=allow-oom");
+static SCHEDULE_LIST: LazyLock<Lua> = script!("schedule_list.lua", " flags=no-writes");
+static SCHEDULE_REMOVE: LazyLock<Lua> = script!("schedule_remove.lua", " flags=allow-oom");
 static PROMOTE: LazyLock<Lua> = script!("promote.lua", " flags=allow-oom");
 static WORKERS: LazyLock<Lua> = script!("workers.lua", " flags=no-writes");
 static THROUGHPUT: LazyLock<Lua> = script!("throughput.lua", " flags=no-writes");
@@ -877,12 +882,24 @@ impl RedisBackend {
         for (name, cap) in request.limits {
             call.arg(*name).arg(*cap);
         }
+        call.arg(request.rates.len());
+        for (name, rate) in request.rates {
+            call.arg(*name).arg(rate.max()).arg(rate.per_millis());
+        }
+        match request.queue_rate {
+            Some(rate) => call.arg(rate.max()).arg(rate.per_millis()),
+            None => call.arg(-1).arg(-1),
+        };
         call.arg(acks.len());
         for ack in acks {
             match ack {
-                Ack::Completed { id, attempt } => {
-                    call.arg(id.as_str()).arg("c").arg(*attempt).arg(-1).arg("")
-                }
+                Ack::Completed { id, attempt } => call
+                    .arg(id.as_str())
+                    .arg("c")
+                    .arg(*attempt)
+                    .arg(-1)
+                    .arg("")
+                    .arg(0),
                 Ack::Failed {
                     id,
                     attempt,
@@ -893,15 +910,38 @@ impl RedisBackend {
                     .arg("f")
                     .arg(*attempt)
                     .arg(millis_or_none(*retry_in))
-                    .arg(error.as_str()),
+                    .arg(error.as_str())
+                    .arg(0),
+                Ack::Deferred {
+                    id,
+                    attempt,
+                    delay,
+                    reason,
+                    max_deferrals,
+                } => call
+                    .arg(id.as_str())
+                    .arg("r")
+                    .arg(*attempt)
+                    .arg(millis_or_none(Some(*delay)))
+                    .arg(reason.as_str())
+                    .arg(*max_deferrals),
             };
         }
-        type Reply = (Vec<String>, i64, i64, u64, Vec<FetchedReply>, i64);
+        type Reply = (
+            Vec<String>,
+            i64,
+            i64,
+            u64,
+            Vec<FetchedReply>,
+            i64,
+            i64,
+            Vec<(String, String, u64)>,
+        );
         // A fetch that takes jobs is not sent again: the jobs its lost
         // reply handed out would stay with a worker that never learns of
         // them. The worker reclaims them after the error instead.
         let repeatable = request.max == 0;
-        let (lost, paused, next_due, now, jobs, held): Reply =
+        let (lost, paused, next_due, now, jobs, held, limited, refills): Reply =
             self.run("fetch", &call, repeatable).await?;
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(jobs.len()),
@@ -909,6 +949,11 @@ impl RedisBackend {
             next_due_in: u64::try_from(next_due).ok().map(Duration::from_millis),
             paused: paused == 1,
             lease_was_held: held == 1,
+            limited_for: u64::try_from(limited).ok().map(Duration::from_millis),
+            refills: refills
+                .into_iter()
+                .map(|(id, spec, after)| Refill::new(id, spec, after))
+                .collect(),
         };
         let mut damaged = Vec::new();
         for job in jobs {
@@ -1209,6 +1254,64 @@ impl Backend for RedisBackend {
             // exactly when adds would.
             let call = Call::new(&PROBE, format!("{}:health", self.inner.prefix));
             self.run_once::<i64>("health check", &call).await.map(drop)
+        })
+    }
+
+    fn upsert_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        entry: &'a ScheduleEntry,
+    ) -> BackendFuture<'a, bool> {
+        Box::pin(async move {
+            self.register(queue).await?;
+            let mut call = self.call(&SCHEDULE_UPSERT, queue);
+            call.arg(&entry.id)
+                .arg(codec::head(&entry.job))
+                .arg(&*entry.job.payload)
+                .arg(&entry.spec)
+                .arg(entry.missed.to_string())
+                .arg(duration_millis(entry.grace))
+                .arg(codec::ticks_text(&entry.ticks));
+            let changed: i64 = self.run("schedule", &call, true).await?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn extend_schedule<'a>(
+        &'a self,
+        queue: &'a str,
+        id: &'a str,
+        spec: &'a str,
+        ticks: &'a [u64],
+    ) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let mut call = self.call(&SCHEDULE_EXTEND, queue);
+            call.arg(id).arg(spec).arg(codec::ticks_text(ticks));
+            self.run::<i64>("schedule ticks", &call, true)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn schedules<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, Vec<ScheduleEntry>> {
+        Box::pin(async move {
+            let call = self.call(&SCHEDULE_LIST, queue);
+            let rows: Vec<codec::ScheduleReply> = self.run("schedules", &call, true).await?;
+            rows.into_iter()
+                .map(codec::schedule_entry)
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| {
+                    QueueError::backend(format!("schedule data in Redis does not decode: {e}"))
+                })
+        })
+    }
+
+    fn remove_schedule<'a>(&'a self, queue: &'a str, id: &'a str) -> BackendFuture<'a, bool> {
+        Box::pin(async move {
+            let mut call = self.call(&SCHEDULE_REMOVE, queue);
+            call.arg(id);
+            let removed: i64 = self.run("remove schedule", &call, true).await?;
+            Ok(removed == 1)
         })
     }
 

@@ -21,28 +21,8 @@ local out = {}
 for i = 0, n - 1 do
   local b = 2 + i * 6
   local id, name, p, delay = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local created = 1
-  if id ~= '' and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
-    created = 0
-  else
-    local seq = redis.call('INCR', K .. ':seq')
-    if id == '' then
-      id = num(seq)
-    else
-      -- A caller's id may name a job that was removed: its old keys go.
-      redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
-    end
-    redis.call('HSET', K .. ':jobs', id, ARGV[b + 4] .. num(now) .. '|' .. ARGV[b + 5])
-    if delay > 0 then
-      local due = num(now + delay)
-      redis.call('ZADD', K .. ':delayed', due, id)
-      redis.call('HSET', K .. ':j:' .. id, 'n', name, 'p', p, 'x', 'd', 'd', due)
-      delta('d', p, 1)
-    else
-      to_waiting(id, name, p * PRIO + seq)
-      delta('w', p, 1)
-    end
-  end
+  local created
+  id, created = new_job(id, name, p, delay, ARGV[b + 4], ARGV[b + 5], now)
   out[#out + 1] = {id, created}
 end
 flush_counts()

@@ -2,11 +2,16 @@
 -- take up to `max` waiting jobs.
 -- ARGV: worker, lease ms, max, keep completed (count, age ms), keep failed
 -- (count, age ms) (-1: no bound), number of limits, then (name, cap) pairs,
--- number of acks, then (id, kind c|f, attempt, retry ms (-1: none), error).
--- Returns {lost ids, paused, ms to the next due job (-1: none), now,
--- jobs {id, record, attempts made, stalled, due ms}, lease was held (1/0)}.
+-- number of rates, then (name, max, window ms) triples, the queue's rate
+-- (max, window ms; -1 -1: none), number of acks, then (id, kind c|f|r,
+-- attempt, ms (retry or deferral; -1: none), text (error or reason), max
+-- deferrals).
+-- Returns {lost ids, paused, ms to the next due job or tick (-1: none), now,
+-- jobs {id, record, attempts made, stalled, due ms}, lease was held (1/0),
+-- ms until a rate limit's window ends (-1: none held jobs back),
+-- refills {schedule id, spec, after ms}}.
 local now = now_ms()
-expect(':seq', ':jobs', ':names', ':delayed', ':workers', ':seen', ':completed', ':failed', ':counts')
+expect(':seq', ':jobs', ':names', ':delayed', ':workers', ':seen', ':completed', ':failed', ':counts', ':sched')
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
@@ -19,6 +24,16 @@ for _ = 1, tonumber(ARGV[i]) do
   i = i + 2
 end
 i = i + 1
+local rates = {}
+for _ = 1, tonumber(ARGV[i]) do
+  rates[ARGV[i + 1]] = {tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])}
+  i = i + 3
+end
+local queue_rate = nil
+if tonumber(ARGV[i + 1]) >= 0 then
+  queue_rate = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])}
+end
+i = i + 3
 local active = K .. ':active:' .. worker
 if redis.call('TYPE', active).ok ~= 'set' then
   -- Not a set of this worker's (none, or written by someone else): the
@@ -33,8 +48,9 @@ local lost = {}
 local trim_c, trim_f = false, false
 for _ = 1, tonumber(ARGV[i]) do
   local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
-  i = i + 5
-  local st = state_of(id, 'p', 'n', 'a', 'o')
+  local max_deferrals = tonumber(ARGV[i + 6])
+  i = i + 6
+  local st = state_of(id, 'p', 'n', 'k', 'o')
   if redis.call('SREM', active, id) == 0 then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
@@ -55,23 +71,48 @@ for _ = 1, tonumber(ARGV[i]) do
       if keep_c == 0 then
         drop(id, nil, p)
       else
-        redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'a', attempt, 'o', worker, 'x', 'c', 'f', num(now))
+        redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'c', 'f', num(now))
         finish(':completed', id, now)
         delta('c', p, 1)
         trim_c = true
       end
       settled.c = settled.c + 1
+    elseif kind == 'r' then
+      -- Given back uncounted, unless it was given back too often.
+      delta('a', p, -1)
+      local dk = K .. ':df:' .. id
+      local n = redis.pcall('LLEN', dk)
+      if failed(n) then
+        redis.call('DEL', dk)
+        n = 0
+      end
+      local jk = state_key(id, st)
+      if n >= max_deferrals then
+        push_error(id, attempt .. '|' .. num(now) .. '|deferred more than ' .. max_deferrals
+          .. ' times without running to an end; the last deferral: ' .. err)
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
+        finish(':failed', id, now)
+        delta('f', p, 1)
+        settled.f = settled.f + 1
+        trim_f = true
+      else
+        redis.call('RPUSH', dk, num(now) .. '|' .. num(retry) .. '|' .. err)
+        local due = num(now + retry)
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt - 1, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
+        redis.call('ZADD', K .. ':delayed', due, id)
+        delta('d', p, 1)
+      end
     else
       delta('a', p, -1)
       push_error(id, attempt .. '|' .. num(now) .. '|' .. err)
       local jk = state_key(id, st)
       if retry >= 0 and allowed ~= nil and attempt < allowed then
         local due = num(now + retry)
-        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'o', worker, 'x', 'd', 'd', due)
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
         redis.call('ZADD', K .. ':delayed', due, id)
         delta('d', p, 1)
       else
-        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'o', worker, 'x', 'f', 'f', num(now))
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
         finish(':failed', id, now)
         delta('f', p, 1)
         settled.f = settled.f + 1
@@ -110,6 +151,69 @@ end
 
 redis.call('ZADD', K .. ':workers', num(now + lease), worker)
 
+-- Schedules' due ticks make their jobs (ids derived from the tick, so
+-- however many workers fetch, one job per tick), as the missed-tick policy
+-- says; a schedule low on ticks asks for more.
+local refills = {}
+local function split(csv)
+  local out = {}
+  for t in string.gmatch(csv or '', '[^,]+') do
+    out[#out + 1] = tonumber(t)
+  end
+  return out
+end
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', num(now), 'LIMIT', 0, 100)) do
+  local sk = K .. ':s:' .. sid
+  local s = redis.pcall('HMGET', sk, 'n', 'head', 'pl', 'spec', 'miss', 'grace', 'ticks', 'last')
+  if failed(s) or not s[1] or not s[2] then
+    -- Not a schedule of ours any more: forget its entry.
+    redis.call('ZREM', K .. ':sched', sid)
+  else
+    local ticks = split(s[7])
+    local grace = tonumber(s[6]) or 0
+    local catch_up = 0
+    if s[5] and string.sub(s[5], 1, 9) == 'catch-up ' then
+      catch_up = tonumber(string.sub(s[5], 10)) or 0
+    end
+    local late, on_time, rest = {}, {}, {}
+    local last = tonumber(s[8])
+    for _, t in ipairs(ticks) do
+      if t > now then
+        rest[#rest + 1] = t
+      else
+        last = t
+        if now - t > grace then
+          late[#late + 1] = t
+        else
+          on_time[#on_time + 1] = t
+        end
+      end
+    end
+    local run = {}
+    for j = math.max(1, #late - catch_up + 1), #late do
+      run[#run + 1] = late[j]
+    end
+    for _, t in ipairs(on_time) do
+      run[#run + 1] = t
+    end
+    local p, name = header(s[2])
+    if p and name and to_waiting_ok(name) then
+      for _, t in ipairs(run) do
+        new_job(sid .. '@' .. num(t), name, p, 0, s[2], s[3], now)
+      end
+    end
+    local csv = {}
+    for j, t in ipairs(rest) do
+      csv[j] = num(t)
+    end
+    redis.call('HSET', sk, 'ticks', table.concat(csv, ','), 'last', last and num(last) or '')
+    redis.call('ZADD', K .. ':sched', num(rest[1] or last or now), sid)
+    if #rest < 4 then
+      refills[#refills + 1] = {sid, s[4] or '', num(rest[#rest] or last or now)}
+    end
+  end
+end
+
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
 local due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', num(now), 'LIMIT', 0, 1000)
@@ -136,13 +240,56 @@ end
 
 local paused = redis.call('EXISTS', K .. ':paused')
 local jobs = {}
+-- Rate limits count in fixed windows of Redis's clock.
+local limited = -1
+local function hold(until_ms)
+  if limited < 0 or until_ms < limited then
+    limited = until_ms
+  end
+end
+local function window(key_name, limit)
+  local w = math.floor(now / limit[2])
+  local key = K .. ':rl:' .. key_name .. ':' .. w
+  local used = redis.pcall('GET', key)
+  if failed(used) then
+    redis.call('DEL', key)
+    used = 0
+  end
+  return math.max(0, limit[1] - (tonumber(used) or 0)), key, (w + 1) * limit[2]
+end
+local function count(key, n, limit)
+  if n > 0 then
+    redis.call('INCRBY', key, n)
+    redis.call('PEXPIRE', key, limit[2] * 2)
+  end
+end
 if paused == 0 and max > 0 then
+  local queue_key, queue_end
+  if queue_rate then
+    local left
+    left, queue_key, queue_end = window('*', queue_rate)
+    if left < max then
+      if redis.call('SCARD', K .. ':names') > 0 then
+        hold(queue_end)
+      end
+      max = left
+    end
+  end
   local names = redis.call('SMEMBERS', K .. ':names')
   local candidates = {}
+  local rated = {}
   for _, name in ipairs(names) do
     local cap = caps[name] or max
     if cap > max then
       cap = max
+    end
+    local limit = rates[name]
+    if limit and cap > 0 then
+      local left, key, ends = window(name, limit)
+      if left <= cap then
+        cap = left
+        rated[name] = {key, limit, ends, left}
+      end
     end
     if cap > 0 then
       local r = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, cap - 1, 'WITHSCORES')
@@ -179,14 +326,31 @@ if paused == 0 and max > 0 then
       delta('a', p, 1)
     end
   end
+  local taken_total = 0
   for name, ids in pairs(taken) do
     local key = K .. ':w:' .. name
     for j = 1, #ids, 500 do
       redis.call('ZREM', key, unpack(ids, j, math.min(j + 499, #ids)))
     end
+    taken_total = taken_total + #ids
+    local r = rated[name]
+    if r then
+      count(r[1], #ids, r[2])
+    end
     if redis.call('ZCARD', key) == 0 then
       redis.call('SREM', K .. ':names', name)
+    elseif r and #ids >= r[4] then
+      -- The limit, not the waiting jobs, ran out.
+      hold(r[3])
     end
+  end
+  for name, r in pairs(rated) do
+    if r[4] == 0 then
+      hold(r[3])
+    end
+  end
+  if queue_key then
+    count(queue_key, taken_total, queue_rate)
   end
   -- Work is left: let another idle worker know.
   if #jobs > 0 and redis.call('SCARD', K .. ':names') > 0 then
@@ -199,5 +363,15 @@ local first = redis.call('ZRANGE', K .. ':delayed', 0, 0, 'WITHSCORES')
 if first[2] then
   next_due = math.max(0, tonumber(first[2]) - now)
 end
+local tick = redis.call('ZRANGE', K .. ':sched', 0, 0, 'WITHSCORES')
+if tick[2] then
+  local until_tick = math.max(0, tonumber(tick[2]) - now)
+  if next_due < 0 or until_tick < next_due then
+    next_due = until_tick
+  end
+end
+if limited >= 0 then
+  limited = math.max(0, limited - now)
+end
 flush_counts()
-return {lost, paused, next_due, now, jobs, held}
+return {lost, paused, next_due, now, jobs, held, limited, refills}

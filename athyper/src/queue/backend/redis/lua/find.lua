@@ -13,7 +13,7 @@ if state == 'w' then
     return {out, -1}
   end
   for _, id in ipairs(ids) do
-    out[#out + 1] = info(id) or {id, '', state, {}, {}}
+    out[#out + 1] = info(id) or {id, '', state, {}, {}, {}}
   end
   local next = offset + #ids
   if next >= redis.call('ZCARD', key) then
@@ -35,7 +35,7 @@ for _, id in ipairs(ids) do
     n = hn
   end
   if n == name then
-    out[#out + 1] = info(id) or {id, '', state, {}, {}}
+    out[#out + 1] = info(id) or {id, '', state, {}, {}, {}}
   end
 end
 local next = at

@@ -7,6 +7,6 @@ local out = {}
 for _, id in ipairs(ids) do
   -- A listed id without a record is shown with an empty one, so that it
   -- can be seen and removed.
-  out[#out + 1] = info(id) or {id, '', state, {}, {}}
+  out[#out + 1] = info(id) or {id, '', state, {}, {}, {}}
 end
 return out

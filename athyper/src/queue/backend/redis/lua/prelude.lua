@@ -3,11 +3,13 @@
 -- Keys of one queue, all under the prefix K = "<prefix>:{<queue>}" (the
 -- braces are the cluster hash tag, so every key of a queue is in one slot):
 --   K:seq            counter: generated ids and the order of waiting jobs
---   K:jobs           hash id -> record "1|<priority>|<name>|<max attempts>|<timeout ms>|<backoff>|<trace>|<enqueued ms>|<payload>"
+--   K:jobs           hash id -> record "2|<priority>|<name>|<max attempts>|<timeout ms>|<backoff>|<trace>|<max deferrals>|<enqueued ms>|<payload>"
+--                    (version 1 records, without max deferrals, still read)
 --   K:j:<id>         hash of a job's changing state, made when it first runs or is delayed:
 --                    n name, p priority, sc waiting score, x state (w d a c f),
 --                    a attempts made, s times stalled, t started ms, d due ms, f finished ms, g progress,
---                    o worker of the last settled attempt
+--                    o worker and k attempt of the last settled ack
+--   K:df:<id>        list of "<ms>|<delay ms>|<reason>", one per deferral (an attempt given back uncounted)
 --   K:e:<id>         list of "<attempt>|<ms>|<error>", one per failed attempt
 --   K:w:<name>       zset of waiting jobs of one handler, score priority * 2^50 + seq
 --   K:names          set of handler names with waiting jobs
@@ -20,6 +22,10 @@
 --   K:tput           hash "c<minute>" / "f<minute>" -> jobs completed / failed for good in that
 --                    minute (ms / 60,000), for the last three hours
 --   K:winfo          hash worker -> what it said of itself when it started (JSON)
+--   K:rl:<name>:<w>  jobs of a handler (name `*`: the whole queue) taken in rate-limit window w
+--   K:s:<id>         hash of a schedule: n name, head (record up to the enqueued time), pl payload,
+--                    spec, miss (skip | catch-up N), grace ms, ticks (comma-separated ms), last
+--   K:sched          zset schedule id -> its next tick (its last tick when it has none left)
 --   K:paused         present while the queue is paused
 --   K:marker         list of at most one element, popped by idle workers' BLPOP
 --
@@ -46,7 +52,7 @@ end
 local TYPES = {
   [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
   [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
-  [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash',
+  [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash', [':sched'] = 'zset',
 }
 
 -- Fails the script, before any write, if a key of the queue holds another
@@ -144,7 +150,7 @@ local function header(record)
   if not record then
     return nil
   end
-  local p, name, max = string.match(record, '^1|(%d)|([^|]+)|(%d+)|')
+  local p, name, max = string.match(record, '^%d|(%d)|([^|]+)|(%d+)|')
   return tonumber(p), name, tonumber(max)
 end
 
@@ -213,7 +219,7 @@ local function quarantine(id, reason, from, now, known_p)
   p = p or 3
   local name = (st and st[1]) or hn or '?'
   if not record then
-    redis.call('HSET', K .. ':jobs', id, '1|' .. p .. '|' .. name .. '|1||f0,0,n||' .. num(now) .. '|null')
+    redis.call('HSET', K .. ':jobs', id, '2|' .. p .. '|' .. name .. '|1||f0,0,n||0|' .. num(now) .. '|null')
   end
   local attempt = ((st and tonumber(st[3])) or 0) + 1
   push_error(id, attempt .. '|' .. num(now) .. '|job data damaged in Redis: ' .. reason)
@@ -234,6 +240,13 @@ local function to_waiting(id, name, score)
   return true
 end
 
+-- Whether a job of `name` can be added to its waiting set (none, or a
+-- sorted set).
+local function to_waiting_ok(name)
+  local t = redis.call('TYPE', K .. ':w:' .. name).ok
+  return t == 'none' or t == 'zset'
+end
+
 -- Removes a job and its keys; `state` is where it was counted.
 local function drop(id, state, p)
   if p == nil then
@@ -241,7 +254,7 @@ local function drop(id, state, p)
     p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
   end
   redis.call('HDEL', K .. ':jobs', id)
-  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
+  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
   delta(state, p, -1)
 end
 
@@ -330,7 +343,38 @@ local function info(id)
   if failed(errors) then
     errors = {}
   end
-  return {id, record, state, fields, errors}
+  local deferrals = redis.pcall('LRANGE', K .. ':df:' .. id, 0, -1)
+  if failed(deferrals) then
+    deferrals = {}
+  end
+  return {id, record, state, fields, errors, deferrals}
+end
+
+-- Stores a new job unless one with this id exists; returns whether it was
+-- made. `head` is the record up to the enqueued time; a generated id is
+-- taken from the sequence when `id` is empty. The waiting set was checked.
+local function new_job(id, name, p, delay, head, payload, now)
+  if id ~= '' and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
+    return id, 0
+  end
+  local seq = redis.call('INCR', K .. ':seq')
+  if id == '' then
+    id = num(seq)
+  else
+    -- A caller's id may name a job that was removed: its old keys go.
+    redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
+  end
+  redis.call('HSET', K .. ':jobs', id, head .. num(now) .. '|' .. payload)
+  if delay > 0 then
+    local due = num(now + delay)
+    redis.call('ZADD', K .. ':delayed', due, id)
+    redis.call('HSET', K .. ':j:' .. id, 'n', name, 'p', p, 'x', 'd', 'd', due)
+    delta('d', p, 1)
+  else
+    to_waiting(id, name, p * PRIO + seq)
+    delta('w', p, 1)
+  end
+  return id, 1
 end
 
 -- Up to `count` ids of jobs in `state` from `offset`: waiting and delayed
