@@ -108,6 +108,15 @@ macro_rules! __cases {
             promote_makes_a_delayed_job_due,
             throughput_counts_settled_jobs_per_minute,
             bulk_actions_go_in_steps,
+            each_tick_makes_one_job,
+            missed_ticks_are_skipped_or_caught_up,
+            schedules_ask_for_more_ticks,
+            schedules_are_upserted_listed_and_removed,
+            rate_limits_hold_across_workers,
+            handler_rate_limits_leave_other_handlers_alone,
+            deferrals_spend_no_attempt_and_are_bounded,
+            a_snoozing_handler_runs_again_uncounted,
+            an_open_breaker_defers_instead_of_failing,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
         }
@@ -136,6 +145,7 @@ macro_rules! __suite {
 mod admin;
 mod backend;
 pub mod faults;
+mod flow_control;
 mod support;
 mod worker;
 
@@ -146,6 +156,7 @@ pub use crate::faults::{
     cancellation_comes_before_the_abort, lost_fetch_replies_run_nothing_twice,
     more_jobs_than_asked_never_exceed_concurrency, release_is_retried_at_shutdown,
 };
+pub use crate::flow_control::*;
 pub use crate::support::{Probe, Typed};
 pub use crate::worker::*;
 

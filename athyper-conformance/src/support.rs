@@ -414,3 +414,37 @@ pub(crate) fn assert_each_once(entries: Vec<String>, labels: &[String]) {
     want.sort();
     assert_eq!(seen, want, "every job ran exactly once; runs: {entries:?}");
 }
+
+/// Snoozes its first run for 20 ms, then finishes.
+#[job(queue = "conformance", retry = "none")]
+pub(crate) async fn snoozy(ctx: JobContext, _n: u32) -> Result<(), String> {
+    let probe = probe(&ctx);
+    if probe.run_of(ctx.id()) == 1 {
+        probe.log(format!("snoozed {}", ctx.id()));
+        return Err(ctx.snooze(Duration::from_millis(20)).to_string());
+    }
+    probe.log(format!("ran {}", ctx.id()));
+    Ok(())
+}
+
+/// Calls a dependency behind a circuit breaker that is held open.
+#[job(queue = "conformance", retry = "fixed", backoff = "10ms", attempts = 3)]
+pub(crate) async fn guarded(_ctx: JobContext, _n: u32) -> Result<(), String> {
+    use std::sync::LazyLock;
+
+    use athyper::resilience::{CircuitBreaker, CircuitBreakerConfig};
+
+    static BREAKER: LazyLock<CircuitBreaker> = LazyLock::new(|| {
+        let breaker = CircuitBreaker::builder()
+            .name("conformance-breaker")
+            .config(CircuitBreakerConfig::default())
+            .build()
+            .unwrap();
+        breaker.force_open();
+        breaker
+    });
+    BREAKER
+        .call(|| async { Ok::<(), String>(()) })
+        .await
+        .map_err(|e| e.to_string())
+}

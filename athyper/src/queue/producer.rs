@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::Instrument;
@@ -12,8 +12,7 @@ use crate::queue::backend::{NewJob, Selection, SharedBackend};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
-use crate::queue::schedule::{Schedule, ScheduleEntry, TICKS_AHEAD};
-use crate::queue::time::to_millis;
+use crate::queue::schedule::{Schedule, ScheduleEntry};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
 use crate::trace;
 
@@ -266,19 +265,7 @@ impl Queue {
                 reason: "`@` separates a schedule's id from a tick's time in the ids of its jobs",
             });
         }
-        let now = to_millis(SystemTime::now());
-        let ticks = schedule.ticks_after(now, TICKS_AHEAD);
-        let mut entry = ScheduleEntry {
-            id: id.to_owned(),
-            grace: schedule.grace(&ticks),
-            job,
-            spec: schedule.spec(),
-            missed: schedule.missed_policy(),
-            ticks,
-            last_tick: None,
-        };
-        entry.job.id = None;
-        entry.job.delay = Duration::ZERO;
+        let entry = ScheduleEntry::new(id, job, schedule);
         self.backend.upsert_schedule(&self.name, &entry).await
     }
 

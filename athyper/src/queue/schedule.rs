@@ -256,6 +256,29 @@ pub struct ScheduleEntry {
 }
 
 impl ScheduleEntry {
+    /// The schedule `id` making `job` on `schedule`'s next ticks from now,
+    /// as [`Queue::schedule`](crate::queue::Queue::schedule) stores it.
+    pub fn new(
+        id: impl Into<String>,
+        job: crate::queue::backend::NewJob,
+        schedule: &Schedule,
+    ) -> Self {
+        let now = crate::queue::time::to_millis(std::time::SystemTime::now());
+        let ticks = schedule.ticks_after(now, TICKS_AHEAD);
+        let mut job = job;
+        job.id = None;
+        job.delay = Duration::ZERO;
+        ScheduleEntry {
+            id: id.into(),
+            grace: schedule.grace(&ticks),
+            job,
+            spec: schedule.spec(),
+            missed: schedule.missed_policy(),
+            ticks,
+            last_tick: None,
+        }
+    }
+
     /// The schedule, read back from [`spec`](Self::spec).
     pub fn schedule(&self) -> Result<Schedule, QueueError> {
         Schedule::from_spec(&self.spec, self.missed)
