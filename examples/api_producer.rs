@@ -63,7 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         subject: "your cart misses you (delayed 1 s)".into(),
     };
     let options = JobOptions::new().delay(Duration::from_secs(1));
-    ids.push(queue.add_with(&send_email, reminder, options).await?);
+    ids.push(
+        queue
+            .add_with(&send_email, reminder, options)
+            .await?
+            .into_id(),
+    );
 
     // Each checkout is a span: its trace id travels with the job through
     // Redis, and the worker's lines for the charge's first attempt carry it.
@@ -76,7 +81,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let id = queue
             .add(&charge_card, charge)
             .instrument(checkout.clone())
-            .await?;
+            .await?
+            .into_id();
         checkout.in_scope(|| tracing::info!(job_id = %id, "charge enqueued"));
         ids.push(id);
     }

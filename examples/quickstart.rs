@@ -130,7 +130,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         width: 256,
     });
     let bulk_ids = queue.add_bulk(&make_thumbnail, thumbs).await?;
-    let flaky = queue.add(&sync_stock, "SKU-1042".to_owned()).await?;
+    let flaky = queue
+        .add(&sync_stock, "SKU-1042".to_owned())
+        .await?
+        .into_id();
     println!(
         "queued while paused: {}  (bulk ids {:?})",
         queue.counts().await?,

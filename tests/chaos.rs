@@ -168,7 +168,7 @@ async fn producer(
                         .add_with(&work, seq, JobOptions::new().id(id.as_str()))
                         .await;
                     match added {
-                        Ok(id) => break produced.lock().unwrap().accepted.push(id),
+                        Ok(id) => break produced.lock().unwrap().accepted.push(id.into_id()),
                         Err(_) => {
                             produced.lock().unwrap().retried += 1;
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -178,7 +178,7 @@ async fn producer(
             }
             // Single adds without an id.
             1 => match queue.add(&work, seq).await {
-                Ok(id) => produced.lock().unwrap().accepted.push(id),
+                Ok(id) => produced.lock().unwrap().accepted.push(id.into_id()),
                 Err(_) => {
                     produced.lock().unwrap().unsure += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -205,7 +205,7 @@ async fn producer(
             _ => {
                 let options = JobOptions::new().priority(priorities[n as usize % 4]);
                 match queue.add_with(&work, seq, options).await {
-                    Ok(id) => produced.lock().unwrap().accepted.push(id),
+                    Ok(id) => produced.lock().unwrap().accepted.push(id.into_id()),
                     Err(_) => {
                         produced.lock().unwrap().unsure += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;

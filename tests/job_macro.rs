@@ -235,7 +235,8 @@ async fn a_queue_accepts_the_handle_and_its_payload() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     let job = queue.get(&id).await.unwrap().unwrap();
     assert_eq!(job.name, "send-email");
     assert_eq!(job.max_attempts, 7);

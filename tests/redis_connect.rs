@@ -79,7 +79,7 @@ async fn tls_with_the_servers_ca_works_and_without_it_is_refused() {
     let backend: SharedBackend = Arc::new(RedisBackend::connect(config).await.unwrap());
     let queue = Queue::new(backend.clone(), "edges").unwrap();
     let handle = worker(&backend);
-    let id = queue.add(&echo, "over tls".into()).await.unwrap();
+    let id = queue.add(&echo, "over tls".into()).await.unwrap().into_id();
     settle(&queue).await;
     handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!(
@@ -242,7 +242,8 @@ async fn the_runtime_uses_redis_when_the_url_is_set() {
     let ok = queue
         .add(&echo, "through the runtime".into())
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     settle(&queue).await;
     running.shutdown().await;
     assert!(

@@ -58,7 +58,7 @@ async fn assert_quarantined(queue: &Queue, id: &str, why: &str) {
 #[tokio::test]
 async fn a_delayed_id_without_a_record_fails_and_the_queue_flows() {
     let (server, backend, queue) = setup().await;
-    let good = queue.add(&note, "good".into()).await.unwrap();
+    let good = queue.add(&note, "good".into()).await.unwrap().into_id();
     cli(&server, &["zadd", &format!("{K}:delayed"), "0", "ghost"]);
     let taken = fetch(&backend, 10).await;
     assert_eq!(taken.len(), 1, "the fetch works past the bad entry");
@@ -76,7 +76,8 @@ async fn a_delayed_job_that_lost_its_state_is_promoted_from_its_record() {
             JobOptions::new().delay(Duration::from_millis(1)),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     cli(&server, &["del", &format!("{K}:j:{id}")]);
     let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
     let taken = loop {
@@ -96,7 +97,7 @@ async fn a_waiting_id_without_a_record_fails_visibly() {
     let (server, backend, queue) = setup().await;
     cli(&server, &["zadd", &format!("{K}:w:note"), "0", "orphan"]);
     cli(&server, &["sadd", &format!("{K}:names"), "note"]);
-    let good = queue.add(&note, "good".into()).await.unwrap();
+    let good = queue.add(&note, "good".into()).await.unwrap().into_id();
     let taken = fetch(&backend, 10).await;
     assert_eq!(taken.iter().map(|j| &j.id).collect::<Vec<_>>(), [&good]);
     assert_quarantined(&queue, "orphan", "its record is missing").await;
@@ -140,7 +141,7 @@ async fn a_running_job_that_lost_its_state_settles() {
 async fn a_marker_of_another_type_is_replaced() {
     let (server, backend, queue) = setup().await;
     cli(&server, &["set", &format!("{K}:marker"), "not a list"]);
-    let id = queue.add(&note, "x".into()).await.unwrap();
+    let id = queue.add(&note, "x".into()).await.unwrap().into_id();
     assert_eq!(cli(&server, &["hlen", &format!("{K}:jobs")]), "1");
     assert_eq!(cli(&server, &["type", &format!("{K}:marker")]), "list");
     assert_eq!(fetch(&backend, 1).await[0].id, id);
@@ -173,7 +174,7 @@ async fn a_waiting_set_of_another_type_stops_only_its_name() {
     let (server, backend, queue) = setup().await;
     cli(&server, &["set", &format!("{K}:w:broken"), "x"]);
     cli(&server, &["sadd", &format!("{K}:names"), "broken"]);
-    let good = queue.add(&note, "good".into()).await.unwrap();
+    let good = queue.add(&note, "good".into()).await.unwrap().into_id();
     let taken = fetch(&backend, 10).await;
     assert_eq!(taken.iter().map(|j| &j.id).collect::<Vec<_>>(), [&good]);
     assert_eq!(

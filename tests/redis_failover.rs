@@ -66,7 +66,12 @@ fn processing_resumes_after_the_queues_master_fails_over() {
                 let options = JobOptions::new().id(format!("f{n}"));
                 loop {
                     match queue.add_with(&tick, n, options.clone()).await {
-                        Ok(id) => break accepted.lock().unwrap().push((id, Instant::now())),
+                        Ok(id) => {
+                            break accepted
+                                .lock()
+                                .unwrap()
+                                .push((id.into_id(), Instant::now()));
+                        }
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                     }
                 }

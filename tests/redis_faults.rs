@@ -163,7 +163,7 @@ fn redis_killed_and_restarted_under_load_loses_no_accepted_job() {
         rt.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 match queue.add(&step, 5).await {
-                    Ok(id) => accepted.lock().unwrap().push(id),
+                    Ok(id) => accepted.lock().unwrap().push(id.into_id()),
                     Err(_) => *refused.lock().unwrap() += 1,
                 }
                 tokio::time::sleep(Duration::from_millis(3)).await;
@@ -428,7 +428,8 @@ async fn a_reply_lost_on_a_real_connection_runs_nothing_twice() {
     let id = queue
         .add_with(&counted, 1, JobOptions::new().id("lost-reply-job"))
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     wait_until("the job to complete", Duration::from_secs(30), async || {
         queue
             .get(&id)
@@ -438,7 +439,7 @@ async fn a_reply_lost_on_a_real_connection_runs_nothing_twice() {
             .is_some_and(|j| j.state == JobState::Completed)
     })
     .await;
-    let later = queue.add(&counted, 2).await.unwrap();
+    let later = queue.add(&counted, 2).await.unwrap().into_id();
     wait_until(
         "the next job to complete",
         Duration::from_secs(30),
@@ -472,7 +473,7 @@ async fn release_after_a_cut_connection_puts_jobs_back_at_once() {
     let direct = connect(server.url()).await;
     let queue = Queue::new(direct.clone(), "faults").unwrap();
     let worker = start_worker(&backend, keep_everything(2, Duration::from_secs(30)));
-    let id = queue.add(&step, 60_000).await.unwrap();
+    let id = queue.add(&step, 60_000).await.unwrap().into_id();
     wait_until("the job to start", Duration::from_secs(30), async || {
         queue
             .get(&id)

@@ -23,7 +23,7 @@ async fn a_taken_port_fails_the_start_before_any_worker_runs() {
         .build()
         .unwrap();
     let queue = runtime.queue("start").unwrap();
-    let id = queue.add(&greet, "ada".into()).await.unwrap();
+    let id = queue.add(&greet, "ada".into()).await.unwrap().into_id();
 
     let err = runtime.start().await.unwrap_err();
     let shown = format!("{err:?}");

@@ -40,7 +40,7 @@ pub async fn workers_are_listed_with_what_they_hold(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker_with(&backend, &probe, WorkerConfig::default().concurrency(3));
-    let id = q.add(&slow, 60_000).await.unwrap();
+    let id = q.add(&slow, 60_000).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     let give_up = tokio::time::Instant::now() + PATIENCE;
     let workers = loop {

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use athyper::prelude::*;
-use athyper::queue::backend::{FetchRequest, NewJob, Selection, SharedBackend};
+use athyper::queue::backend::{Added, FetchRequest, NewJob, Selection, SharedBackend};
 use athyper::queue::{Finished, JobState, KeepJobs, Retention};
 
 use crate::QUEUE;
@@ -72,15 +72,13 @@ pub async fn caller_ids_are_idempotent(backend: SharedBackend) {
     let mut second = job("record", "second");
     second.id = Some("order-1".into());
     let added = backend.add(QUEUE, vec![first]).await.unwrap();
-    assert!(added[0].created);
-    assert_eq!(added[0].id, "order-1");
+    assert_eq!(added, [Added::New("order-1".into())]);
     let again = backend.add(QUEUE, vec![second]).await.unwrap();
-    assert!(!again[0].created);
-    assert_eq!(again[0].id, "order-1");
+    assert_eq!(again, [Added::Duplicate("order-1".into())]);
     let counts = backend.counts(QUEUE).await.unwrap();
     assert_eq!(counts.waiting(), 1);
     assert_eq!(
-        &*get(&backend, &again[0].id).await.unwrap().payload,
+        &*get(&backend, again[0].id()).await.unwrap().payload,
         "first"
     );
 

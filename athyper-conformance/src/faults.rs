@@ -343,7 +343,7 @@ pub async fn release_is_retried_at_shutdown(backend: SharedBackend) {
     let q = queue(&shared);
     let probe = Probe::default();
     let worker = start_worker(&shared, &probe, 2);
-    let id = q.add(&slow, 60_000).await.unwrap();
+    let id = q.add(&slow, 60_000).await.unwrap().into_id();
     wait_for_state(&shared, &id, JobState::Active).await;
     faulty.plan(|p| p.fail_releases = 2);
     let report = worker.shutdown(Duration::from_millis(200)).await;
@@ -362,7 +362,7 @@ pub async fn a_cut_off_worker_stops_attempts_it_lost(backend: SharedBackend) {
         .concurrency(2)
         .lease(Duration::from_millis(200));
     let worker = start_worker_with(&shared, &probe, config);
-    let id = q.add(&cooperative, 1).await.unwrap();
+    let id = q.add(&cooperative, 1).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     // Its network goes: the lease runs out and another worker's check
     // takes the job, which runs there.
@@ -397,7 +397,7 @@ pub async fn a_panicking_loop_lets_its_lease_expire(backend: SharedBackend) {
         .concurrency(2)
         .lease(Duration::from_millis(200));
     let worker = start_worker_with(&shared, &probe, config);
-    let id = q.add(&slow, 60_000).await.unwrap();
+    let id = q.add(&slow, 60_000).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     faulty.plan(|p| p.panic_on_fetch = true);
     // The add wakes the loop, whose next fetch panics.
@@ -433,8 +433,8 @@ pub async fn cancellation_comes_before_the_abort(backend: SharedBackend) {
         .concurrency(2)
         .cancel_grace(Duration::from_millis(800));
     let worker = start_worker_with(&backend, &probe, config);
-    let tidy_id = q.add(&tidy, 1).await.unwrap();
-    let stubborn = q.add(&slow, 60_000).await.unwrap();
+    let tidy_id = q.add(&tidy, 1).await.unwrap().into_id();
+    let stubborn = q.add(&slow, 60_000).await.unwrap().into_id();
     wait_for_state(&backend, &tidy_id, JobState::Active).await;
     wait_for_state(&backend, &stubborn, JobState::Active).await;
     let mut report = worker.shutdown(Duration::from_secs(1)).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use athyper::prelude::*;
 use athyper::queue::backend::{Ack, FetchRequest, NewJob, SharedBackend};
-use athyper::queue::{JobInfo, JobState, Missed, RateLimit, Schedule, ScheduleEntry};
+use athyper::queue::{Added, JobInfo, JobState, Missed, RateLimit, Schedule, ScheduleEntry};
 
 use crate::QUEUE;
 use crate::support::*;
@@ -281,7 +281,7 @@ pub async fn a_snoozing_handler_runs_again_uncounted(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&snoozy, 1).await.unwrap();
+    let id = q.add(&snoozy, 1).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(info.attempts_made, 1, "the snoozed run spent no attempt");
@@ -300,7 +300,8 @@ pub async fn an_open_breaker_defers_instead_of_failing(backend: SharedBackend) {
     let id = q
         .add_with(&guarded, 1, JobOptions::new().max_deferrals(2))
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(info.deferrals.len(), 2, "two deferrals, then the bound");
@@ -320,4 +321,98 @@ pub async fn an_open_breaker_defers_instead_of_failing(backend: SharedBackend) {
             .unwrap()
             .starts_with("deferred more than 2 times")
     );
+}
+
+pub async fn unique_keys_block_duplicates_after_the_job_finished(backend: SharedBackend) {
+    let q = queue(&backend);
+    let hour = Duration::from_secs(3_600);
+    let once = || JobOptions::new().unique_for(hour);
+    let first = q.add_with(&record, "report".into(), once()).await.unwrap();
+    assert!(first.is_new());
+    let again = q.add_with(&record, "report".into(), once()).await.unwrap();
+    assert_eq!(again, Added::Duplicate(first.id().clone()));
+    let other = q.add_with(&record, "other".into(), once()).await.unwrap();
+    assert!(other.is_new(), "another payload is another key");
+    // Finished, the key still holds for its time to live.
+    let taken = fetch(&backend, "w", 10).await;
+    let acks: Vec<Ack> = taken.iter().map(|j| completed(&j.id)).collect();
+    ack(&backend, "w", &acks).await;
+    assert_eq!(
+        get(&backend, first.id()).await.unwrap().state,
+        JobState::Completed
+    );
+    let late = q.add_with(&record, "report".into(), once()).await.unwrap();
+    assert_eq!(late, Added::Duplicate(first.id().clone()));
+    // A key of the caller's, whatever the payload; within one bulk add too.
+    let keyed = || JobOptions::new().unique_for(hour).unique_key("invoice-7");
+    let mut bulk = q.bulk();
+    bulk.push_with(&record, "x".into(), keyed()).unwrap();
+    bulk.push_with(&record, "y".into(), keyed()).unwrap();
+    let each = bulk.submit_each().await.unwrap();
+    assert!(each[0].is_new());
+    assert_eq!(each[1], Added::Duplicate(each[0].id().clone()));
+    let err = q
+        .add_with(&record, "z".into(), JobOptions::new().unique_key("k"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a unique key needs a time to live"),
+        "{err}"
+    );
+    let counts = q.counts().await.unwrap();
+    assert_eq!(
+        (counts.completed(), counts.waiting()),
+        (2, 1),
+        "only new jobs were added"
+    );
+}
+
+pub async fn debounce_replaces_the_waiting_job(backend: SharedBackend) {
+    let q = queue(&backend);
+    let hour = Duration::from_secs(3_600);
+    let debounced = |delay: u64| {
+        JobOptions::new()
+            .debounce(hour)
+            .unique_key("profile-42")
+            .delay(Duration::from_secs(delay))
+    };
+    let first = q
+        .add_with(&record, "v1".into(), debounced(60))
+        .await
+        .unwrap();
+    let before = get(&backend, first.id()).await.unwrap().due_at;
+    let second = q
+        .add_with(&record, "v2".into(), debounced(120))
+        .await
+        .unwrap();
+    assert_eq!(second, Added::Replaced(first.id().clone()));
+    let info = get(&backend, first.id()).await.unwrap();
+    assert_eq!(info.state, JobState::Delayed);
+    assert_eq!(
+        info.payload::<String>().unwrap(),
+        "v2",
+        "the newest payload"
+    );
+    assert!(info.due_at > before, "and the newest delay");
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.delayed(), counts.waiting()), (1, 0));
+    // Without a delay it becomes due at once; once running, it is kept.
+    let now = q
+        .add_with(
+            &record,
+            "v3".into(),
+            JobOptions::new().debounce(hour).unique_key("profile-42"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(now, Added::Replaced(first.id().clone()));
+    let taken = fetch(&backend, "w", 10).await;
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].payload::<String>().unwrap(), "v3");
+    let running = q
+        .add_with(&record, "v4".into(), debounced(0))
+        .await
+        .unwrap();
+    assert_eq!(running, Added::Duplicate(first.id().clone()));
 }

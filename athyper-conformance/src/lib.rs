@@ -117,6 +117,8 @@ macro_rules! __cases {
             deferrals_spend_no_attempt_and_are_bounded,
             a_snoozing_handler_runs_again_uncounted,
             an_open_breaker_defers_instead_of_failing,
+            unique_keys_block_duplicates_after_the_job_finished,
+            debounce_replaces_the_waiting_job,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
         }

@@ -39,7 +39,7 @@ pub(crate) async fn add(backend: &SharedBackend, jobs: Vec<NewJob>) -> Vec<JobId
         .await
         .unwrap()
         .into_iter()
-        .map(|a| a.id)
+        .map(|a| a.into_id())
         .collect()
 }
 

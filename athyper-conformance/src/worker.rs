@@ -40,7 +40,7 @@ pub async fn worker_retries_with_backoff(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 4);
-    let id = q.add(&flaky, 2).await.unwrap();
+    let id = q.add(&flaky, 2).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(probe.entries(), ["attempt 1", "attempt 2", "attempt 3"]);
@@ -67,7 +67,7 @@ pub async fn worker_fails_after_the_last_attempt(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 4);
-    let id = q.add(&flaky, 10).await.unwrap();
+    let id = q.add(&flaky, 10).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(info.attempts_made, 3);
@@ -98,8 +98,9 @@ pub async fn undecodable_payload_fails_without_retry(backend: SharedBackend) {
             JobOptions::new().attempts(5),
         )
         .await
-        .unwrap();
-    let good = q.add(&typed, Typed { n: 7 }).await.unwrap();
+        .unwrap()
+        .into_id();
+    let good = q.add(&typed, Typed { n: 7 }).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     wait_for_state(&backend, &good, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
@@ -132,7 +133,8 @@ pub async fn unknown_job_fails_without_retry(backend: SharedBackend) {
     let id = q
         .add_raw("no_such_job", &1, JobOptions::new().attempts(5))
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(info.attempts_made, 1);
@@ -185,7 +187,7 @@ pub async fn timeout_cancels_the_attempt(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&sleepy, 60_000).await.unwrap();
+    let id = q.add(&sleepy, 60_000).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     assert_eq!(info.failed_reason(), Some("timed out after 100ms"));
     eventually("the cancellation token to fire", || async {
@@ -199,8 +201,12 @@ pub async fn panic_fails_the_attempt(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&panicky, "kaboom".into()).await.unwrap();
-    let after = q.add(&record, "still running".into()).await.unwrap();
+    let id = q.add(&panicky, "kaboom".into()).await.unwrap().into_id();
+    let after = q
+        .add(&record, "still running".into())
+        .await
+        .unwrap()
+        .into_id();
     let info = wait_for_state(&backend, &id, JobState::Failed).await;
     wait_for_state(&backend, &after, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
@@ -220,7 +226,8 @@ pub async fn worker_runs_delayed_job_when_due(backend: SharedBackend) {
             JobOptions::new().delay(Duration::from_millis(300)),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_id();
     let info = wait_for_state(&backend, &id, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
     assert!(info.started_at.unwrap() >= info.due_at);
@@ -232,7 +239,7 @@ pub async fn drain_lets_running_jobs_finish(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&slow, 300).await.unwrap();
+    let id = q.add(&slow, 300).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     let report = worker.shutdown(PATIENCE).await;
     assert_eq!(report.finished, 1);
@@ -244,7 +251,7 @@ pub async fn drain_lets_running_jobs_finish(backend: SharedBackend) {
     );
 
     // A drained worker takes nothing new.
-    let later = q.add(&record, "after".into()).await.unwrap();
+    let later = q.add(&record, "after".into()).await.unwrap().into_id();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         get(&backend, &later).await.unwrap().state,
@@ -256,7 +263,7 @@ pub async fn drain_deadline_puts_jobs_back(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&slow, 60_000).await.unwrap();
+    let id = q.add(&slow, 60_000).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     let report = worker.shutdown(Duration::from_millis(200)).await;
     assert_eq!(report.released, std::slice::from_ref(&id));
@@ -279,7 +286,7 @@ pub async fn shutdown_interruption_spends_no_attempt(backend: SharedBackend) {
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
     // Its only attempt: failing it would fail the job for good.
-    let id = q.add(&cooperative, 1).await.unwrap();
+    let id = q.add(&cooperative, 1).await.unwrap().into_id();
     wait_for_state(&backend, &id, JobState::Active).await;
     let report = worker.shutdown(Duration::from_millis(200)).await;
     assert_eq!(report.released, std::slice::from_ref(&id));
@@ -301,7 +308,7 @@ pub async fn handlers_reach_shared_data(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();
     let worker = start_worker(&backend, &probe, 2);
-    let id = q.add(&typed, Typed { n: 3 }).await.unwrap();
+    let id = q.add(&typed, Typed { n: 3 }).await.unwrap().into_id();
     let info = wait_for_state(&backend, &id, JobState::Completed).await;
     worker.shutdown(PATIENCE).await;
     assert_eq!(probe.entries(), ["typed 3"]);

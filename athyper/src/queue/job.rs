@@ -242,6 +242,14 @@ pub struct JobOptions {
     start: Option<Start>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_deferrals: Option<u32>,
+    pub(crate) unique: Option<UniqueOptions>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct UniqueOptions {
+    pub(crate) key: Option<String>,
+    pub(crate) ttl: Duration,
+    pub(crate) debounce: bool,
 }
 
 impl JobOptions {
@@ -291,6 +299,53 @@ impl JobOptions {
     #[must_use]
     pub fn run_at(mut self, at: SystemTime) -> Self {
         self.start = Some(Start::At(at));
+        self
+    }
+
+    /// Adds nothing while another job with the same unique key was added
+    /// less than `ttl` ago, even if that job has finished (Sidekiq
+    /// Enterprise's `unique_for`, BullMQ's deduplication with a ttl): the
+    /// add says [`Added::Duplicate`](crate::queue::Added::Duplicate) with
+    /// the first job's id. The key is the handler's name and a hash of the
+    /// payload, or [`unique_key`](Self::unique_key).
+    #[must_use]
+    pub fn unique_for(mut self, ttl: Duration) -> Self {
+        let key = self.unique.take().and_then(|u| u.key);
+        self.unique = Some(UniqueOptions {
+            key,
+            ttl,
+            debounce: false,
+        });
+        self
+    }
+
+    /// Like [`unique_for`](Self::unique_for), but a later add with the key,
+    /// while the first job still waits, replaces that job's payload and
+    /// delay ([`Added::Replaced`](crate::queue::Added::Replaced)) and starts
+    /// the `ttl` again: the last of a burst of adds runs, once.
+    #[must_use]
+    pub fn debounce(mut self, ttl: Duration) -> Self {
+        let key = self.unique.take().and_then(|u| u.key);
+        self.unique = Some(UniqueOptions {
+            key,
+            ttl,
+            debounce: true,
+        });
+        self
+    }
+
+    /// The unique key for [`unique_for`](Self::unique_for) or
+    /// [`debounce`](Self::debounce), in place of the payload's hash: jobs
+    /// of one handler with the same key are one job.
+    #[must_use]
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        let mut unique = self.unique.take().unwrap_or(UniqueOptions {
+            key: None,
+            ttl: Duration::ZERO,
+            debounce: false,
+        });
+        unique.key = Some(key.into());
+        self.unique = Some(unique);
         self
     }
 

@@ -22,7 +22,7 @@ pub mod schedule;
 pub(crate) mod time;
 mod worker;
 
-pub use self::backend::{Backend, MemoryBackend, SharedBackend};
+pub use self::backend::{Added, Backend, MemoryBackend, SharedBackend};
 pub use self::context::{Deferred, Extensions, JobContext, MissingData};
 pub use self::error::{Chain, JobFailure, QueueError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};

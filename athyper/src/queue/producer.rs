@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::queue::QueueError;
-use crate::queue::backend::{NewJob, Selection, SharedBackend};
+use crate::queue::backend::{Added, NewJob, Selection, SharedBackend, Unique};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
@@ -102,7 +102,11 @@ impl Queue {
     }
 
     /// Adds one job for handler `job` with its default options.
-    pub async fn add<J: Job>(&self, job: &J, payload: J::Payload) -> Result<JobId, QueueError> {
+    ///
+    /// Says what happened: a new job, a duplicate of one with the same id or
+    /// unique key, or a debounced replacement. [`Added`] derefs to the job's
+    /// id.
+    pub async fn add<J: Job>(&self, job: &J, payload: J::Payload) -> Result<Added, QueueError> {
         self.add_with(job, payload, JobOptions::new()).await
     }
 
@@ -112,7 +116,7 @@ impl Queue {
         job: &J,
         payload: J::Payload,
         options: JobOptions,
-    ) -> Result<JobId, QueueError> {
+    ) -> Result<Added, QueueError> {
         let new = self.prepare_typed(job.descriptor(), &payload, &options)?;
         self.submit_one(new).await
     }
@@ -148,7 +152,7 @@ impl Queue {
         name: &str,
         payload: &impl Serialize,
         options: JobOptions,
-    ) -> Result<JobId, QueueError> {
+    ) -> Result<Added, QueueError> {
         validate_job_name(name)?;
         let json = self.encode(name, payload)?;
         let new = resolve(name, json, &JobDefaults::DEFAULT, &options)?;
@@ -337,13 +341,14 @@ impl Queue {
         Ok(json.into())
     }
 
-    async fn submit_one(&self, job: NewJob) -> Result<JobId, QueueError> {
-        let mut ids = self.submit(vec![job]).await?;
-        ids.pop()
+    async fn submit_one(&self, job: NewJob) -> Result<Added, QueueError> {
+        let mut added = self.submit(vec![job]).await?;
+        added
+            .pop()
             .ok_or_else(|| QueueError::backend("the backend answered an add with no id"))
     }
 
-    async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<JobId>, QueueError> {
+    async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Added>, QueueError> {
         let span = trace::producer_span(&self.name, jobs.len());
         // Every job of one add carries the context of that add's span.
         let trace = span.in_scope(trace::capture);
@@ -371,17 +376,17 @@ impl Queue {
                 added.len()
             )));
         }
-        trace::record_published(&span, added.iter().map(|a| a.id.as_str()));
+        trace::record_published(&span, added.iter().map(|a| a.id().as_str()));
         let mut rest = &added[..];
         for (name, len) in &runs {
             let (run, tail) = rest.split_at(*len);
             rest = tail;
-            let created = run.iter().filter(|a| a.created).count();
+            let created = run.iter().filter(|a| a.is_new()).count();
             if created > 0 {
                 self.events.enqueued(&self.name, name, created);
             }
         }
-        Ok(added.into_iter().map(|a| a.id).collect())
+        Ok(added)
     }
 }
 
@@ -424,6 +429,17 @@ impl Bulk<'_> {
 
     /// Adds the whole batch; the ids come back in push order.
     pub async fn submit(self) -> Result<Vec<JobId>, QueueError> {
+        Ok(self
+            .submit_each()
+            .await?
+            .into_iter()
+            .map(Added::into_id)
+            .collect())
+    }
+
+    /// Adds the whole batch and says, job by job in push order, what
+    /// happened (new, duplicate or replaced).
+    pub async fn submit_each(self) -> Result<Vec<Added>, QueueError> {
         if self.jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -447,6 +463,15 @@ fn resolve(
             reason: format!("job `{name}`: attempts must be at least 1"),
         });
     }
+    if let Some(unique) = &options.unique
+        && unique.ttl.is_zero()
+    {
+        return Err(QueueError::InvalidOptions {
+            reason: format!(
+                "job `{name}`: a unique key needs a time to live; add `.unique_for(ttl)` or `.debounce(ttl)`"
+            ),
+        });
+    }
     let timeout = options.timeout.or(defaults.timeout);
     if timeout == Some(Duration::ZERO) {
         return Err(QueueError::InvalidOptions {
@@ -456,7 +481,6 @@ fn resolve(
     Ok(NewJob {
         id: options.id.clone(),
         name: name.to_owned(),
-        payload,
         priority: options.priority.unwrap_or(defaults.priority),
         max_attempts,
         backoff: options.backoff.unwrap_or(defaults.backoff),
@@ -464,5 +488,15 @@ fn resolve(
         delay: options.delay_from_now(),
         trace: JobTrace::default(),
         max_deferrals: options.max_deferrals.unwrap_or(defaults.max_deferrals),
+        unique: options.unique.as_ref().map(|u| {
+            let key = u.key.clone().unwrap_or_else(|| {
+                format!(
+                    "{name}:{}",
+                    sha1_smol::Sha1::from(payload.as_bytes()).hexdigest()
+                )
+            });
+            Unique::new(key, u.ttl, u.debounce)
+        }),
+        payload,
     })
 }

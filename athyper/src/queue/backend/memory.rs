@@ -135,6 +135,8 @@ struct QueueState {
     rate_windows: HashMap<String, (u64, u32)>,
     /// Schedules by id.
     schedules: BTreeMap<String, ScheduleEntry>,
+    /// Unique keys: the job holding each, and when the key expires (ms).
+    uniques: HashMap<String, (JobId, u64)>,
     counts: JobCounts,
     paused: bool,
     seq: u64,
@@ -148,11 +150,33 @@ impl QueueState {
     }
 
     fn add(&mut self, now: u64, mut job: NewJob) -> Added {
+        if let Some(unique) = job.unique.clone() {
+            let holder = self
+                .uniques
+                .get(&unique.key)
+                .filter(|(_, expires)| *expires > now)
+                .map(|(id, _)| id.clone());
+            if let Some(holder) = holder {
+                let pending = self.jobs.get(&holder).is_some_and(|rec| {
+                    matches!(rec.info.state, JobState::Waiting | JobState::Delayed)
+                });
+                if unique.debounce && pending {
+                    self.replace(now, &holder, job);
+                    self.uniques.insert(
+                        unique.key,
+                        (holder.clone(), now + duration_millis(unique.ttl)),
+                    );
+                    return Added::Replaced(holder);
+                }
+                return Added::Duplicate(holder);
+            }
+        }
+        let unique = job.unique.take();
         let id = match job.id.take() {
             Some(id) => {
                 let id = JobId::from(id);
                 if self.jobs.contains_key(&id) {
-                    return Added { id, created: false };
+                    return Added::Duplicate(id);
                 }
                 id
             }
@@ -180,7 +204,32 @@ impl QueueState {
         } else {
             self.enter_waiting(&id);
         }
-        Added { id, created: true }
+        if let Some(unique) = unique {
+            self.uniques
+                .insert(unique.key, (id.clone(), now + duration_millis(unique.ttl)));
+            // Expired keys go as new ones come, so the map stays bounded.
+            if self.uniques.len() > 1_024 {
+                self.uniques.retain(|_, (_, expires)| *expires > now);
+            }
+        }
+        Added::New(id)
+    }
+
+    /// A debounced add: the waiting or delayed job `id` takes `job`'s
+    /// payload and delay, and joins the back of its priority.
+    fn replace(&mut self, now: u64, id: &JobId, job: NewJob) {
+        self.detach(id);
+        let due = now.saturating_add(duration_millis(job.delay));
+        let seq = self.next_seq();
+        let rec = self.jobs.get_mut(id).expect("a pending job exists");
+        rec.info.payload = job.payload;
+        rec.seq = seq;
+        if due > now {
+            self.enter_delayed(id, due);
+        } else {
+            self.jobs.get_mut(id).expect("still there").info.due_at = from_millis(now);
+            self.enter_waiting(id);
+        }
     }
 
     /// Puts a job that is in no set into waiting, at its current seq.
@@ -657,7 +706,7 @@ impl QueueState {
                 let mut job = template.clone();
                 job.id = Some(tick_job_id(&id, tick));
                 job.delay = Duration::ZERO;
-                made |= self.add(now, job).created;
+                made |= self.add(now, job).is_new();
             }
         }
         // Schedules with no ticks at all (a refill was lost) ask again.

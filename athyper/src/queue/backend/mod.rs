@@ -16,7 +16,11 @@
 //!   fetch after it falls due; a job put back by
 //!   [`release`](Backend::release) or stalled recovery keeps its place.
 //! - **Idempotent ids**: adding a job whose caller-given id exists returns
-//!   the existing id with `created: false` and changes nothing.
+//!   [`Added::Duplicate`] with the existing id and changes nothing.
+//! - **Unique keys** block other adds with the same key for their time to
+//!   live, even after the job finished ([`Added::Duplicate`]); a debounced
+//!   key replaces the waiting or delayed job's payload and delay instead
+//!   ([`Added::Replaced`]).
 //! - **Leases**: jobs handed to a worker belong to that worker's lease,
 //!   which [`fetch`](Backend::fetch) and [`heartbeat`](Backend::heartbeat)
 //!   renew. [`recover_stalled`](Backend::recover_stalled) puts back the jobs
@@ -92,6 +96,35 @@ pub struct NewJob {
     /// The most times an attempt may be given back uncounted (snoozed,
     /// throttled, deferred for an open circuit breaker).
     pub max_deferrals: u32,
+    /// A key that blocks (or debounces) other adds with the same key for a
+    /// while, even after this job finished.
+    pub unique: Option<Unique>,
+}
+
+/// A job's unique key ([`JobOptions::unique_for`](crate::queue::JobOptions::unique_for),
+/// [`debounce`](crate::queue::JobOptions::debounce)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unique {
+    /// The key: the caller's, or `<job name>:<SHA-1 of the payload>`.
+    pub key: String,
+    /// How long the key blocks other adds, from this add.
+    pub ttl: Duration,
+    /// Whether a later add with the key replaces the waiting job's payload
+    /// and delay (and starts the time to live again) rather than being
+    /// refused.
+    pub debounce: bool,
+}
+
+impl Unique {
+    /// A key blocking other adds for `ttl`.
+    pub fn new(key: impl Into<String>, ttl: Duration, debounce: bool) -> Unique {
+        Unique {
+            key: key.into(),
+            ttl,
+            debounce,
+        }
+    }
 }
 
 /// The deferrals a job has by default: enough for a dependency that is
@@ -112,6 +145,7 @@ impl NewJob {
             delay: Duration::ZERO,
             trace: JobTrace::default(),
             max_deferrals: DEFAULT_MAX_DEFERRALS,
+            unique: None,
         }
     }
 
@@ -149,14 +183,71 @@ impl NewJob {
     }
 }
 
-/// The outcome of adding one job.
-
+/// What adding one job did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Added {
+#[non_exhaustive]
+pub enum Added {
+    /// A new job.
+    New(JobId),
+    /// Nothing: a job with this caller-given id, or this unique key within
+    /// its time to live, exists; here is its id.
+    Duplicate(JobId),
+    /// A debounced add replaced the waiting job's payload and delay.
+    Replaced(JobId),
+}
+
+impl Added {
     /// The job's id.
-    pub id: JobId,
-    /// `false` when a job with this caller-given id already existed.
-    pub created: bool,
+    pub fn id(&self) -> &JobId {
+        match self {
+            Added::New(id) | Added::Duplicate(id) | Added::Replaced(id) => id,
+        }
+    }
+
+    /// The job's id, taken.
+    pub fn into_id(self) -> JobId {
+        match self {
+            Added::New(id) | Added::Duplicate(id) | Added::Replaced(id) => id,
+        }
+    }
+
+    /// Whether a new job was made.
+    pub fn is_new(&self) -> bool {
+        matches!(self, Added::New(_))
+    }
+}
+
+/// An add's outcome stands for the job's id where an id is wanted.
+impl std::ops::Deref for Added {
+    type Target = JobId;
+
+    fn deref(&self) -> &JobId {
+        self.id()
+    }
+}
+
+impl fmt::Display for Added {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.id(), f)
+    }
+}
+
+impl From<Added> for JobId {
+    fn from(added: Added) -> JobId {
+        added.into_id()
+    }
+}
+
+impl PartialEq<JobId> for Added {
+    fn eq(&self, other: &JobId) -> bool {
+        self.id() == other
+    }
+}
+
+impl PartialEq<&str> for Added {
+    fn eq(&self, other: &&str) -> bool {
+        self.id() == other
+    }
 }
 
 /// The result of one attempt, reported back to the backend.

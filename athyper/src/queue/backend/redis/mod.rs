@@ -848,16 +848,25 @@ impl RedisBackend {
                 .arg(duration_millis(job.delay))
                 .arg(codec::head(job))
                 .arg(&*job.payload);
+            match &job.unique {
+                Some(unique) => call
+                    .arg(&unique.key)
+                    .arg(duration_millis(unique.ttl).max(1))
+                    .arg(if unique.debounce { "d" } else { "b" }),
+                None => call.arg("").arg(0).arg(""),
+            };
         }
         // With a caller's id on every job, sending the add again is safe: a
         // job that was stored the first time is found and not added twice.
-        let repeatable = jobs.iter().all(|j| j.id.is_some());
+        // (Sent again, the add says `Duplicate` for the job it stored.)
+        let repeatable = jobs.iter().all(|j| j.id.is_some() && j.unique.is_none());
         let reply: Vec<(String, i64)> = self.run("add", &call, repeatable).await?;
         Ok(reply
             .into_iter()
-            .map(|(id, created)| Added {
-                id: JobId::from(id),
-                created: created == 1,
+            .map(|(id, outcome)| match outcome {
+                1 => Added::New(JobId::from(id)),
+                2 => Added::Replaced(JobId::from(id)),
+                _ => Added::Duplicate(JobId::from(id)),
             })
             .collect())
     }
