@@ -51,10 +51,12 @@ struct App {
 pub fn router(admin: Admin, config: DashboardConfig) -> Router {
     let base = config.base_path.trim_end_matches('/').to_owned();
     let app = App { admin, config };
-    let root = if base.is_empty() { "/".to_owned() } else { base };
-    Router::new()
-        .route(&root, get(overview))
-        .with_state(app)
+    let root = if base.is_empty() {
+        "/".to_owned()
+    } else {
+        base
+    };
+    Router::new().route(&root, get(overview)).with_state(app)
 }
 
 fn escape(text: &str) -> String {
