@@ -14,17 +14,20 @@ Examples:
   ATHYPER_REDIS_URL=redis://:secret@10.0.0.5:6379 athyper watch
 
 Environment:
-  ATHYPER_REDIS_URL              Redis URL (or --redis-url); several comma-separated URLs mean a cluster
-  ATHYPER_REDIS_PREFIX           key prefix (or --prefix)
-  ATHYPER_REDIS_CLUSTER          `true` for a cluster reached through one URL
-  ATHYPER_REDIS_CA_CERT          PEM file of the CA of a rediss:// server
-  ATHYPER_REDIS_TIMEOUT          how long one Redis operation may take (default 2s)
-  ATHYPER_REDIS_CONNECT_TIMEOUT  how long one connection attempt may take (default 1s)
-  NO_COLOR                       no colour when set to anything but the empty string
+  ATHYPER_REDIS_URL, ATHYPER_REDIS_PREFIX
+      as --redis-url and --prefix; several comma-separated URLs mean a cluster
+  ATHYPER_REDIS_CLUSTER=true
+      a cluster reached through one URL
+  ATHYPER_REDIS_CA_CERT=FILE
+      the PEM file of the CA that signed a rediss:// server's certificate
+  ATHYPER_REDIS_TIMEOUT, ATHYPER_REDIS_CONNECT_TIMEOUT
+      how long an operation, a connection attempt may take (default 2s, 1s)
+  NO_COLOR
+      no colour, when set and not empty
 
 Exit codes:
   0  success
-  1  failure: Redis unreachable or failing, or some named job could not be acted on
+  1  failure: Redis unreachable or failing, or a named job could not be acted on
   2  usage error: bad arguments, options or environment
   3  the queue, or a named job, does not exist";
 
@@ -124,6 +127,7 @@ pub struct Cli {
 
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Redis to use: redis://[:PASSWORD@]HOST:PORT[/DB], rediss:// for TLS,
     /// several comma-separated URLs for a cluster [default:
@@ -142,6 +146,7 @@ pub struct Global {
         long,
         global = true,
         env = "ATHYPER_REDIS_PREFIX",
+        hide_env_values = true,
         value_name = "PREFIX"
     )]
     pub prefix: Option<String>,
