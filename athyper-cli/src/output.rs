@@ -146,17 +146,33 @@ pub const WARNING: Style = Style::new()
     .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)))
     .bold();
 
-/// The colour of a state, the same in every table.
-pub fn state_colour(state: &str) -> Option<Color> {
-    match state {
-        "waiting" => Some(Color::Blue),
-        "delayed" => Some(Color::Yellow),
-        "active" => Some(Color::Cyan),
-        "completed" => Some(Color::Green),
-        "failed" => Some(Color::Red),
-        "paused" => Some(Color::Magenta),
-        _ => None,
-    }
+/// The colour of each state (and of a paused queue), the same in tables
+/// and in text.
+const STATE_COLOURS: [(&str, AnsiColor, Color); 6] = [
+    ("waiting", AnsiColor::Blue, Color::DarkBlue),
+    ("delayed", AnsiColor::Yellow, Color::DarkYellow),
+    ("active", AnsiColor::Cyan, Color::DarkCyan),
+    ("completed", AnsiColor::Green, Color::DarkGreen),
+    ("failed", AnsiColor::Red, Color::DarkRed),
+    ("paused", AnsiColor::Magenta, Color::DarkMagenta),
+];
+
+/// The colour of `state` in a table.
+fn state_colour(state: &str) -> Option<Color> {
+    STATE_COLOURS
+        .iter()
+        .find(|(name, _, _)| *name == state)
+        .map(|(_, _, colour)| *colour)
+}
+
+/// The style of `state` in text.
+pub fn state_style(state: &str) -> Style {
+    STATE_COLOURS
+        .iter()
+        .find(|(name, _, _)| *name == state)
+        .map_or_else(Style::new, |(_, colour, _)| {
+            Style::new().fg_color(Some((*colour).into()))
+        })
 }
 
 /// Rows of text, aligned in columns without borders, so that `grep` and
@@ -199,7 +215,7 @@ pub struct Text {
 }
 
 impl Text {
-    /// In the colour of `state` when it is non-zero or `always`.
+    /// In the colour of `state` when `lit`, dimmed otherwise.
     pub fn state(text: impl ToString, state: &str, lit: bool) -> Text {
         Text {
             text: text.to_string(),

@@ -10,12 +10,11 @@ use support::*;
 #[tokio::test]
 async fn dashboard_answers_on_the_address_it_prints_and_stops_on_ctrl_c() {
     let f = Fixture::new().await;
-    let mut command = std::process::Command::new(BIN);
+    let mut command = command();
     command
         .args(["dashboard", "--bind", "127.0.0.1:0"])
         .env("ATHYPER_REDIS_URL", server().url())
-        .env("ATHYPER_REDIS_PREFIX", &f.prefix)
-        .env_remove("NO_COLOR");
+        .env("ATHYPER_REDIS_PREFIX", &f.prefix);
     let mut proc = Proc::spawn("athyper dashboard", command);
     let line = proc.wait_for("the address", PATIENCE, |l| l.starts_with("dashboard on "));
     let url = line

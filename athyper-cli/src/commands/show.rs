@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::cli::JobsArgs;
 use crate::error::CliError;
-use crate::output::{BOLD, DIM, RED, Text, clip, count, relative, short, timestamp};
+use crate::output::{BOLD, DIM, RED, Text, clip, count, relative, short, state_style, timestamp};
 
 const COUNT_COLUMNS: [&str; 5] = ["WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED"];
 
@@ -194,10 +194,7 @@ fn job_detail(ctx: &Ctx, job: &JobInfo, view: &JobView) -> String {
         Some(t) => format!("{}  ({})", timestamp(t), relative(t, now)),
         None => out.paint("-", DIM),
     };
-    let state = match crate::output::state_colour(&view.state) {
-        Some(_) if out.colour => out.paint(&view.state, state_style(&view.state)),
-        _ => view.state.clone(),
-    };
+    let state = out.paint(&view.state, state_style(&view.state));
     let mut fields: Vec<(&str, String)> = vec![
         ("queue", view.queue.clone()),
         ("name", view.name.clone()),
@@ -260,19 +257,6 @@ fn job_detail(ctx: &Ctx, job: &JobInfo, view: &JobView) -> String {
         }
     }
     text
-}
-
-fn state_style(state: &str) -> anstyle::Style {
-    use anstyle::AnsiColor::*;
-    let colour = match state {
-        "waiting" => Blue,
-        "delayed" => Yellow,
-        "active" => Cyan,
-        "completed" => Green,
-        "failed" => Red,
-        _ => return anstyle::Style::new(),
-    };
-    anstyle::Style::new().fg_color(Some(colour.into()))
 }
 
 /// How many of a worker's jobs the table lists; `--json` has them all.

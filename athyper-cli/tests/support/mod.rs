@@ -213,6 +213,18 @@ impl Ran {
     }
 }
 
+/// The `athyper` binary, with no `ATHYPER_*` or colour settings from this
+/// process's environment.
+pub fn command() -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ATHYPER_") || name == "NO_COLOR" || name == "CLICOLOR_FORCE" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Runs `athyper ARGS` with `env` (and no other `ATHYPER_*` or colour
 /// settings from this process), off the async runtime, killing it after
 /// [`PATIENCE`]. Whatever it did, it must not have panicked.
@@ -223,13 +235,7 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let output = tokio::task::spawn_blocking(move || {
-        let mut command = assert_cmd::Command::new(BIN);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("ATHYPER_") || name == "NO_COLOR" || name == "CLICOLOR_FORCE" {
-                command.env_remove(name);
-            }
-        }
-        command
+        assert_cmd::Command::from_std(command())
             .args(&args)
             .envs(env)
             .timeout(PATIENCE)
