@@ -116,7 +116,11 @@ impl Fixture {
             .add_bulk(&send_email, ["dan", "eve"].map(String::from))
             .await
             .unwrap();
-        let digest = emails.add(&send_digest, "monday".into()).await.unwrap();
+        let digest = emails
+            .add(&send_digest, "monday".into())
+            .await
+            .unwrap()
+            .into_id();
         let delayed = emails
             .add_with(
                 &send_email,
@@ -127,12 +131,14 @@ impl Fixture {
                     .delay(Duration::from_secs(3600)),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .into_id();
         let report = Queue::new(backend.clone(), "reports")
             .unwrap()
             .add(&build_report, 7)
             .await
-            .unwrap();
+            .unwrap()
+            .into_id();
         Fixture {
             prefix,
             backend,
