@@ -107,6 +107,14 @@ Examples:
   athyper workers emails
   athyper workers emails --json | jq '.[].running | length'";
 
+const SCHEDULES_HELP: &str = "\
+Examples:
+  athyper schedules reports
+  athyper schedules reports --json | jq -r '.[] | \"\\(.id) \\(.next_at)\"'
+
+A schedule lives in Redis until removed: a handler whose `#[job(cron = ...)]`
+was deleted leaves its schedule behind, listed here.";
+
 const DASHBOARD_HELP: &str = "\
 Examples:
   athyper dashboard
@@ -271,6 +279,13 @@ pub enum Command {
     /// A queue's workers, with their leases and running jobs
     #[command(after_help = WORKERS_HELP)]
     Workers {
+        /// The queue
+        queue: String,
+    },
+
+    /// A queue's recurring jobs, with their next and last ticks
+    #[command(after_help = SCHEDULES_HELP)]
+    Schedules {
         /// The queue
         queue: String,
     },

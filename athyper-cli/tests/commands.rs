@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use athyper::admin::STEP;
-use athyper::queue::{JobId, JobState, Queue};
+use athyper::queue::{JobId, JobState, Queue, Schedule};
 use serde_json::Value;
 
 use support::*;
@@ -579,4 +579,43 @@ async fn bulk_actions_go_in_steps_and_stay_silent_in_pipes() {
     );
     assert_eq!(ran.stderr, "");
     assert_eq!(admin.counts("bulk").await.unwrap().waiting(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_lists_recurring_jobs() {
+    let f = Fixture::new().await;
+    let reports = Queue::new(f.backend.clone(), "reports").unwrap();
+    let cron = Schedule::cron("0 9 * * 1-5")
+        .unwrap()
+        .in_tz("Europe/Berlin")
+        .unwrap();
+    reports
+        .schedule("weekday-report", &build_report, cron, 3)
+        .await
+        .unwrap();
+    let json = f
+        .run(&["schedules", "reports", "--json"])
+        .await
+        .expect(0)
+        .json();
+    let schedules = json.as_array().expect("an array of schedules");
+    assert_eq!(schedules.len(), 1);
+    let s = &schedules[0];
+    assert_eq!(s["id"], "weekday-report");
+    assert_eq!(s["name"], "build_report");
+    assert_eq!(s["schedule"], "cron 0 9 * * 1-5 Europe/Berlin");
+    assert_eq!(s["missed"], "skip");
+    assert_eq!(s["payload"], 3);
+    assert!(
+        s["next_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{s}"
+    );
+    assert!(s["last_at"].is_null());
+
+    let table = f.run(&["schedules", "reports"]).await.expect(0).stdout;
+    assert!(table.contains("weekday-report"), "{table}");
+    assert!(table.contains("cron 0 9 * * 1-5 Europe/Berlin"), "{table}");
+    let none = f.run(&["schedules", "emails"]).await.expect(0).stdout;
+    assert_eq!(none.trim(), "no schedules on queue `emails`");
+    f.run(&["schedules", "nowhere"]).await.expect(3);
 }

@@ -49,6 +49,7 @@ pub async fn run(cli: Cli, out: Output) -> Result<(), CliError> {
         Command::Jobs(args) => show::jobs(&ctx, args).await,
         Command::Job { queue, id } => show::job(&ctx, &queue, &id.into()).await,
         Command::Workers { queue } => show::workers(&ctx, &queue).await,
+        Command::Schedules { queue } => show::schedules(&ctx, &queue).await,
         Command::Retry {
             queue,
             ids,

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use athyper::admin::{JobQuery, JobView, QueueView, WorkerView};
+use athyper::admin::{JobQuery, JobView, QueueView, ScheduleView, WorkerView};
 use athyper::queue::{JobId, JobInfo, JobState};
 use serde::Serialize;
 
@@ -320,4 +320,41 @@ pub async fn workers(ctx: &Ctx, queue: &str) -> Result<(), CliError> {
         ]);
     }
     ctx.out.print(&table.render())
+}
+
+pub async fn schedules(ctx: &Ctx, queue: &str) -> Result<(), CliError> {
+    ctx.expect_queue(queue).await?;
+    let entries = ctx.admin.schedules(queue).await.map_err(|e| ctx.fail(e))?;
+    if ctx.out.json {
+        let views: Vec<ScheduleView> = entries.iter().map(|e| ScheduleView::new(e, true)).collect();
+        return ctx.out.print_json(&views);
+    }
+    if entries.is_empty() {
+        return ctx.out.print(&format!("no schedules on queue `{queue}`\n"));
+    }
+    let now = SystemTime::now();
+    let mut table = ctx
+        .out
+        .table(&["SCHEDULE", "JOB", "WHEN", "MISSED", "NEXT", "LAST"], &[]);
+    for entry in &entries {
+        let at = |ms: u64| relative(athyper_time(ms), now);
+        table.row([
+            Text::from(&entry.id),
+            Text::from(&entry.job.name),
+            Text::from(&entry.spec),
+            Text::from(entry.missed.to_string()),
+            entry
+                .ticks
+                .first()
+                .map_or_else(|| Text::dim("none yet"), |t| Text::from(at(*t))),
+            entry
+                .last_tick
+                .map_or_else(|| Text::dim("never"), |t| Text::from(at(t))),
+        ]);
+    }
+    ctx.out.print(&table.render())
+}
+
+fn athyper_time(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
 }

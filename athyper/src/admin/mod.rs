@@ -39,10 +39,10 @@ mod view;
 
 use std::time::Duration;
 
-pub use self::view::{AttemptView, JobView, MinuteView, QueueView, WorkerView};
+pub use self::view::{AttemptView, JobView, MinuteView, QueueView, ScheduleView, WorkerView};
 use crate::queue::backend::{JobPage, Minute, Selection, SharedBackend, WorkerInfo};
 use crate::queue::names::validate_queue_name;
-use crate::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError};
+use crate::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError, ScheduleEntry};
 
 /// How many jobs one step of a bulk action touches.
 pub const STEP: usize = 1_000;
@@ -197,6 +197,11 @@ impl Admin {
     /// The queue's workers and what they hold.
     pub async fn workers(&self, queue: &str) -> Result<Vec<WorkerInfo>, QueueError> {
         self.backend.workers(queue).await
+    }
+
+    /// The queue's recurring jobs, by id.
+    pub async fn schedules(&self, queue: &str) -> Result<Vec<ScheduleEntry>, QueueError> {
+        self.backend.schedules(queue).await
     }
 
     /// Jobs settled per minute over the last `minutes`, oldest first.

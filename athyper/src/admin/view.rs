@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::QueueSummary;
 use crate::queue::backend::{Minute, WorkerInfo};
 use crate::queue::time::to_millis;
-use crate::queue::{JobCounts, JobInfo, JobState, Priority};
+use crate::queue::{JobCounts, JobInfo, JobState, Priority, ScheduleEntry};
 
 /// RFC 3339 in UTC, to the millisecond.
 fn rfc3339(t: SystemTime) -> String {
@@ -225,6 +225,42 @@ impl From<&Minute> for MinuteView {
             at_ms: to_millis(m.at),
             completed: m.completed,
             failed: m.failed,
+        }
+    }
+}
+
+/// A recurring job, for JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleView {
+    /// Its id.
+    pub id: String,
+    /// The handler its ticks run.
+    pub name: String,
+    /// `cron <expression> <time zone>` or `every <period>`.
+    pub schedule: String,
+    /// `skip` or `catch-up <n>`.
+    pub missed: String,
+    /// Its next tick, if it holds one.
+    pub next_at: Option<String>,
+    /// Its last tick that ran or was skipped.
+    pub last_at: Option<String>,
+    /// The payload each tick's job gets, as JSON; `null` when payloads are
+    /// hidden.
+    pub payload: Option<serde_json::Value>,
+}
+
+impl ScheduleView {
+    /// `entry`; its payload only if `show_payload`.
+    pub fn new(entry: &ScheduleEntry, show_payload: bool) -> ScheduleView {
+        let at = |ms: u64| rfc3339(crate::queue::time::from_millis(ms));
+        ScheduleView {
+            id: entry.id.clone(),
+            name: entry.job.name.clone(),
+            schedule: entry.spec.clone(),
+            missed: entry.missed.to_string(),
+            next_at: entry.ticks.first().copied().map(at),
+            last_at: entry.last_tick.map(at),
+            payload: show_payload.then(|| json_or_text(&entry.job.payload)),
         }
     }
 }
