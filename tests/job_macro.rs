@@ -183,7 +183,7 @@ async fn the_run_function_decodes_and_maps_errors() {
         Arc::from(r#"{"to":"ada@example.com"}"#),
     )
     .await;
-    assert_eq!(ok, Ok(()));
+    assert_eq!(ok, Ok(None));
 
     let failed = run(
         JobContext::detached("send-email"),

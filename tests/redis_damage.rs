@@ -121,6 +121,7 @@ async fn a_running_job_that_lost_its_state_settles() {
         .map(|j| Ack::Completed {
             id: j.id.clone(),
             attempt: j.attempt(),
+            result: None,
         })
         .collect();
     let mut request = FetchRequest::new("w", 0);

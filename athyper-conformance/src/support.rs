@@ -78,6 +78,7 @@ pub(crate) fn completed_attempt(id: &JobId, attempt: u32) -> Ack {
     Ack::Completed {
         id: id.clone(),
         attempt,
+        result: None,
     }
 }
 

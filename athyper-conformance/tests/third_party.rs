@@ -252,6 +252,7 @@ fn a_backend_builds_job_info_from_a_new_job() {
     let ack = Ack::Completed {
         id: info.id,
         attempt: 1,
+        result: None,
     };
     assert_eq!(ack.attempt(), 1);
 }

@@ -67,9 +67,10 @@ mod job;
 /// const _: () = {
 ///     impl Job for send_email {
 ///         type Payload = Email;
+///         type Output = ();
 ///         fn descriptor(&self) -> &'static JobDescriptor { &DESCRIPTOR }
 ///     }
-///     fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
+///     fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, RunResult> {
 ///         run_job::<send_email, _, _, _>(ctx, payload, send_email::send_email)
 ///     }
 ///     const DESCRIPTOR: JobDescriptor = JobDescriptor {

@@ -18,6 +18,10 @@ pub use athyper_macros::__items as items;
 
 pub use crate::queue::{JobContext, JobFailure, Priority};
 pub use crate::registry::{Declared, Job, JobDefaults, JobDescriptor, RunFn};
+
+/// What one attempt comes to: the result as JSON (`None` for `()`), or why
+/// it failed.
+pub type RunResult = Result<Option<String>, JobFailure>;
 pub use crate::resilience::{BackoffKind, Jitter};
 
 /// Decodes `payload` into the payload type of `J` and runs the handler,
@@ -32,12 +36,12 @@ pub fn run_job<J, F, Fut, R>(
     ctx: JobContext,
     payload: Arc<str>,
     handler: F,
-) -> BoxFuture<'static, Result<(), JobFailure>>
+) -> BoxFuture<'static, RunResult>
 where
     J: Job,
     F: FnOnce(JobContext, J::Payload) -> Fut + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
-    R: JobResult,
+    R: JobResult<Output = J::Output>,
 {
     Box::pin(async move {
         let payload: J::Payload =
@@ -45,10 +49,7 @@ where
                 job: ctx.name().to_owned(),
                 error: redacted(&e),
             })?;
-        handler(ctx, payload)
-            .await
-            .into_job_result()
-            .map_err(JobFailure::Handler)
+        handler(ctx, payload).await.into_job_result()
     })
 }
 
@@ -89,20 +90,37 @@ fn redacted(error: &serde_json::Error) -> String {
     format!("{prefix}{kind}, expected {expected}")
 }
 
-/// What a handler may return: `Result<(), E>` with `E: Display`.
+/// What a handler may return: `Result<T, E>` with `T` JSON both ways (`()`
+/// for nothing) and `E: Display`.
 #[diagnostic::on_unimplemented(
-    message = "a job handler must return `Result<(), E>` where `E: Display`, not `{Self}`",
-    label = "not `Result<(), E>`",
-    note = "the error's `Display` text is kept with the job for every failed attempt"
+    message = "a job handler must return `Result<T, E>` where `T: Serialize + DeserializeOwned` and `E: Display`, not `{Self}`",
+    label = "not `Result<T, E>`",
+    note = "`T` is the job's result, kept with the completed job (`()` for none); the error's `Display` text is kept for every failed attempt"
 )]
 pub trait JobResult {
-    /// The error's text on failure.
-    fn into_job_result(self) -> Result<(), String>;
+    /// The job's result type.
+    type Output: serde::Serialize + serde::de::DeserializeOwned + Send + 'static;
+
+    /// The result as JSON (`None` for `()`), or the error's text.
+    fn into_job_result(self) -> Result<Option<String>, JobFailure>;
 }
 
-impl<E: Display> JobResult for Result<(), E> {
-    fn into_job_result(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+impl<T, E> JobResult for Result<T, E>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    E: Display,
+{
+    type Output = T;
+
+    fn into_job_result(self) -> Result<Option<String>, JobFailure> {
+        match self {
+            Ok(value) => match serde_json::to_string(&value) {
+                Ok(json) if json == "null" => Ok(None),
+                Ok(json) => Ok(Some(json)),
+                Err(e) => Err(JobFailure::ResultEncode(e.to_string())),
+            },
+            Err(e) => Err(JobFailure::Handler(e.to_string())),
+        }
     }
 }
 
@@ -358,8 +376,12 @@ pub fn breaker_health<A: Adapter>(adapter: &A) -> BoxFuture<'_, Result<(), Strin
 mod tests {
     use super::*;
 
-    async fn echo(_ctx: JobContext, n: u32) -> Result<(), String> {
-        if n == 0 { Err("zero".into()) } else { Ok(()) }
+    async fn echo(_ctx: JobContext, n: u32) -> Result<u32, String> {
+        if n == 0 {
+            Err("zero".into())
+        } else {
+            Ok(n * 2)
+        }
     }
 
     /// The handle and descriptor `#[job]` would generate for `echo`.
@@ -367,13 +389,14 @@ mod tests {
 
     impl Job for Echo {
         type Payload = u32;
+        type Output = u32;
 
         fn descriptor(&self) -> &'static JobDescriptor {
             &ECHO
         }
     }
 
-    fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>> {
+    fn run(ctx: JobContext, payload: Arc<str>) -> BoxFuture<'static, RunResult> {
         run_job::<Echo, _, _, _>(ctx, payload, echo)
     }
 
@@ -391,7 +414,7 @@ mod tests {
     async fn decodes_and_maps_errors() {
         let run =
             |payload: &str| (Echo.descriptor().run)(JobContext::detached("echo"), payload.into());
-        assert_eq!(run("7").await, Ok(()));
+        assert_eq!(run("7").await, Ok(Some("14".into())));
         assert_eq!(run("0").await, Err(JobFailure::Handler("zero".into())));
         let err = run(r#""seven""#).await.unwrap_err();
         assert!(!err.is_retryable());

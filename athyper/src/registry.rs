@@ -19,7 +19,7 @@ use crate::queue::{JobContext, JobFailure, Missed, Priority, QueueError, RateLim
 use crate::resilience::{Backoff, BackoffKind, Jitter};
 
 /// Runs one attempt: decodes the JSON payload and awaits the handler.
-pub type RunFn = fn(JobContext, Arc<str>) -> BoxFuture<'static, Result<(), JobFailure>>;
+pub type RunFn = fn(JobContext, Arc<str>) -> BoxFuture<'static, Result<Option<String>, JobFailure>>;
 
 /// A handler's settings, as written in its `#[job(...)]` attribute; options
 /// the attribute leaves out keep the values of [`JobDefaults::DEFAULT`].
@@ -282,6 +282,11 @@ inventory::collect!(JobDescriptor);
 pub trait Job: Send + Sync + 'static {
     /// What the handler takes.
     type Payload: JobPayload;
+
+    /// What the handler returns on success, kept with the completed job:
+    /// `()` for nothing. [`Queue::wait`](crate::queue::Queue::wait) reads it
+    /// back as this type.
+    type Output: JobPayload;
 
     /// The handler's registration.
     fn descriptor(&self) -> &'static JobDescriptor;

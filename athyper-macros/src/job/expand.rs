@@ -61,6 +61,7 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     // assertion, whose bound `run_job` repeats at the same span (rustc
     // then reports it once).
     let check_output = quote_spanned!(output.span()=> #private::assert_result::<#output>(););
+    let output_type = result_ok_type(&private, &output);
     let ctx_arg = quote_spanned!(context.span()=>
         <#context as #private::IsJobContext>::from_context(__athyper_ctx)
     );
@@ -133,6 +134,7 @@ pub(crate) fn expand(job: Job) -> TokenStream {
         const _: () = {
             impl #private::Job for #handle {
                 type Payload = #payload;
+                type Output = #output_type;
 
                 fn descriptor(&self) -> &'static #private::JobDescriptor {
                     &__ATHYPER_DESCRIPTOR
@@ -142,7 +144,7 @@ pub(crate) fn expand(job: Job) -> TokenStream {
             fn __athyper_run(
                 __athyper_ctx: #private::JobContext,
                 __athyper_payload: #private::Arc<::core::primitive::str>,
-            ) -> #private::BoxFuture<'static, ::core::result::Result<(), #private::JobFailure>> {
+            ) -> #private::BoxFuture<'static, #private::RunResult> {
                 #check_output
                 #run
             }
@@ -168,6 +170,29 @@ pub(crate) fn expand(job: Job) -> TokenStream {
         #[#private::items(#items)]
         #carrier
     }
+}
+
+/// The success type of the handler's `Result`, read off its signature:
+/// the first type argument (`Result<T, E>`, `io::Result<T>`), `()` for a
+/// tuple. Otherwise (a type alias without arguments) it is asked of
+/// `JobResult`; `run_job` checks that both agree. Reading it off the
+/// signature keeps a wrong return type to the one error `assert_result`
+/// reports.
+fn result_ok_type(private: &TokenStream, output: &syn::Type) -> TokenStream {
+    if let syn::Type::Path(path) = output
+        && let Some(last) = path.path.segments.last()
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(first) = args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+    {
+        return quote!(#first);
+    }
+    if let syn::Type::Tuple(_) = output {
+        return quote!(());
+    }
+    quote_spanned!(output.span()=> <#output as #private::JobResult>::Output)
 }
 
 /// `vis`, written in a child module: the handle is defined one module

@@ -186,6 +186,19 @@ pub enum JobFailure {
     /// The handler panicked; the text is the panic message.
     #[error("handler panicked: {0}")]
     Panicked(String),
+    /// The handler's result does not serialise to JSON. Not retried.
+    #[error("the job's result does not encode as JSON: {0}")]
+    ResultEncode(String),
+    /// The handler's result is larger than the worker keeps. Not retried.
+    #[error(
+        "the job's result is {size} bytes of JSON, over the limit of {limit}; store large results elsewhere and return a reference to them"
+    )]
+    ResultTooLarge {
+        /// The result's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl JobFailure {
@@ -194,7 +207,10 @@ impl JobFailure {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            JobFailure::Decode { .. } | JobFailure::UnknownJob { .. }
+            JobFailure::Decode { .. }
+                | JobFailure::UnknownJob { .. }
+                | JobFailure::ResultEncode(_)
+                | JobFailure::ResultTooLarge { .. }
         )
     }
 }

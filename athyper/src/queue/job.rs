@@ -425,6 +425,9 @@ pub struct JobInfo {
     pub errors: Vec<AttemptError>,
     /// The last progress the handler reported, as JSON text.
     pub progress: Option<String>,
+    /// What the handler returned, as JSON text, once the job completed
+    /// (`None` for a handler that returns `()`).
+    pub result: Option<String>,
     /// The producer's trace context and request id.
     pub trace: JobTrace,
     /// The most times an attempt may be given back uncounted.

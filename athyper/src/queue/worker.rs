@@ -61,6 +61,8 @@ pub struct WorkerConfig {
     /// A rate limit on the whole queue, counted by the backend across every
     /// worker (give every worker of the queue the same).
     pub rate_limit: Option<RateLimit>,
+    /// The largest result, in bytes of JSON, a completed job keeps.
+    pub max_result: usize,
 }
 
 impl Default for WorkerConfig {
@@ -74,6 +76,7 @@ impl Default for WorkerConfig {
             idle_wait: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(2),
             rate_limit: None,
+            max_result: crate::queue::Queue::DEFAULT_MAX_PAYLOAD,
         }
     }
 }
@@ -131,6 +134,14 @@ impl WorkerConfig {
     #[must_use]
     pub fn cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
+        self
+    }
+
+    /// The largest result, in bytes of JSON, that a completed job keeps; a
+    /// larger one fails the job, saying so. Default 512 KiB, as payloads.
+    #[must_use]
+    pub fn max_result(mut self, bytes: usize) -> Self {
+        self.max_result = bytes;
         self
     }
 
@@ -451,7 +462,8 @@ struct Done {
 
 /// How an attempt ended.
 enum Ending {
-    Completed,
+    /// It succeeded, with the handler's result as JSON (`None` for `()`).
+    Completed(Option<String>),
     /// It failed; `retry_in` says when it runs again (`None`: for good).
     Failed {
         failure: JobFailure,
@@ -930,8 +942,10 @@ impl Loop {
             job.attempt(),
             &job.trace,
         );
-        let attempt =
-            trace::in_job_context(job.trace.clone(), run_attempt(descriptor, ctx, job, cancel));
+        let attempt = trace::in_job_context(
+            job.trace.clone(),
+            run_attempt(descriptor, ctx, job, cancel, shared.config.max_result),
+        );
         let handle = self.tasks.spawn(attempt.instrument(span));
         self.task_slots.insert(handle.id(), index);
     }
@@ -982,11 +996,12 @@ impl Loop {
             // No ack: the job stays under the lease and `release` puts it
             // back when the loop ends.
             Ending::Interrupted => return,
-            Ending::Completed => {
+            Ending::Completed(result) => {
                 events.finished(queue, slot.name, done.elapsed, Outcome::Completed);
                 Ack::Completed {
                     id: slot.id,
                     attempt: slot.attempt,
+                    result: result.map(Arc::from),
                 }
             }
             Ending::Failed { failure, retry_in } => {
@@ -1035,6 +1050,7 @@ async fn run_attempt(
     ctx: JobContext,
     job: JobInfo,
     cancel: CancellationToken,
+    max_result: usize,
 ) -> Done {
     let started = std::time::Instant::now();
     let rejection = Arc::new(std::sync::Mutex::new(None));
@@ -1042,7 +1058,7 @@ async fn run_attempt(
     // anywhere in it is a failed attempt, never a lost slot.
     let attempt = AssertUnwindSafe(trace::attempt::scope(
         rejection.clone(),
-        attempt_outcome(descriptor, ctx, &job, &cancel, rejection),
+        attempt_outcome(descriptor, ctx, &job, &cancel, rejection, max_result),
     ))
     .catch_unwind();
     let ending = attempt.await.unwrap_or_else(|panic| Ending::Failed {
@@ -1061,6 +1077,7 @@ async fn attempt_outcome(
     job: &JobInfo,
     cancel: &CancellationToken,
     rejection: Arc<std::sync::Mutex<Option<trace::attempt::Rejection>>>,
+    max_result: usize,
 ) -> Ending {
     let attempt = job.attempt();
     tracing::debug!("job started");
@@ -1097,9 +1114,20 @@ async fn attempt_outcome(
     // Logged here, inside the attempt's span and request context, so that
     // the outcome's line carries the trace and request ids of the job.
     match outcome {
-        Ok(()) => {
+        Ok(Some(result)) if result.len() > max_result => {
+            let failure = JobFailure::ResultTooLarge {
+                size: result.len(),
+                limit: max_result,
+            };
+            tracing::error!(error = %failure, "job failed");
+            Ending::Failed {
+                failure,
+                retry_in: None,
+            }
+        }
+        Ok(result) => {
             tracing::debug!("job completed");
-            Ending::Completed
+            Ending::Completed(result)
         }
         Err(failure) if interrupted => {
             // A shutdown's planned stop, or a lost lease, which the worker

@@ -435,8 +435,9 @@ impl QueueState {
                     self.enter_delayed(&id, now.saturating_add(duration_millis(*delay)));
                 }
             }
-            Ack::Completed { .. } => {
+            Ack::Completed { result, .. } => {
                 rec.info.attempts_made += 1;
+                rec.info.result = result.as_deref().map(str::to_owned);
                 self.enter_finished(&id, now, Finished::Completed, retention.completed);
             }
             Ack::Failed {

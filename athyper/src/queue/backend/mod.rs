@@ -176,6 +176,7 @@ impl NewJob {
             stalled: 0,
             errors: Vec::new(),
             progress: None,
+            result: None,
             trace: self.trace,
             max_deferrals: self.max_deferrals,
             deferrals: Vec::new(),
@@ -260,6 +261,9 @@ pub enum Ack {
         id: JobId,
         /// Which attempt, from 1 ([`JobInfo::attempt`] as fetched).
         attempt: u32,
+        /// The handler's result as JSON, kept with the completed job;
+        /// `None` for a handler that returns `()`.
+        result: Option<Arc<str>>,
     },
     /// The attempt failed.
     Failed {

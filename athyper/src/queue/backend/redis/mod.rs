@@ -902,13 +902,17 @@ impl RedisBackend {
         call.arg(acks.len());
         for ack in acks {
             match ack {
-                Ack::Completed { id, attempt } => call
+                Ack::Completed {
+                    id,
+                    attempt,
+                    result,
+                } => call
                     .arg(id.as_str())
                     .arg("c")
                     .arg(*attempt)
                     .arg(-1)
-                    .arg("")
-                    .arg(0),
+                    .arg(result.as_deref().unwrap_or(""))
+                    .arg(u8::from(result.is_some())),
                 Ack::Failed {
                     id,
                     attempt,

@@ -4,8 +4,9 @@
 -- (count, age ms) (-1: no bound), number of limits, then (name, cap) pairs,
 -- number of rates, then (name, max, window ms) triples, the queue's rate
 -- (max, window ms; -1 -1: none), number of acks, then (id, kind c|f|r,
--- attempt, ms (retry or deferral; -1: none), text (error or reason), max
--- deferrals).
+-- attempt, ms (retry or deferral; -1: none), text (the result, an error or
+-- a reason), number (for a completion 1 if it has a result, for a deferral
+-- the most deferrals)).
 -- Returns {lost ids, paused, ms to the next due job or tick (-1: none), now,
 -- jobs {id, record, attempts made, stalled, due ms}, lease was held (1/0),
 -- ms until a rate limit's window ends (-1: none held jobs back),
@@ -71,7 +72,12 @@ for _ = 1, tonumber(ARGV[i]) do
       if keep_c == 0 then
         drop(id, nil, p)
       else
-        redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'c', 'f', num(now))
+        local jk = state_key(id, st)
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'c', 'f', num(now))
+        if max_deferrals == 1 then
+          -- The handler's result (the last argument says there is one).
+          redis.call('HSET', jk, 'r', err)
+        end
         finish(':completed', id, now)
         delta('c', p, 1)
         trim_c = true
