@@ -121,6 +121,7 @@ macro_rules! __cases {
             debounce_replaces_the_waiting_job,
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
+            results_are_kept_and_waited_for,
         }
     };
 }
@@ -159,7 +160,7 @@ pub use crate::faults::{
     more_jobs_than_asked_never_exceed_concurrency, release_is_retried_at_shutdown,
 };
 pub use crate::flow_control::*;
-pub use crate::support::{Probe, Typed};
+pub use crate::support::{Measured, Probe, Typed};
 pub use crate::worker::*;
 
 /// Not public API: what the [`suite!`] expansion names.

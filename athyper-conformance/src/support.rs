@@ -449,3 +449,23 @@ pub(crate) async fn guarded(_ctx: JobContext, _n: u32) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())
 }
+
+/// What [`measure`] returns.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Measured {
+    pub label: String,
+    pub length: usize,
+}
+
+/// Returns its label's length; a label `"fail"` fails, and a label past a
+/// kilobyte makes a result past the limit the result cases set.
+#[job(queue = "conformance", retry = "none")]
+pub(crate) async fn measure(_ctx: JobContext, label: String) -> Result<Measured, String> {
+    if label == "fail" {
+        return Err("asked to fail".to_owned());
+    }
+    Ok(Measured {
+        length: label.len(),
+        label,
+    })
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use athyper::prelude::*;
 use athyper::queue::backend::SharedBackend;
-use athyper::queue::{JobState, Queue};
+use athyper::queue::{JobState, Queue, WaitError, WorkerConfig};
 
 use crate::support::*;
 
@@ -324,4 +324,74 @@ pub async fn queue_rejects_jobs_of_another_queue(backend: SharedBackend) {
     );
     assert!(Queue::new(backend.clone(), "bad name").is_err());
     assert_eq!(q.counts().await.unwrap().pending(), 0);
+}
+
+pub async fn results_are_kept_and_waited_for(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker_with(
+        &backend,
+        &probe,
+        WorkerConfig::default().concurrency(2).max_result(1024),
+    );
+    let patience = Duration::from_secs(60);
+
+    let id = q.add(&measure, "abc".into()).await.unwrap().into_id();
+    let measured = q.wait(&measure, &id, patience).await.unwrap();
+    assert_eq!(
+        measured,
+        Measured {
+            label: "abc".into(),
+            length: 3
+        }
+    );
+    let info = get(&backend, &id).await.unwrap();
+    assert_eq!(
+        info.result.as_deref(),
+        Some(r#"{"label":"abc","length":3}"#)
+    );
+    assert_eq!(q.result(&measure, &id).await.unwrap(), Some(measured));
+
+    // A handler returning `()` keeps no result, and waiting gives `()`.
+    let unit = q.add(&record, "unit".into()).await.unwrap().into_id();
+    q.wait(&record, &unit, patience).await.unwrap();
+    assert_eq!(get(&backend, &unit).await.unwrap().result, None);
+
+    // Waiting for a failed job says why it failed.
+    let failing = q.add(&measure, "fail".into()).await.unwrap().into_id();
+    match q.wait(&measure, &failing, patience).await {
+        Err(WaitError::Failed {
+            attempts, reason, ..
+        }) => assert_eq!((attempts, reason.as_str()), (1, "asked to fail")),
+        other => panic!("expected the job's failure, got {other:?}"),
+    }
+
+    // A result past the worker's limit fails the job, saying so.
+    let big = q.add(&measure, "x".repeat(2000)).await.unwrap().into_id();
+    let info = wait_for_state(&backend, &big, JobState::Failed).await;
+    let reason = info.failed_reason().unwrap();
+    assert!(reason.contains("1024"), "{reason}");
+    assert_eq!(info.result, None);
+
+    // The id of another handler's job, and an id that is not there.
+    match q.wait(&record, &id, patience).await {
+        Err(WaitError::OtherJob {
+            expected, found, ..
+        }) => assert_eq!((expected, found.as_str()), ("record", "measure")),
+        other => panic!("expected OtherJob, got {other:?}"),
+    }
+    let missing = athyper::queue::JobId::from("no-such-job");
+    assert!(matches!(
+        q.wait(&measure, &missing, patience).await,
+        Err(WaitError::NoSuchJob { .. })
+    ));
+
+    // A job that does not finish in time: the wait says where it is.
+    q.pause().await.unwrap();
+    let later = q.add(&measure, "later".into()).await.unwrap().into_id();
+    match q.wait(&measure, &later, Duration::from_millis(50)).await {
+        Err(WaitError::TimedOut { state, .. }) => assert_eq!(state, JobState::Waiting),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    worker.shutdown(PATIENCE).await;
 }

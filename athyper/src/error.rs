@@ -32,6 +32,9 @@ pub enum Error {
     /// From installing logs and traces.
     #[error(transparent)]
     Telemetry(#[from] crate::observability::TelemetryError),
+    /// From waiting for a job's result.
+    #[error(transparent)]
+    Wait(#[from] crate::queue::WaitError),
 }
 
 impl std::fmt::Debug for Error {

@@ -214,3 +214,66 @@ impl JobFailure {
         )
     }
 }
+
+/// Why [`Queue::wait`](crate::queue::Queue::wait) has no result to give.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The job failed for good.
+    #[error("job `{id}` failed after {attempts} attempt(s): {reason}")]
+    Failed {
+        /// The job.
+        id: String,
+        /// Attempts that ran.
+        attempts: u32,
+        /// The last attempt's error.
+        reason: String,
+    },
+    /// The job had not finished when the wait ended; it goes on.
+    #[error("job `{id}` had not finished after {waited:?} (it is {state})")]
+    TimedOut {
+        /// The job.
+        id: String,
+        /// How long the wait was.
+        waited: Duration,
+        /// Where the job was when the wait ended.
+        state: crate::queue::JobState,
+    },
+    /// The queue holds no such job: never added, or removed (by `clean`,
+    /// say) before it was read.
+    #[error("queue `{queue}` holds no job `{id}`")]
+    NoSuchJob {
+        /// The queue.
+        queue: String,
+        /// The job.
+        id: String,
+    },
+    /// The id belongs to a job of another handler.
+    #[error("job `{id}` is a `{found}` job, not a `{expected}` one")]
+    OtherJob {
+        /// The job.
+        id: String,
+        /// The handler asked for.
+        expected: &'static str,
+        /// The job's own handler.
+        found: String,
+    },
+    /// The stored result does not decode as the handler's output type
+    /// (a handler whose output type changed since, say).
+    #[error("the result of job `{id}` does not decode as the handler's output: {error}")]
+    Decode {
+        /// The job.
+        id: String,
+        /// What did not fit.
+        error: String,
+    },
+    /// The backend did not answer.
+    #[error("reading job `{id}` failed")]
+    Queue {
+        /// The job.
+        id: String,
+        /// What failed.
+        #[source]
+        source: QueueError,
+    },
+}

@@ -456,6 +456,12 @@ impl JobInfo {
         serde_json::from_str(&self.payload)
     }
 
+    /// Decodes the result a completed job's handler returned (`()` for a
+    /// handler that returns nothing).
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.result.as_deref().unwrap_or("null"))
+    }
+
     /// The last attempt's error, if any.
     pub fn failed_reason(&self) -> Option<&str> {
         self.errors.last().map(|e| e.message.as_str())

@@ -24,7 +24,7 @@ mod worker;
 
 pub use self::backend::{Added, Backend, MemoryBackend, SharedBackend};
 pub use self::context::{Deferred, Extensions, JobContext, MissingData};
-pub use self::error::{Chain, JobFailure, QueueError};
+pub use self::error::{Chain, JobFailure, QueueError, WaitError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
 pub use self::job::{
     AttemptError, Deferral, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace,

@@ -7,12 +7,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::queue::QueueError;
 use crate::queue::backend::{Added, NewJob, Selection, SharedBackend, Unique};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::queue::schedule::{Schedule, ScheduleEntry};
+use crate::queue::{QueueError, WaitError};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
 use crate::trace;
 
@@ -296,6 +296,109 @@ impl Queue {
             &JobOptions::new(),
         )?;
         self.upsert_schedule(descriptor.name, job, &schedule).await
+    }
+
+    /// The result of job `id` of `job`'s handler: `Ok(None)` while it has
+    /// not finished, the decoded result once it completed, and an error when
+    /// it failed for good, is missing or belongs to another handler.
+    pub async fn result<J: Job>(
+        &self,
+        job: &J,
+        id: &JobId,
+    ) -> Result<Option<J::Output>, WaitError> {
+        Ok(self.read_result(job, id).await?.ok())
+    }
+
+    /// The decoded result, or the state of a job that has not finished.
+    async fn read_result<J: Job>(
+        &self,
+        job: &J,
+        id: &JobId,
+    ) -> Result<Result<J::Output, JobState>, WaitError> {
+        let info = self.get(id).await.map_err(|source| WaitError::Queue {
+            id: id.to_string(),
+            source,
+        })?;
+        let info = info.ok_or_else(|| WaitError::NoSuchJob {
+            queue: self.name.to_string(),
+            id: id.to_string(),
+        })?;
+        let expected = job.descriptor().name;
+        if info.name != expected {
+            return Err(WaitError::OtherJob {
+                id: id.to_string(),
+                expected,
+                found: info.name,
+            });
+        }
+        match info.state {
+            JobState::Completed => info.result().map(Ok).map_err(|e| WaitError::Decode {
+                id: id.to_string(),
+                error: e.to_string(),
+            }),
+            JobState::Failed => Err(WaitError::Failed {
+                id: id.to_string(),
+                attempts: info.attempts_made,
+                reason: info
+                    .failed_reason()
+                    .unwrap_or("no error was kept")
+                    .to_owned(),
+            }),
+            state => Ok(Err(state)),
+        }
+    }
+
+    /// Waits up to `timeout` for job `id` of `job`'s handler to finish and
+    /// gives its result, decoded as the handler's output type:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use athyper::queue::{JobContext, Queue, MemoryBackend, Worker};
+    /// #[athyper::job(queue = "math")]
+    /// async fn double(_ctx: JobContext, n: u64) -> Result<u64, String> {
+    ///     Ok(n * 2)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let backend: athyper::queue::SharedBackend = std::sync::Arc::new(MemoryBackend::new());
+    /// let queue = Queue::new(backend.clone(), "math")?;
+    /// # let worker = Worker::builder(backend, "math").handler(&double).build()?.start();
+    /// let id = queue.add(&double, 21).await?.into_id();
+    /// let doubled: u64 = queue.wait(&double, &id, Duration::from_secs(30)).await?;
+    /// assert_eq!(doubled, 42);
+    /// # worker.shutdown(Duration::from_secs(5)).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// It reads the job at intervals growing from 5 ms to 250 ms. A job
+    /// that is still running when the wait ends goes on; so does a failed
+    /// one's retry schedule while it waits.
+    pub async fn wait<J: Job>(
+        &self,
+        job: &J,
+        id: &JobId,
+        timeout: Duration,
+    ) -> Result<J::Output, WaitError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let state = match self.read_result(job, id).await? {
+                Ok(result) => return Ok(result),
+                Err(state) => state,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(WaitError::TimedOut {
+                    id: id.to_string(),
+                    waited: timeout,
+                    state,
+                });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
     }
 
     /// The queue's recurring jobs, by id.
