@@ -33,6 +33,16 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built.
     #[error("cannot build the OTLP span exporter")]
     Exporter(#[source] BoxError),
+    /// The protocol asked for is one this build of athyper left out.
+    #[error(
+        "OTLP over `{protocol}` is not built in: enable athyper's `{feature}` feature, or choose the other protocol with OTEL_EXPORTER_OTLP_PROTOCOL"
+    )]
+    TransportNotBuilt {
+        /// The protocol asked for.
+        protocol: super::OtlpProtocol,
+        /// The feature that builds it in.
+        feature: &'static str,
+    },
     /// Flushing or shutting down the exporter failed.
     #[error("flushing traces failed")]
     Flush(#[source] BoxError),

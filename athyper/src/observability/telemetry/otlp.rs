@@ -8,16 +8,13 @@ use std::time::Duration;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_otlp::{
-    ExporterBuildError, Protocol, SpanExporter, WithExportConfig, WithHttpConfig,
-};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData};
 
-use super::config::{Endpoint, OtlpProtocol, TelemetryConfig};
+use super::config::TelemetryConfig;
 use super::error::TelemetryError;
 
 /// The tracer provider, shut down once.
@@ -36,10 +33,10 @@ impl Pipeline {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(TelemetryError::NoRuntime);
             }
-            let exporter =
-                exporter(config, endpoint).map_err(|e| TelemetryError::Exporter(e.into()))?;
-            builder = builder
-                .with_span_processor(BatchSpanProcessor::builder(Quiet(exporter), Tokio).build());
+            builder = builder.with_span_processor(
+                BatchSpanProcessor::builder(Quiet(export::exporter(config, endpoint)?), Tokio)
+                    .build(),
+            );
         }
         Ok(Pipeline {
             provider: builder.build(),
@@ -140,51 +137,121 @@ fn resource(config: &TelemetryConfig) -> Resource {
     .build()
 }
 
-/// The OTLP exporter for `config`. What the code did not set (the
-/// endpoint from the environment, headers, timeout, compression) the
-/// exporter reads from the environment itself.
-fn exporter(
-    config: &TelemetryConfig,
-    endpoint: &Endpoint,
-) -> Result<SpanExporter, ExporterBuildError> {
-    let base_url = match endpoint {
-        Endpoint::Code(url) => Some(url.trim_end_matches('/')),
-        Endpoint::Env(..) => None,
-    };
-    let http_protocol = match config.protocol {
-        OtlpProtocol::Grpc => {
-            let builder = SpanExporter::builder().with_tonic();
-            return from_code(builder, base_url.map(str::to_owned), config).build();
-        }
-        OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
-        OtlpProtocol::HttpJson => Protocol::HttpJson,
-    };
-    // Set explicitly: the exporter's own default follows its enabled
-    // features, not the specification's `http/protobuf`.
-    let mut builder = SpanExporter::builder()
-        .with_http()
-        .with_protocol(http_protocol);
-    if !config.headers.is_empty() {
-        builder = builder.with_headers(config.headers.iter().cloned().collect());
+/// The OTLP exporter, over the transports this build has.
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod export {
+    use opentelemetry_otlp::{ExporterBuildError, SpanExporter, WithExportConfig};
+
+    use super::super::config::{Endpoint, OtlpProtocol, TelemetryConfig};
+    use super::super::error::TelemetryError;
+
+    /// The OTLP exporter for `config`. What the code did not set (the
+    /// endpoint from the environment, headers, timeout, compression) the
+    /// exporter reads from the environment itself.
+    pub(super) fn exporter(
+        config: &TelemetryConfig,
+        endpoint: &Endpoint,
+    ) -> Result<SpanExporter, TelemetryError> {
+        let base_url = match endpoint {
+            Endpoint::Code(url) => Some(url.trim_end_matches('/')),
+            Endpoint::Env(..) => None,
+        };
+        let built = match config.protocol {
+            OtlpProtocol::Grpc => grpc(config, base_url)?,
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => http(config, base_url)?,
+        };
+        built.map_err(|e| TelemetryError::Exporter(e.into()))
     }
-    // An HTTP URL given to the exporter is used as is: the path is added.
-    let traces_url = base_url.map(|url| format!("{url}/v1/traces"));
-    from_code(builder, traces_url, config).build()
+
+    type Built = Result<SpanExporter, ExporterBuildError>;
+
+    #[cfg(feature = "otlp-grpc")]
+    fn grpc(config: &TelemetryConfig, base_url: Option<&str>) -> Result<Built, TelemetryError> {
+        let builder = SpanExporter::builder().with_tonic();
+        Ok(from_code(builder, base_url.map(str::to_owned), config).build())
+    }
+
+    #[cfg(not(feature = "otlp-grpc"))]
+    fn grpc(_: &TelemetryConfig, _: Option<&str>) -> Result<Built, TelemetryError> {
+        Err(TelemetryError::TransportNotBuilt {
+            protocol: OtlpProtocol::Grpc,
+            feature: "otlp-grpc",
+        })
+    }
+
+    #[cfg(feature = "otlp-http")]
+    fn http(config: &TelemetryConfig, base_url: Option<&str>) -> Result<Built, TelemetryError> {
+        use opentelemetry_otlp::{Protocol, WithHttpConfig};
+        // Set explicitly: the exporter's own default follows its enabled
+        // features, not the specification's `http/protobuf`.
+        let protocol = match config.protocol {
+            OtlpProtocol::HttpJson => Protocol::HttpJson,
+            _ => Protocol::HttpBinary,
+        };
+        let mut builder = SpanExporter::builder().with_http().with_protocol(protocol);
+        if !config.headers.is_empty() {
+            builder = builder.with_headers(config.headers.iter().cloned().collect());
+        }
+        // An HTTP URL given to the exporter is used as is: the path is added.
+        let traces_url = base_url.map(|url| format!("{url}/v1/traces"));
+        Ok(from_code(builder, traces_url, config).build())
+    }
+
+    #[cfg(not(feature = "otlp-http"))]
+    fn http(config: &TelemetryConfig, _: Option<&str>) -> Result<Built, TelemetryError> {
+        Err(TelemetryError::TransportNotBuilt {
+            protocol: config.protocol,
+            feature: "otlp-http",
+        })
+    }
+
+    /// `builder` with the endpoint and timeout set in code, if they were.
+    fn from_code<B: WithExportConfig>(
+        mut builder: B,
+        url: Option<String>,
+        config: &TelemetryConfig,
+    ) -> B {
+        if let Some(url) = url {
+            builder = builder.with_endpoint(url);
+        }
+        if let Some(timeout) = config.timeout {
+            builder = builder.with_timeout(timeout);
+        }
+        builder
+    }
 }
 
-/// `builder` with the endpoint and timeout set in code, if they were.
-fn from_code<B: WithExportConfig>(
-    mut builder: B,
-    url: Option<String>,
-    config: &TelemetryConfig,
-) -> B {
-    if let Some(url) = url {
-        builder = builder.with_endpoint(url);
+/// Without an OTLP transport, an endpoint is an error that names the
+/// feature to enable.
+#[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+mod export {
+    use super::super::config::{Endpoint, OtlpProtocol, TelemetryConfig};
+    use super::super::error::TelemetryError;
+
+    pub(super) fn exporter(
+        config: &TelemetryConfig,
+        _: &Endpoint,
+    ) -> Result<super::NoExporter, TelemetryError> {
+        Err(TelemetryError::TransportNotBuilt {
+            protocol: config.protocol,
+            feature: match config.protocol {
+                OtlpProtocol::Grpc => "otlp-grpc",
+                _ => "otlp-http",
+            },
+        })
     }
-    if let Some(timeout) = config.timeout {
-        builder = builder.with_timeout(timeout);
+}
+
+/// Stands in for the exporter a build without transports cannot make.
+#[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+#[derive(Debug)]
+enum NoExporter {}
+
+#[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+impl opentelemetry_sdk::trace::SpanExporter for NoExporter {
+    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        match *self {}
     }
-    builder
 }
 
 /// An exporter whose exports run with telemetry suppressed, as the SDK's
@@ -218,7 +285,7 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "otlp-http"))]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,6 +317,19 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (url, received)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    #[cfg(not(feature = "otlp-grpc"))]
+    async fn grpc_without_its_feature_is_an_error_naming_it() {
+        let config = TelemetryConfig::default()
+            .otlp_endpoint("http://127.0.0.1:4317")
+            .otlp_protocol(super::super::OtlpProtocol::Grpc);
+        let error = Pipeline::start(&config).err().expect("gRPC is not built in");
+        assert_eq!(
+            error.to_string(),
+            "OTLP over `grpc` is not built in: enable athyper's `otlp-grpc` feature, or choose the other protocol with OTEL_EXPORTER_OTLP_PROTOCOL"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

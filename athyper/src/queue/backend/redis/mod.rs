@@ -626,35 +626,18 @@ impl RedisBackend {
             ));
         }
         if config.urls.iter().any(|u| u.starts_with("rediss://")) {
-            // rustls needs one crypto provider chosen for the process; a
-            // program that installed its own keeps it.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            tls::prepare()?;
         }
         let invalid = |e: RedisError| backend_error("configuration", e);
         let client = if config.cluster {
-            let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+            let builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
                 .response_timeout(config.timeout)
                 .connection_timeout(config.connect_timeout);
-            if let Some(pem) = &config.ca_cert {
-                builder = builder.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                });
-            }
+            let builder = tls::trust_cluster(builder, config.ca_cert.as_deref())?;
             Client::Cluster(builder.build().map_err(invalid)?)
         } else {
             let url = config.urls.first().cloned().unwrap_or_default();
-            let client = match &config.ca_cert {
-                Some(pem) => redis::Client::build_with_tls(
-                    url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem.clone()),
-                    },
-                ),
-                None => redis::Client::open(url.as_str()),
-            };
-            Client::Single(client.map_err(invalid)?)
+            Client::Single(tls::open(&url, config.ca_cert.as_deref())?.map_err(invalid)?)
         };
         let conn = client
             .connect_lazy(config.timeout, config.connect_timeout)
@@ -1419,6 +1402,84 @@ impl Backend for RedisBackend {
                 (get("c"), get("f"))
             }))
         })
+    }
+}
+
+/// TLS to Redis, with the `tls` feature; without it a `rediss://` URL or
+/// a CA certificate is an error that names the feature.
+#[cfg(feature = "tls")]
+mod tls {
+    use super::QueueError;
+    use redis::RedisResult;
+
+    pub(super) fn prepare() -> Result<(), QueueError> {
+        // rustls needs one crypto provider chosen for the process; a
+        // program that installed its own keeps it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(())
+    }
+
+    fn certificates(pem: &[u8]) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        }
+    }
+
+    pub(super) fn trust_cluster(
+        builder: redis::cluster::ClusterClientBuilder,
+        ca_cert: Option<&[u8]>,
+    ) -> Result<redis::cluster::ClusterClientBuilder, QueueError> {
+        Ok(match ca_cert {
+            Some(pem) => builder.certs(certificates(pem)),
+            None => builder,
+        })
+    }
+
+    pub(super) fn open(
+        url: &str,
+        ca_cert: Option<&[u8]>,
+    ) -> Result<RedisResult<redis::Client>, QueueError> {
+        Ok(match ca_cert {
+            Some(pem) => redis::Client::build_with_tls(url, certificates(pem)),
+            None => redis::Client::open(url),
+        })
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use super::QueueError;
+    use redis::RedisResult;
+
+    fn not_built(what: &str) -> QueueError {
+        QueueError::backend(format!(
+            "{what} needs TLS, which this build leaves out: enable athyper's `tls` feature"
+        ))
+    }
+
+    pub(super) fn prepare() -> Result<(), QueueError> {
+        Err(not_built("a `rediss://` URL"))
+    }
+
+    pub(super) fn trust_cluster(
+        builder: redis::cluster::ClusterClientBuilder,
+        ca_cert: Option<&[u8]>,
+    ) -> Result<redis::cluster::ClusterClientBuilder, QueueError> {
+        match ca_cert {
+            Some(_) => Err(not_built("a CA certificate (ATHYPER_REDIS_CA_CERT)")),
+            None => Ok(builder),
+        }
+    }
+
+    pub(super) fn open(
+        url: &str,
+        ca_cert: Option<&[u8]>,
+    ) -> Result<RedisResult<redis::Client>, QueueError> {
+        match ca_cert {
+            Some(_) => Err(not_built("a CA certificate (ATHYPER_REDIS_CA_CERT)")),
+            None => Ok(redis::Client::open(url)),
+        }
     }
 }
 
