@@ -27,13 +27,14 @@
 //! | `single_add_jobs_per_s` | 10,000 single awaited `add`s |
 //! | `process_c{1,10,100}_jobs_per_s` | 100,000 queued no-op jobs, from worker start until all are settled, completed jobs removed |
 //! | `process_c100_keep_jobs_per_s` | the same at concurrency 100, completed jobs kept |
+//! | `process_c100_limited_jobs_per_s` | the c100 run under a queue rate limit of 1,000,000/s, which never binds: the cost of the limit's check |
 //! | `latency_{p50,p99,max}_ms` | enqueue → handler start, 2,000 jobs added one by one at 200/s, concurrency 10 |
 //! | `bytes_per_waiting_job` | Redis `used_memory` growth per waiting job, 100,000 jobs with a 100-byte JSON payload |
 //! | `redis_cmds_per_processed_job` | commands Redis ran (`INFO commandstats`, those inside Lua included) per job, during the c100 remove run |
 //!
 //! `BENCH_SCALE` multiplies every job count (`0.05` for a smoke run).
 //! `BENCH_ONLY` takes a comma-separated list of `bulk`, `single`, `c1`,
-//! `c10`, `c100`, `c100_keep`, `latency`, `memory`, runs only those and
+//! `c10`, `c100`, `c100_keep`, `c100_limited`, `latency`, `memory`, runs only those and
 //! prints no JSON.
 //!
 //! The bench keeps its keys under the prefix `athyper-bench` and removes
@@ -49,7 +50,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use athyper::prelude::*;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
-use athyper::queue::{KeepJobs, MemoryBackend, Retention, SharedBackend, Worker, WorkerConfig};
+use athyper::queue::{
+    KeepJobs, MemoryBackend, RateLimit, Retention, SharedBackend, Worker, WorkerConfig,
+};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -459,13 +462,14 @@ async fn connect(url: &str) -> Result<SharedBackend, BoxError> {
 }
 
 async fn redis_bench(url: &str, scale: f64, only: &[String]) -> Result<(), BoxError> {
-    const SCENARIOS: [&str; 8] = [
+    const SCENARIOS: [&str; 9] = [
         "bulk",
         "single",
         "c1",
         "c10",
         "c100",
         "c100_keep",
+        "c100_limited",
         "latency",
         "memory",
     ];
@@ -537,16 +541,21 @@ async fn redis_bench(url: &str, scale: f64, only: &[String]) -> Result<(), BoxEr
         put("single_add_jobs_per_s", r.round());
     }
 
-    for (scenario, concurrency, keep) in [
-        ("c1", 1, KeepJobs::NONE),
-        ("c10", 10, KeepJobs::NONE),
-        ("c100", 100, KeepJobs::NONE),
-        ("c100_keep", 100, KeepJobs::ALL),
+    // A limit far above what one Redis processes: it is checked on every
+    // fetch and never binds.
+    let unbinding = Some(RateLimit::new(1_000_000, Duration::from_secs(1)));
+    for (scenario, concurrency, keep, limit) in [
+        ("c1", 1, KeepJobs::NONE, None),
+        ("c10", 10, KeepJobs::NONE, None),
+        ("c100", 100, KeepJobs::NONE, None),
+        ("c100_keep", 100, KeepJobs::ALL, None),
+        ("c100_limited", 100, KeepJobs::NONE, unbinding),
     ] {
         if !runs(scenario) {
             continue;
         }
-        let (r, cost) = redis_process(url, &mut admin, counts.process, concurrency, keep).await?;
+        let (r, cost) =
+            redis_process(url, &mut admin, counts.process, concurrency, keep, limit).await?;
         eprintln!(
             "[athyper] process {scenario}: {r:.0} jobs/s ({} jobs; {cost})",
             counts.process
@@ -590,6 +599,7 @@ async fn redis_process(
     jobs: usize,
     concurrency: usize,
     keep: KeepJobs,
+    limit: Option<RateLimit>,
 ) -> Result<(f64, Cost), BoxError> {
     admin.clean().await?;
     let queue = Queue::new(connect(url).await?, QUEUE)?;
@@ -598,9 +608,13 @@ async fn redis_process(
     let s0 = admin.snap().await?;
     // As in bench.mjs, the worker connects inside the measured window.
     let started = Instant::now();
+    let mut config = worker_config(concurrency, keep);
+    if let Some(limit) = limit {
+        config = config.rate_limit(limit.max(), limit.per());
+    }
     let worker = Worker::builder(connect(url).await?, QUEUE)
         .handler(&noop)
-        .config(worker_config(concurrency, keep))
+        .config(config)
         .build()?
         .start();
     settled(&queue, jobs, Duration::from_secs(60)).await?;

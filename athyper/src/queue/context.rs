@@ -102,7 +102,7 @@ pub(crate) enum Deferral {
 /// value for a handler that ends with `Err(ctx.snooze(d).into())`. Whatever
 /// the handler returns after either call, its attempt is given back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{} for {}", if *.throttled { "throttled" } else { "snoozed" }, humantime::format_duration(*.delay))]
+#[error("{} for {}", if *.throttled { "throttled" } else { "snoozed" }, humantime::format_duration(std::time::Duration::from_millis(u64::try_from(.delay.as_millis()).unwrap_or(u64::MAX))))]
 pub struct Deferred {
     delay: Duration,
     throttled: bool,

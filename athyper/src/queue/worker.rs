@@ -460,6 +460,12 @@ struct Done {
     ending: Ending,
 }
 
+/// `delay` to the millisecond, as the backends keep it and as a reader
+/// wants it ("1s 999ms", not "1s 999ms 369us 934ns").
+fn whole_millis(delay: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// How an attempt ended.
 enum Ending {
     /// It succeeded, with the handler's result as JSON (`None` for `()`).
@@ -1099,7 +1105,10 @@ async fn attempt_outcome(
             Deferral::Snooze(d) => (d, "snoozed", None),
             Deferral::Throttle(d) => (d, "throttled", Some(d)),
         };
-        let reason = format!("{kind} for {}", humantime::format_duration(delay));
+        let reason = format!(
+            "{kind} for {}",
+            humantime::format_duration(whole_millis(delay))
+        );
         tracing::info!(%reason, "job attempt given back uncounted");
         return Ending::Deferred {
             delay,
@@ -1146,7 +1155,7 @@ async fn attempt_outcome(
                 let reason = format!(
                     "circuit breaker `{}` is open ({failure}); retrying in {}",
                     rejected.breaker,
-                    humantime::format_duration(delay)
+                    humantime::format_duration(whole_millis(delay))
                 );
                 tracing::warn!(error = %failure, retry_in = ?delay, breaker = %rejected.breaker, "job attempt deferred: a circuit breaker it needs is open");
                 return Ending::Deferred {

@@ -325,7 +325,9 @@ mod tests {
         let config = TelemetryConfig::default()
             .otlp_endpoint("http://127.0.0.1:4317")
             .otlp_protocol(super::super::OtlpProtocol::Grpc);
-        let error = Pipeline::start(&config).err().expect("gRPC is not built in");
+        let error = Pipeline::start(&config)
+            .err()
+            .expect("gRPC is not built in");
         assert_eq!(
             error.to_string(),
             "OTLP over `grpc` is not built in: enable athyper's `otlp-grpc` feature, or choose the other protocol with OTEL_EXPORTER_OTLP_PROTOCOL"
