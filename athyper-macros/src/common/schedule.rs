@@ -44,6 +44,12 @@ pub(crate) fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
         "s" => Duration::from_secs(1),
         "m" => Duration::from_secs(60),
         "h" => Duration::from_secs(3_600),
+        // A word alone is a unit that is not one of the four: `/sec`.
+        other if !other.starts_with(|c: char| c.is_ascii_digit()) => {
+            return Err(format!(
+                "unknown window `{other}` in rate `{text}`; write `/ms`, `/s`, `/m`, `/h` or a duration such as `/30s`"
+            ));
+        }
         other => parse_duration("rate", other)?,
     };
     if window.is_zero() {
@@ -65,8 +71,13 @@ pub(crate) fn parse_cron(text: &str) -> Result<String, String> {
             if fields == 1 { "" } else { "s" }
         ));
     }
-    let cron = croner::Cron::from_str(expr)
-        .map_err(|error| format!("invalid cron expression `{expr}`: {error}"))?;
+    let cron = croner::Cron::from_str(expr).map_err(|error| {
+        let error = error.to_string();
+        format!(
+            "invalid cron expression `{expr}`: {}; the fields are [second] minute hour day month weekday, as in `0 */5 * * * *`",
+            error.trim_end_matches('.')
+        )
+    })?;
     // An expression can be well formed and still name no real time, such
     // as the 30th of February; the runtime would store it and never run it.
     if cron
@@ -135,10 +146,14 @@ mod tests {
             parse_rate("5/0s").unwrap_err(),
             "the window of `rate = \"5/0s\"` must be longer than zero; write a rate like `100/s`, `10/m`, `5/h` or `20/30s`"
         );
+        assert_eq!(
+            parse_rate("5/sec").unwrap_err(),
+            "unknown window `sec` in rate `5/sec`; write `/ms`, `/s`, `/m`, `/h` or a duration such as `/30s`"
+        );
         assert!(
-            parse_rate("5/sec")
+            parse_rate("5/3 0s")
                 .unwrap_err()
-                .starts_with("malformed duration `sec` for `rate`")
+                .starts_with("malformed duration `3 0s` for `rate`")
         );
     }
 
@@ -153,10 +168,9 @@ mod tests {
             parse_cron("* * *").unwrap_err(),
             "cron expression `* * *` has 3 fields; write five (minute hour day month weekday), as in `*/5 * * * *`, or six (seconds first), as in `0 */5 * * * *`"
         );
-        assert!(
-            parse_cron("61 * * * *")
-                .unwrap_err()
-                .starts_with("invalid cron expression `61 * * * *`: "),
+        assert_eq!(
+            parse_cron("61 * * * *").unwrap_err(),
+            "invalid cron expression `61 * * * *`: Component error: Number out of bounds; the fields are [second] minute hour day month weekday, as in `0 */5 * * * *`"
         );
         assert_eq!(
             parse_cron("0 0 0 30 2 *").unwrap_err(),

@@ -349,19 +349,18 @@ fn declared(
         let n = Literal::u32_unsuffixed(n);
         declared.extend(quote!(.catch_up(#n)));
     }
-    // The expression is checked against the payload type where it is
-    // written; the `Default` requirement at the payload type. The type is
-    // reached through the handle, whose `Job` impl already checks that it
-    // is a payload, so that a payload type that is not is reported once.
+    // The binding's type is the handler's payload type as written, so that
+    // an expression of another type is reported at the expression with
+    // "expected due to this" at the handler's argument; the `Default`
+    // requirement is checked at that type too.
     let value = match expr {
         Some(expr) => quote!(#expr),
-        None => quote_spanned!(payload.span()=>
-            #private::default_payload::<<#handle as #private::Job>::Payload>()
-        ),
+        None => quote_spanned!(payload.span()=> #private::default_payload::<#payload>()),
     };
     let function = quote! {
         fn #payload_fn() -> ::core::result::Result<#private::String, #private::String> {
-            #private::schedule_payload::<#handle>(#value)
+            let __athyper_payload: #payload = #value;
+            #private::schedule_payload::<#handle>(__athyper_payload)
         }
     };
     (declared, function)
