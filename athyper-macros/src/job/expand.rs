@@ -394,6 +394,60 @@ mod tests {
     }
 
     #[test]
+    fn rates_deferrals_and_schedules_become_calls() {
+        let private = quote!(::athyper::__private);
+        let options = Options {
+            rate: Some((10, Duration::from_secs(30))),
+            max_deferrals: Some(0),
+            ..Options::default()
+        };
+        assert_eq!(
+            defaults(&private, &options).to_string(),
+            ":: athyper :: __private :: JobDefaults :: DEFAULT \
+             . with_rate (10 , :: athyper :: __private :: Duration :: from_millis (30000)) \
+             . with_max_deferrals (0)"
+        );
+        let handle = quote!(self::m::report);
+        let payload: syn::Type = syn::parse_quote!(Report);
+        let cron = Scheduled {
+            when: When::Cron {
+                expr: "0 * * * *".into(),
+                tz: Some("Europe/Berlin".into()),
+            },
+            catch_up: Some(2),
+            payload: None,
+        };
+        let (declared_cron, function) = declared(&private, &handle, &payload, cron);
+        assert_eq!(
+            declared_cron.to_string(),
+            ":: athyper :: __private :: Declared :: cron (\"0 * * * *\" , __athyper_schedule_payload) \
+             . in_tz (\"Europe/Berlin\") . catch_up (2)"
+        );
+        assert!(
+            function
+                .to_string()
+                .contains("default_payload :: < Report > ()"),
+            "{function}"
+        );
+        let every = Scheduled {
+            when: When::Every(Duration::from_secs(60)),
+            catch_up: None,
+            payload: Some(syn::parse_quote!(Report::daily())),
+        };
+        let (declared_every, function) = declared(&private, &handle, &payload, every);
+        assert_eq!(
+            declared_every.to_string(),
+            ":: athyper :: __private :: Declared :: every (:: athyper :: __private :: Duration :: from_millis (60000) , __athyper_schedule_payload)"
+        );
+        assert!(
+            function
+                .to_string()
+                .contains("let __athyper_payload : Report = Report :: daily () ;"),
+            "{function}"
+        );
+    }
+
+    #[test]
     fn defaults_name_only_the_options_given() {
         let private = quote!(::athyper::__private);
         assert_eq!(
