@@ -32,6 +32,13 @@ mod job;
 /// | `jitter` | `jitter = "full"` (`equal`, `full`, `none`) | `equal` |
 /// | `timeout` | `timeout = "30s"` (> 0) | none |
 /// | `concurrency` | `concurrency = 4` (≥ 1, per worker) | the worker's limit |
+/// | `rate` | `rate = "100/s"` (`/ms`, `/s`, `/m`, `/h` or a duration: `"10/30s"`; count ≥ 1) | no limit |
+/// | `max_deferrals` | `max_deferrals = 50` (≥ 0) | 1,000 |
+/// | `cron` | `cron = "0 */5 * * * *"` (six fields, seconds first, or five) | no schedule |
+/// | `tz` | `tz = "Europe/Berlin"` (IANA; with `cron` only) | UTC |
+/// | `every` | `every = "30s"` (≥ 1 s) | no schedule |
+/// | `catch_up` | `catch_up = 3` (≥ 1; with `cron` or `every`) | missed ticks are skipped |
+/// | `payload` | `payload = Report::daily()` (with `cron` or `every`) | the payload type's `Default` |
 /// | `crate` | `crate = "my_sdk::athyper"` | `::athyper` |
 ///
 /// Durations are humantime strings in whole milliseconds (`"250ms"`,
@@ -39,6 +46,25 @@ mod job;
 /// (`"5M"`) or digits split by a space (`"1 0s"`). `retry = "none"` means one attempt and
 /// contradicts `attempts` above 1, `backoff`, `max_backoff` and `jitter`.
 /// Names hold 1 to 128 ASCII letters, digits, `_`, `-`, `.` and `:`.
+///
+/// `rate` limits how many attempts of this handler start per window,
+/// across every worker; `max_deferrals` bounds how often an attempt may be
+/// given back uncounted (snoozed, throttled, or deferred while a circuit
+/// breaker it needs is open) before the job fails.
+///
+/// `cron` or `every` (not both) declares a schedule, which the runtime
+/// stores at start under the job's name. The cron expression is parsed at
+/// compile time by `croner`, as the runtime parses it, and one that never
+/// fires (the 30th of February) is rejected too; `tz` is checked at compile
+/// time against `chrono-tz`'s zones. `catch_up = N` runs up to the last `N`
+/// missed ticks when a worker comes back; without it they are skipped.
+/// Each tick's payload is the `payload` expression (a constant, a call of
+/// a plain function: anything that can be evaluated in a `fn` without
+/// arguments), evaluated when the runtime stores the schedule, not at
+/// each tick; without `payload`, it is the payload type's `Default`, and a
+/// payload type without one is a compile error at the handler's payload
+/// argument. A `payload` of another type is a compile error at the
+/// expression.
 /// Defaults live in the runtime (`JobDefaults::DEFAULT`); the expansion only
 /// names the options given.
 ///
@@ -47,7 +73,7 @@ mod job;
 /// pub async fn send_email(ctx: JobContext, email: Email) -> Result<(), io::Error> { .. }
 /// ```
 ///
-/// is, written by hand:
+/// is, written by hand (the one difference a schedule makes follows):
 ///
 /// ```ignore
 /// mod __athyper_job_send_email_12_10 {
@@ -86,6 +112,21 @@ mod job;
 ///     };
 ///     inventory::submit! { DESCRIPTOR }
 /// };
+/// ```
+///
+/// With `every = "1h", payload = Report::daily(), rate = "10/m"`, the
+/// `const _` block also holds the payload function, and the defaults say
+/// the rest:
+///
+/// ```ignore
+///     fn schedule_payload() -> Result<String, String> {
+///         let payload: Report = Report::daily();
+///         schedule_payload::<report>(payload)
+///     }
+///     // ...
+///         defaults: JobDefaults::DEFAULT
+///             .with_rate(10, Duration::from_millis(60000))
+///             .with_schedule(Declared::every(Duration::from_millis(3600000), schedule_payload)),
 /// ```
 ///
 /// The handle's module is named after the definition's line and column, so

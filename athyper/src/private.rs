@@ -54,11 +54,29 @@ where
 }
 
 /// The JSON of a scheduled job's payload: what a `#[job(cron = …)]` or
-/// `every` expansion's payload function returns, from the `payload = "f"`
-/// function's value or the payload type's `Default`.
-pub fn schedule_payload<P: serde::Serialize>(payload: P) -> Result<String, String> {
+/// `every` expansion's payload function returns, from the `payload = <expr>`
+/// value or the payload type's `Default`.
+pub fn schedule_payload<J: Job>(payload: J::Payload) -> Result<String, String> {
     serde_json::to_string(&payload).map_err(|e| e.to_string())
 }
+
+/// The payload of each run of a scheduled job without `payload = …`.
+/// Fails to compile, at the handler's payload type, unless it has a
+/// `Default`.
+pub fn default_payload<P: DefaultPayload>() -> P {
+    P::default()
+}
+
+/// What the payload type of a scheduled job without `payload = …` must
+/// be: `Default`, the payload of every run.
+#[diagnostic::on_unimplemented(
+    message = "the payload type `{Self}` of a scheduled job has no `Default`, so the schedule cannot make its runs' payload",
+    label = "payload of every scheduled run",
+    note = "give the payload in the attribute, as in `#[job(every = \"30s\", payload = Report::daily())]`, or implement `Default` for `{Self}`"
+)]
+pub trait DefaultPayload: Default {}
+
+impl<T: Default> DefaultPayload for T {}
 
 /// A decode error's text without the payload's values: serde quotes the
 /// value it did not expect (`invalid type: string "4111…", expected u32`),
@@ -428,6 +446,7 @@ mod tests {
 #[cfg(test)]
 mod constant_tests {
     use crate::queue::MAX_NAME_LEN;
+    use crate::queue::schedule::{CRON_FIELDS, MIN_PERIOD};
     use crate::resilience::CircuitBreakerConfig;
 
     /// The macros check options against copies of these, since a
@@ -441,6 +460,9 @@ mod constant_tests {
                 "DEFAULT_WINDOW",
                 u64::from(CircuitBreakerConfig::DEFAULT.window()),
             ),
+            ("MIN_CRON_FIELDS", *CRON_FIELDS.start() as u64),
+            ("MAX_CRON_FIELDS", *CRON_FIELDS.end() as u64),
+            ("MIN_EVERY_MS", MIN_PERIOD.as_millis() as u64),
         ];
         assert_eq!(athyper_macros::__runtime_constants!(), runtime);
     }

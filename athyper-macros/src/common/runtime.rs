@@ -18,12 +18,24 @@ pub(crate) const MAX_COUNT: u32 = 10_000;
 /// `min_calls` alone: `CircuitBreakerConfig::DEFAULT.window()`.
 pub(crate) const DEFAULT_WINDOW: u32 = 100;
 
+/// The fewest and most fields of a cron expression:
+/// `athyper::queue::schedule::CRON_FIELDS`.
+pub(crate) const MIN_CRON_FIELDS: usize = 5;
+pub(crate) const MAX_CRON_FIELDS: usize = 6;
+
+/// The shortest period of `every`, in milliseconds:
+/// `athyper::queue::schedule::MIN_PERIOD`.
+pub(crate) const MIN_EVERY_MS: u64 = 1_000;
+
 /// Every constant above, by name, as `[(&str, u64); N]`.
 pub(crate) fn exported() -> TokenStream {
     let entries = [
         ("MAX_NAME_LEN", MAX_NAME_LEN as u64),
         ("MAX_COUNT", u64::from(MAX_COUNT)),
         ("DEFAULT_WINDOW", u64::from(DEFAULT_WINDOW)),
+        ("MIN_CRON_FIELDS", MIN_CRON_FIELDS as u64),
+        ("MAX_CRON_FIELDS", MAX_CRON_FIELDS as u64),
+        ("MIN_EVERY_MS", MIN_EVERY_MS),
     ];
     let entries = entries.iter().map(|(name, value)| quote!((#name, #value)));
     quote!([#(#entries),*])

@@ -5,12 +5,14 @@
 //! value takes; what the values mean is the model's business.
 
 use syn::parse::{Parse, ParseStream};
-use syn::{Ident, LitInt, LitStr};
+use syn::{Expr, Ident, LitInt, LitStr};
 
-use crate::common::{Errors, Setting, Value, integer, key_name, one_of, parse_options, string};
+use crate::common::{
+    Errors, Setting, Value, integer, key_name, one_of, parse_options, string, wrong_form,
+};
 
 /// Every option, in the order messages list them.
-pub(crate) const KEYS: [&str; 11] = [
+pub(crate) const KEYS: [&str; 18] = [
     "queue",
     "name",
     "priority",
@@ -21,6 +23,13 @@ pub(crate) const KEYS: [&str; 11] = [
     "jitter",
     "timeout",
     "concurrency",
+    "rate",
+    "max_deferrals",
+    "cron",
+    "tz",
+    "every",
+    "catch_up",
+    "payload",
     "crate",
 ];
 
@@ -40,6 +49,15 @@ pub(crate) struct JobArgs {
     pub(crate) jitter: Setting<LitStr>,
     pub(crate) timeout: Setting<LitStr>,
     pub(crate) concurrency: Setting<LitInt>,
+    pub(crate) rate: Setting<LitStr>,
+    pub(crate) max_deferrals: Setting<LitInt>,
+    pub(crate) cron: Setting<LitStr>,
+    pub(crate) tz: Setting<LitStr>,
+    pub(crate) every: Setting<LitStr>,
+    pub(crate) catch_up: Setting<LitInt>,
+    /// Any expression: it is evaluated by the generated code, not read by
+    /// the macro.
+    pub(crate) payload: Setting<Expr>,
     pub(crate) krate: Setting<LitStr>,
     /// Mistakes that spoil one option but not the parse: unknown keys,
     /// repeats, values of the wrong form. Kept here rather than returned so
@@ -77,6 +95,10 @@ impl JobArgs {
             "max_backoff" => Some(&mut self.max_backoff),
             "jitter" => Some(&mut self.jitter),
             "timeout" => Some(&mut self.timeout),
+            "rate" => Some(&mut self.rate),
+            "cron" => Some(&mut self.cron),
+            "tz" => Some(&mut self.tz),
+            "every" => Some(&mut self.every),
             "crate" => Some(&mut self.krate),
             _ => None,
         };
@@ -84,9 +106,19 @@ impl JobArgs {
             setting.set(errors, key, position, string(&name, value, example, key));
             return;
         }
+        if name == "payload" {
+            let expr = match value {
+                Value::Expr(expr) => Ok(expr),
+                other => Err(wrong_form(&name, "an expression", example, &other, key)),
+            };
+            self.payload.set(errors, key, position, expr);
+            return;
+        }
         let number = match name.as_str() {
             "attempts" => &mut self.attempts,
             "concurrency" => &mut self.concurrency,
+            "max_deferrals" => &mut self.max_deferrals,
+            "catch_up" => &mut self.catch_up,
             _ => {
                 let error = syn::Error::new(key.span(), one_of("option", &name, &KEYS));
                 return errors.push_at(position, error);
@@ -109,6 +141,13 @@ fn example(key: &str) -> &'static str {
         "jitter" => "\"full\"",
         "timeout" => "\"30s\"",
         "concurrency" => "4",
+        "rate" => "\"100/s\"",
+        "max_deferrals" => "50",
+        "cron" => "\"0 */5 * * * *\"",
+        "tz" => "\"Europe/Berlin\"",
+        "every" => "\"30s\"",
+        "catch_up" => "3",
+        "payload" => "Report::daily()",
         "crate" => "\"my_sdk::athyper\"",
         _ => "...",
     }
@@ -167,6 +206,40 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_scheduling_options() {
+        let args: JobArgs = parse_quote!(
+            rate = "10/30s",
+            max_deferrals = 0,
+            cron = "0 */5 * * * *",
+            tz = "Europe/Berlin",
+            catch_up = 2,
+            payload = Report::daily(),
+        );
+        assert_eq!(messages(&args), Vec::<String>::new());
+        assert_eq!(
+            args.rate.value().map(LitStr::value).as_deref(),
+            Some("10/30s")
+        );
+        assert_eq!(
+            args.tz.value().map(LitStr::value).as_deref(),
+            Some("Europe/Berlin")
+        );
+        let payload = args
+            .payload
+            .value()
+            .map(|e| quote::ToTokens::to_token_stream(e).to_string());
+        assert_eq!(payload.as_deref(), Some("Report :: daily ()"));
+        let args: JobArgs = parse_quote!(payload, every = 30);
+        assert_eq!(
+            messages(&args),
+            [
+                "option `payload` needs a value, as in `payload = Report::daily()`",
+                "option `every` takes a string, not an integer; write `every = \"30s\"`",
+            ]
+        );
+    }
+
+    #[test]
     fn empty_is_fine() {
         let args: JobArgs = parse_quote!();
         assert!(args.errors.is_empty());
@@ -179,7 +252,7 @@ mod tests {
         assert_eq!(
             messages(&args),
             [
-                "unknown option `prority`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `crate`; did you mean `priority`?"
+                "unknown option `prority`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `rate`, `max_deferrals`, `cron`, `tz`, `every`, `catch_up`, `payload`, `crate`; did you mean `priority`?"
             ]
         );
         let args: JobArgs = parse_quote!(color = "blue");
@@ -207,7 +280,7 @@ mod tests {
                 "option `attempts` takes an integer, not a string; write `attempts = 5`",
                 "option `queue` takes a string, not an integer; write `queue = \"emails\"`",
                 "duplicate option `priority`; it is already set earlier in this attribute, remove one of them",
-                "unknown option `colour`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `crate`",
+                "unknown option `colour`; expected one of `queue`, `name`, `priority`, `retry`, `attempts`, `backoff`, `max_backoff`, `jitter`, `timeout`, `concurrency`, `rate`, `max_deferrals`, `cron`, `tz`, `every`, `catch_up`, `payload`, `crate`",
                 "option `timeout` needs a value, as in `timeout = \"30s\"`",
                 "option `concurrency` takes an integer, not a negative number; write `concurrency = 4`",
                 "option `jitter` takes a string literal: the macro reads it at compile time, so constants cannot be used; write `jitter = \"full\"`",

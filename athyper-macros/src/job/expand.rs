@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Visibility};
 
-use super::model::{BackoffKind, Handler, Jitter, Job, Options, Priority};
+use super::model::{BackoffKind, Handler, Jitter, Job, Options, Priority, Scheduled, When};
 use crate::common::{millis, respan};
 
 pub(crate) fn expand(job: Job) -> TokenStream {
@@ -20,6 +20,7 @@ pub(crate) fn expand(job: Job) -> TokenStream {
         name,
         queue,
         options,
+        schedule,
         handler,
     } = job;
     let Handler {
@@ -87,7 +88,12 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     };
     let name = LitStr::new(&name, Span::call_site());
     let queue = LitStr::new(&queue, Span::call_site());
-    let defaults = defaults(&private, &options);
+    let mut defaults = defaults(&private, &options);
+    let schedule_payload = schedule.map(|schedule| {
+        let (declared, payload_fn) = declared(&private, &handle, &payload, schedule);
+        defaults.extend(quote!(.with_schedule(#declared)));
+        payload_fn
+    });
 
     let struct_vis = seen_from_child(vis);
     let items = quote! {
@@ -148,6 +154,8 @@ pub(crate) fn expand(job: Job) -> TokenStream {
                 #check_output
                 #run
             }
+
+            #schedule_payload
 
             const __ATHYPER_DESCRIPTOR: #private::JobDescriptor = #private::JobDescriptor {
                 name: #name,
@@ -245,6 +253,8 @@ fn defaults(private: &TokenStream, options: &Options) -> TokenStream {
         jitter,
         timeout,
         concurrency,
+        rate,
+        max_deferrals,
     } = *options;
     let duration = |d: std::time::Duration| millis(private, d);
     let variant = |name: &str| Ident::new(name, Span::call_site());
@@ -294,7 +304,66 @@ fn defaults(private: &TokenStream, options: &Options) -> TokenStream {
         let n = Literal::u32_unsuffixed(concurrency);
         calls.push(quote!(with_concurrency(#n)));
     }
+    if let Some((max, per)) = rate {
+        let n = Literal::u32_unsuffixed(max);
+        let d = duration(per);
+        calls.push(quote!(with_rate(#n, #d)));
+    }
+    if let Some(max) = max_deferrals {
+        let n = Literal::u32_unsuffixed(max);
+        calls.push(quote!(with_max_deferrals(#n)));
+    }
     quote!(#private::JobDefaults::DEFAULT #(.#calls)*)
+}
+
+/// The `Declared` of a schedule, and the function that makes each tick's
+/// payload: `payload = <expr>`, or the payload type's `Default`.
+fn declared(
+    private: &TokenStream,
+    handle: &TokenStream,
+    payload: &syn::Type,
+    schedule: Scheduled,
+) -> (TokenStream, TokenStream) {
+    let Scheduled {
+        when,
+        catch_up,
+        payload: expr,
+    } = schedule;
+    let payload_fn = quote!(__athyper_schedule_payload);
+    let mut declared = match when {
+        When::Cron { expr, tz } => {
+            let expr = LitStr::new(&expr, Span::call_site());
+            let mut declared = quote!(#private::Declared::cron(#expr, #payload_fn));
+            if let Some(tz) = tz {
+                let tz = LitStr::new(&tz, Span::call_site());
+                declared.extend(quote!(.in_tz(#tz)));
+            }
+            declared
+        }
+        When::Every(period) => {
+            let period = millis(private, period);
+            quote!(#private::Declared::every(#period, #payload_fn))
+        }
+    };
+    if let Some(n) = catch_up {
+        let n = Literal::u32_unsuffixed(n);
+        declared.extend(quote!(.catch_up(#n)));
+    }
+    // The binding's type is the handler's payload type as written, so that
+    // an expression of another type is reported at the expression with
+    // "expected due to this" at the handler's argument; the `Default`
+    // requirement is checked at that type too.
+    let value = match expr {
+        Some(expr) => quote!(#expr),
+        None => quote_spanned!(payload.span()=> #private::default_payload::<#payload>()),
+    };
+    let function = quote! {
+        fn #payload_fn() -> ::core::result::Result<#private::String, #private::String> {
+            let __athyper_payload: #payload = #value;
+            #private::schedule_payload::<#handle>(__athyper_payload)
+        }
+    };
+    (declared, function)
 }
 
 #[cfg(test)]
@@ -321,6 +390,60 @@ mod tests {
         assert_eq!(
             seen(syn::parse_quote!(pub(in super::super))),
             "pub (in super :: super :: super)"
+        );
+    }
+
+    #[test]
+    fn rates_deferrals_and_schedules_become_calls() {
+        let private = quote!(::athyper::__private);
+        let options = Options {
+            rate: Some((10, Duration::from_secs(30))),
+            max_deferrals: Some(0),
+            ..Options::default()
+        };
+        assert_eq!(
+            defaults(&private, &options).to_string(),
+            ":: athyper :: __private :: JobDefaults :: DEFAULT \
+             . with_rate (10 , :: athyper :: __private :: Duration :: from_millis (30000)) \
+             . with_max_deferrals (0)"
+        );
+        let handle = quote!(self::m::report);
+        let payload: syn::Type = syn::parse_quote!(Report);
+        let cron = Scheduled {
+            when: When::Cron {
+                expr: "0 * * * *".into(),
+                tz: Some("Europe/Berlin".into()),
+            },
+            catch_up: Some(2),
+            payload: None,
+        };
+        let (declared_cron, function) = declared(&private, &handle, &payload, cron);
+        assert_eq!(
+            declared_cron.to_string(),
+            ":: athyper :: __private :: Declared :: cron (\"0 * * * *\" , __athyper_schedule_payload) \
+             . in_tz (\"Europe/Berlin\") . catch_up (2)"
+        );
+        assert!(
+            function
+                .to_string()
+                .contains("default_payload :: < Report > ()"),
+            "{function}"
+        );
+        let every = Scheduled {
+            when: When::Every(Duration::from_secs(60)),
+            catch_up: None,
+            payload: Some(syn::parse_quote!(Report::daily())),
+        };
+        let (declared_every, function) = declared(&private, &handle, &payload, every);
+        assert_eq!(
+            declared_every.to_string(),
+            ":: athyper :: __private :: Declared :: every (:: athyper :: __private :: Duration :: from_millis (60000) , __athyper_schedule_payload)"
+        );
+        assert!(
+            function
+                .to_string()
+                .contains("let __athyper_payload : Report = Report :: daily () ;"),
+            "{function}"
         );
     }
 

@@ -10,12 +10,16 @@ use std::time::Duration;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt;
-use syn::{Attribute, FnArg, Ident, Item, ItemFn, LitStr, Path, ReturnType, Signature, Type};
+use syn::{
+    Attribute, Expr, FnArg, Ident, Item, ItemFn, LitInt, LitStr, Path, ReturnType, Signature, Type,
+};
 
 use super::args::JobArgs;
+use crate::common::runtime::MIN_EVERY_MS;
 use crate::common::{
     Errors, NameKind, Part, Setting, checked_name, choose, compact, count, crate_path, describe,
-    duration, find_part, is_attribute, positive_duration, report, type_text, validate_name,
+    duration, find_part, is_attribute, parse_cron, parse_duration, parse_rate, parse_tz,
+    positive_duration, report, type_text, validate_name,
 };
 
 /// A job handler ready to expand.
@@ -25,7 +29,28 @@ pub(crate) struct Job {
     pub(crate) name: String,
     pub(crate) queue: String,
     pub(crate) options: Options,
+    /// `cron` or `every`, with what goes with them.
+    pub(crate) schedule: Option<Scheduled>,
     pub(crate) handler: Handler,
+}
+
+/// The schedule a handler declares: the runtime stores it at start.
+#[derive(Clone, Debug)]
+pub(crate) struct Scheduled {
+    pub(crate) when: When,
+    /// `catch_up = N`; `None` skips missed ticks.
+    pub(crate) catch_up: Option<u32>,
+    /// `payload = <expr>`; `None` takes the payload type's `Default`.
+    pub(crate) payload: Option<Expr>,
+}
+
+/// When a declared schedule fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum When {
+    /// `cron = "..."`, with `tz = "..."` or UTC.
+    Cron { expr: String, tz: Option<String> },
+    /// `every = "..."`.
+    Every(Duration),
 }
 
 /// The handler's settings that the attribute gives; `None` keeps the
@@ -40,6 +65,9 @@ pub(crate) struct Options {
     pub(crate) jitter: Option<Jitter>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) concurrency: Option<u32>,
+    /// `rate = "count/window"`.
+    pub(crate) rate: Option<(u32, Duration)>,
+    pub(crate) max_deferrals: Option<u32>,
 }
 
 /// Mirrors `athyper::queue::Priority`.
@@ -116,6 +144,7 @@ impl Job {
     pub(crate) fn new(mut args: JobArgs, item: Item) -> Result<Job, Errors> {
         let mut errors = mem::take(&mut args.errors);
         let options = Options::new(&args, &mut errors);
+        let schedule = Scheduled::new(&args, &mut errors);
         let queue = match args.queue.key() {
             Some(_) => checked_name(&mut errors, NameKind::Queue, &args.queue),
             None => Some("default".to_owned()),
@@ -140,6 +169,7 @@ impl Job {
                 name,
                 queue,
                 options,
+                schedule,
                 handler,
             }),
             _ => Err(errors),
@@ -166,6 +196,12 @@ impl Options {
             u32::MAX,
             "leave it out to let the worker's own limit decide",
         );
+        let rate = args.rate.value().and_then(|lit| {
+            parse_rate(&lit.value())
+                .map_err(|message| report(errors, &args.rate, syn::Error::new(lit.span(), message)))
+                .ok()
+        });
+        let max_deferrals = any_count(errors, &args.max_deferrals, "max_deferrals");
         let backoff = duration(errors, &args.backoff, "backoff");
         let max_backoff = duration(errors, &args.max_backoff, "max_backoff");
         let timeout = positive_duration(
@@ -219,8 +255,127 @@ impl Options {
             jitter,
             timeout,
             concurrency,
+            rate,
+            max_deferrals,
         }
     }
+}
+
+/// A count from 0 up, such as `max_deferrals = 0` for never.
+fn any_count(errors: &mut Errors, setting: &Setting<LitInt>, key: &str) -> Option<u32> {
+    let lit = setting.value()?;
+    lit.base10_parse::<u32>()
+        .map_err(|_| {
+            let message = format!("`{key}` is too large; the largest is {}", u32::MAX);
+            report(errors, setting, syn::Error::new(lit.span(), message));
+        })
+        .ok()
+}
+
+impl Scheduled {
+    /// `cron` (with `tz`) or `every`, `catch_up` and `payload`, each
+    /// checked, and checked against each other: an option that only
+    /// belongs with another one is reported when the other is missing.
+    fn new(args: &JobArgs, errors: &mut Errors) -> Option<Scheduled> {
+        let literal = |errors: &mut Errors,
+                       setting: &Setting<LitStr>,
+                       parse: &dyn Fn(&str) -> Result<String, String>| {
+            let lit = setting.value()?;
+            parse(&lit.value())
+                .map_err(|message| report(errors, setting, syn::Error::new(lit.span(), message)))
+                .ok()
+        };
+        let cron = literal(errors, &args.cron, &parse_cron);
+        let tz = literal(errors, &args.tz, &parse_tz);
+        let every = args.every.value().and_then(|lit| {
+            let message = match parse_duration("every", &lit.value()) {
+                Ok(period) if period.as_millis() >= u128::from(MIN_EVERY_MS) => {
+                    return Some(period);
+                }
+                Ok(_) => format!(
+                    "`every = {:?}` is shorter than the shortest period, {}s; schedule it at least a second apart, or run the work in a loop inside one job",
+                    lit.value(),
+                    MIN_EVERY_MS / 1000
+                ),
+                Err(message) => message,
+            };
+            report(errors, &args.every, syn::Error::new(lit.span(), message));
+            None
+        });
+        let catch_up = count(
+            errors,
+            &args.catch_up,
+            "catch_up",
+            u32::MAX,
+            "leave it out to skip missed ticks, the default",
+        );
+
+        let (has_cron, has_every) = (args.cron.key().is_some(), args.every.key().is_some());
+        if has_cron && has_every {
+            let (later, earlier) = if args.every.position() > args.cron.position() {
+                ("every", "cron")
+            } else {
+                ("cron", "every")
+            };
+            let setting = if later == "every" {
+                &args.every
+            } else {
+                &args.cron
+            };
+            misplaced(
+                errors,
+                setting,
+                format!(
+                    "`{later}` cannot be given with `{earlier}`: a job has one schedule, either a cron expression or a fixed period; keep one of them"
+                ),
+            );
+        }
+        if args.tz.key().is_some() && !has_cron {
+            let message = if has_every {
+                "`tz` applies to `cron` expressions only: `every` ticks at multiples of its period since the Unix epoch, the same in every zone; remove `tz`"
+            } else {
+                "`tz` is the time zone of a `cron` expression; add `cron = \"...\"` or remove `tz`"
+            };
+            misplaced(errors, &args.tz, message.to_owned());
+        }
+        if !has_cron && !has_every {
+            if args.catch_up.key().is_some() {
+                misplaced(
+                    errors,
+                    &args.catch_up,
+                    "`catch_up` says how many missed ticks of a schedule run, and this job has none; add `cron = \"...\"` or `every = \"...\"`, or remove `catch_up`".to_owned(),
+                );
+            }
+            if args.payload.key().is_some() {
+                misplaced(
+                    errors,
+                    &args.payload,
+                    "`payload` is the payload of each scheduled run, and this job has no schedule; add `cron = \"...\"` or `every = \"...\"`, or remove `payload` and give payloads to `queue.add`".to_owned(),
+                );
+            }
+            return None;
+        }
+        if args.tz.key().is_some() && tz.is_none() {
+            return None;
+        }
+        let when = match (cron, every) {
+            (Some(expr), None) if !has_every => When::Cron { expr, tz },
+            (None, Some(period)) if !has_cron => When::Every(period),
+            _ => return None,
+        };
+        Some(Scheduled {
+            when,
+            catch_up,
+            payload: args.payload.value().cloned(),
+        })
+    }
+}
+
+/// Reports an option that does not belong here, over `key = value` as
+/// written.
+fn misplaced<T: ToTokens>(errors: &mut Errors, setting: &Setting<T>, message: String) {
+    let written = Given::written(setting);
+    report(errors, setting, syn::Error::new_spanned(written, message));
 }
 
 /// A given option, whatever its value type, for contradiction messages.
@@ -671,7 +826,94 @@ mod tests {
                 jitter: Some(Jitter::None),
                 timeout: Some(Duration::from_secs(30)),
                 concurrency: Some(3),
+                rate: None,
+                max_deferrals: None,
             }
+        );
+    }
+
+    fn schedule(args: TokenStream) -> Scheduled {
+        match check(args, syn::parse_str(HANDLER).unwrap()) {
+            Ok(job) => job.schedule.expect("a schedule"),
+            Err(errors) => panic!("unexpected errors: {:?}", errors.messages()),
+        }
+    }
+
+    #[test]
+    fn rates_and_deferrals_are_read() {
+        let read = options(quote!(rate = "100/s", max_deferrals = 0));
+        assert_eq!(read.rate, Some((100, Duration::from_secs(1))));
+        assert_eq!(read.max_deferrals, Some(0));
+        assert_eq!(
+            option_errors(quote!(rate = "0/s", max_deferrals = 4294967296)),
+            [
+                "`rate = \"0/s\"` lets no job start: the count must be at least 1; leave `rate` out for no limit",
+                "`max_deferrals` is too large; the largest is 4294967295",
+            ]
+        );
+    }
+
+    #[test]
+    fn schedules_are_read() {
+        let cron = schedule(quote!(
+            cron = "0 */5 * * * *",
+            tz = "Europe/Berlin",
+            catch_up = 3
+        ));
+        assert_eq!(
+            cron.when,
+            When::Cron {
+                expr: "0 */5 * * * *".into(),
+                tz: Some("Europe/Berlin".into())
+            }
+        );
+        assert_eq!(cron.catch_up, Some(3));
+        assert!(cron.payload.is_none());
+        let every = schedule(quote!(every = "30s", payload = Email::weekly()));
+        assert_eq!(every.when, When::Every(Duration::from_secs(30)));
+        assert_eq!(every.catch_up, None);
+        assert!(every.payload.is_some());
+        let none = check(quote!(rate = "1/s"), syn::parse_str(HANDLER).unwrap());
+        assert!(none.ok().unwrap().schedule.is_none());
+    }
+
+    #[test]
+    fn schedule_options_must_go_together() {
+        assert_eq!(
+            option_errors(quote!(cron = "* * * * *", every = "1m")),
+            [
+                "`every` cannot be given with `cron`: a job has one schedule, either a cron expression or a fixed period; keep one of them"
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(every = "1m", tz = "UTC")),
+            [
+                "`tz` applies to `cron` expressions only: `every` ticks at multiples of its period since the Unix epoch, the same in every zone; remove `tz`"
+            ]
+        );
+        assert_eq!(
+            option_errors(quote!(tz = "UTC", catch_up = 1, payload = Email::weekly())),
+            [
+                "`tz` is the time zone of a `cron` expression; add `cron = \"...\"` or remove `tz`",
+                "`catch_up` says how many missed ticks of a schedule run, and this job has none; add `cron = \"...\"` or `every = \"...\"`, or remove `catch_up`",
+                "`payload` is the payload of each scheduled run, and this job has no schedule; add `cron = \"...\"` or `every = \"...\"`, or remove `payload` and give payloads to `queue.add`",
+            ]
+        );
+        // A bad cron expression is one error, not also a `tz` without one.
+        assert_eq!(
+            option_errors(quote!(
+                cron = "* * *",
+                tz = "Europe/Berln",
+                every = "500ms",
+                catch_up = 0
+            )),
+            [
+                "cron expression `* * *` has 3 fields; write five (minute hour day month weekday), as in `*/5 * * * *`, or six (seconds first), as in `0 */5 * * * *`",
+                "unknown time zone `Europe/Berln`; write an IANA name such as `Europe/Berlin` or `America/New_York`; did you mean `Europe/Berlin`?",
+                "`every = \"500ms\"` is shorter than the shortest period, 1s; schedule it at least a second apart, or run the work in a loop inside one job",
+                "`every` cannot be given with `cron`: a job has one schedule, either a cron expression or a fixed period; keep one of them",
+                "`catch_up` must be at least 1; leave it out to skip missed ticks, the default",
+            ]
         );
     }
 

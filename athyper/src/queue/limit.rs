@@ -60,7 +60,7 @@ impl fmt::Display for RateLimit {
 impl FromStr for RateLimit {
     type Err = String;
 
-    /// `100/s`, `10/m`, `5/h`, or `20/250ms` (any duration).
+    /// `100/s`, `10/m`, `5/h`, `1/ms`, or `20/250ms` (any duration).
     fn from_str(s: &str) -> Result<Self, String> {
         let (max, per) = s
             .split_once('/')
@@ -70,11 +70,13 @@ impl FromStr for RateLimit {
                 format!("rate `{s}`: the count must be a whole number of at least 1")
             })?;
         let per = match per.trim() {
+            "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3_600),
-            other => humantime::parse_duration(other)
-                .map_err(|e| format!("rate `{s}`: {e}; write `/s`, `/m`, `/h` or a duration"))?,
+            other => humantime::parse_duration(other).map_err(|e| {
+                format!("rate `{s}`: {e}; write `/ms`, `/s`, `/m`, `/h` or a duration")
+            })?,
         };
         if per.is_zero() {
             return Err(format!("rate `{s}`: the window must be longer than zero"));
@@ -96,6 +98,8 @@ mod tests {
             "20/250ms".parse::<RateLimit>().unwrap().to_string(),
             "20/250ms"
         );
+        let r: RateLimit = "3/ms".parse().unwrap();
+        assert_eq!((r.max(), r.per()), (3, Duration::from_millis(1)));
         assert!("0/s".parse::<RateLimit>().is_err());
         assert!(
             "fast"

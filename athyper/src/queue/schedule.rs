@@ -30,6 +30,12 @@ use crate::queue::time::duration_millis;
 pub(crate) const TICKS_AHEAD: usize = 16;
 /// A schedule with fewer ticks left asks for more.
 pub(crate) const REFILL_BELOW: usize = 4;
+/// How many fields a cron expression has: five (minute first) or six
+/// (seconds first). `athyper-macros` keeps a copy.
+pub(crate) const CRON_FIELDS: std::ops::RangeInclusive<usize> = 5..=6;
+/// The shortest period of [`Schedule::every`]. `athyper-macros` keeps a
+/// copy.
+pub(crate) const MIN_PERIOD: Duration = Duration::from_secs(1);
 /// The longest a tick may be late and still run on time.
 const MAX_GRACE: Duration = Duration::from_secs(30);
 
@@ -104,7 +110,7 @@ impl Schedule {
     /// Every `period`, at multiples of it since the Unix epoch, so that
     /// every process computes the same ticks; at least one second.
     pub fn every(period: Duration) -> Result<Schedule, QueueError> {
-        if period < Duration::from_secs(1) {
+        if period < MIN_PERIOD {
             return Err(invalid(format!(
                 "schedule every {}: the period must be at least 1s",
                 humantime::format_duration(period)
@@ -227,7 +233,7 @@ impl Schedule {
 
 fn parse_cron(expr: &str) -> Result<Cron, QueueError> {
     let fields = expr.split_whitespace().count();
-    if !(5..=6).contains(&fields) {
+    if !CRON_FIELDS.contains(&fields) {
         return Err(invalid(format!(
             "cron expression `{expr}` has {fields} fields; write five (minute hour day month weekday) or six (seconds first)"
         )));

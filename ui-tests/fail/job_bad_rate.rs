@@ -1,0 +1,8 @@
+use athyper::prelude::*;
+
+#[athyper::job(rate = "100/sec")]
+async fn call_partner(_ctx: JobContext, _order: u64) -> Result<(), String> {
+    Ok(())
+}
+
+fn main() {}
