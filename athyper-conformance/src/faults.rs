@@ -13,6 +13,8 @@ use athyper::queue::backend::{
     Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
     Selection, SharedBackend, WorkerInfo,
 };
+use athyper::queue::watch::EventFeed;
+use athyper::queue::{EventCursor, JobEvent};
 use athyper::queue::{
     Finished, JobCounts, JobInfo, JobState, QueueError, ScheduleEntry, WorkerConfig,
 };
@@ -305,6 +307,19 @@ impl Backend for Faulty {
 
     fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>> {
         self.inner.throughput(queue, minutes)
+    }
+
+    fn event_history<'a>(
+        &'a self,
+        queue: &'a str,
+        after: EventCursor,
+        max: usize,
+    ) -> BackendFuture<'a, Vec<JobEvent>> {
+        self.inner.event_history(queue, after, max)
+    }
+
+    fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
+        self.inner.event_feed(queue)
     }
 }
 

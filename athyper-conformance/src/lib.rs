@@ -122,6 +122,7 @@ macro_rules! __cases {
             handlers_reach_shared_data,
             queue_rejects_jobs_of_another_queue,
             results_are_kept_and_waited_for,
+            events_follow_each_job,
         }
     };
 }

@@ -395,3 +395,81 @@ pub async fn results_are_kept_and_waited_for(backend: SharedBackend) {
     }
     worker.shutdown(PATIENCE).await;
 }
+
+pub async fn events_follow_each_job(backend: SharedBackend) {
+    use athyper::queue::{EventKind, EventsFrom, JobEvent};
+    use futures::StreamExt;
+
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let start = std::time::SystemTime::now() - Duration::from_secs(1);
+    let mut live = Box::pin(q.events(EventsFrom::Now).await.unwrap());
+    let ok = q.add(&measure, "ok".into()).await.unwrap().into_id();
+    let bad = q.add(&measure, "fail".into()).await.unwrap().into_id();
+    let worker = start_worker(&backend, &probe, 2);
+
+    // Read until both jobs are done with.
+    let mut seen: Vec<JobEvent> = Vec::new();
+    let finals = |seen: &[JobEvent]| seen.iter().filter(|e| e.is_final()).count();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while finals(&seen) < 2 {
+            seen.push(live.next().await.unwrap().unwrap());
+        }
+    })
+    .await
+    .expect("both jobs' events within a minute");
+    worker.shutdown(PATIENCE).await;
+
+    let of = |id: &athyper::queue::JobId, events: &[JobEvent]| -> Vec<EventKind> {
+        events
+            .iter()
+            .filter(|e| &e.id == id)
+            .map(|e| e.kind.clone())
+            .collect()
+    };
+    let completed = of(&ok, &seen);
+    assert_eq!(completed.len(), 3, "{completed:?}");
+    assert_eq!(completed[0], EventKind::Added);
+    assert_eq!(completed[1], EventKind::Active { attempt: 1 });
+    assert!(
+        matches!(completed[2], EventKind::Completed { attempt: 1, .. }),
+        "{completed:?}"
+    );
+    assert_eq!(
+        of(&bad, &seen),
+        [
+            EventKind::Added,
+            EventKind::Active { attempt: 1 },
+            EventKind::Failed {
+                attempt: 1,
+                error: "asked to fail".into(),
+                will_retry: false
+            }
+        ]
+    );
+    assert!(seen.iter().all(|e| e.name == "measure"));
+    assert!(
+        seen.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "cursors increase: {seen:?}"
+    );
+
+    // A subscriber from the past reads the same from the history, and one
+    // resuming after a cursor reads what came after it.
+    let mut past = Box::pin(q.events(EventsFrom::Time(start)).await.unwrap());
+    let mut replayed = Vec::new();
+    while replayed.len() < seen.len() {
+        replayed.push(past.next().await.unwrap().unwrap());
+    }
+    assert_eq!(replayed, seen);
+    let mut resumed = Box::pin(q.events(EventsFrom::After(seen[1].cursor)).await.unwrap());
+    assert_eq!(resumed.next().await.unwrap().unwrap(), seen[2]);
+
+    // Retrying and removing are events too.
+    q.retry_failed(std::slice::from_ref(&bad)).await.unwrap();
+    let next = live.next().await.unwrap().unwrap();
+    assert_eq!((&next.id, &next.kind), (&bad, &EventKind::Retried));
+    assert!(q.remove(&bad).await.unwrap());
+    let next = live.next().await.unwrap().unwrap();
+    assert_eq!((&next.id, &next.kind), (&bad, &EventKind::Removed));
+    assert!(next.is_final());
+}

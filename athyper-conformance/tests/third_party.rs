@@ -10,6 +10,8 @@ use athyper::queue::backend::{
     Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
     Selection, WorkerInfo,
 };
+use athyper::queue::watch::EventFeed;
+use athyper::queue::{EventCursor, JobEvent};
 use athyper::queue::{
     Finished, JobCounts, JobId, JobInfo, JobState, MemoryBackend, ScheduleEntry, SharedBackend,
 };
@@ -219,6 +221,21 @@ impl Backend for Counting {
         self.count("throughput");
         self.inner.throughput(queue, minutes)
     }
+
+    fn event_history<'a>(
+        &'a self,
+        queue: &'a str,
+        after: EventCursor,
+        max: usize,
+    ) -> BackendFuture<'a, Vec<JobEvent>> {
+        self.count("event_history");
+        self.inner.event_history(queue, after, max)
+    }
+
+    fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
+        self.count("event_feed");
+        self.inner.event_feed(queue)
+    }
 }
 
 async fn backend() -> SharedBackend {
@@ -236,7 +253,7 @@ async fn the_suite_uses_the_given_backend() {
     assert_eq!(calls.get("add"), Some(&8), "{calls:?}");
     assert!(calls.get("fetch").copied().unwrap_or(0) >= 9, "{calls:?}");
     assert!(athyper_conformance::CASES.contains(&"priority_then_fifo"));
-    assert_eq!(athyper_conformance::CASES.len(), 65);
+    assert_eq!(athyper_conformance::CASES.len(), 66);
 }
 
 /// What a backend records on add comes from the public constructor.

@@ -20,6 +20,7 @@ pub(crate) mod names;
 mod producer;
 pub mod schedule;
 pub(crate) mod time;
+pub mod watch;
 mod worker;
 
 pub use self::backend::{Added, Backend, MemoryBackend, SharedBackend};
@@ -34,4 +35,5 @@ pub use self::limit::RateLimit;
 pub use self::names::{MAX_ID_LEN, MAX_NAME_LEN};
 pub use self::producer::{Bulk, Queue};
 pub use self::schedule::{Missed, Schedule, ScheduleEntry};
+pub use self::watch::{EventCursor, EventKind, EventsFrom, JobEvent};
 pub use self::worker::{DrainReport, Worker, WorkerBuilder, WorkerConfig, WorkerHandle};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -12,6 +13,7 @@ use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::queue::schedule::{Schedule, ScheduleEntry};
+use crate::queue::watch::{self, EventsFrom, JobEvent};
 use crate::queue::{QueueError, WaitError};
 use crate::registry::{Job, JobDefaults, JobDescriptor};
 use crate::trace;
@@ -372,9 +374,11 @@ impl Queue {
     /// # }
     /// ```
     ///
-    /// It reads the job at intervals growing from 5 ms to 250 ms. A job
-    /// that is still running when the wait ends goes on; so does a failed
-    /// one's retry schedule while it waits.
+    /// It follows the queue's events, so it learns of the end as it is
+    /// written, without reading the job over and over; on a backend that
+    /// keeps no events it reads the job at intervals growing from 5 ms to
+    /// 250 ms. A job that is still running when the wait ends goes on; so
+    /// does a failed one's retry schedule while it waits.
     pub async fn wait<J: Job>(
         &self,
         job: &J,
@@ -382,23 +386,84 @@ impl Queue {
         timeout: Duration,
     ) -> Result<J::Output, WaitError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Subscribed before the first read, so that an end written after
+        // that read is seen.
+        let mut events = match self.events(EventsFrom::Now).await {
+            Ok(events) => Some(Box::pin(events)),
+            Err(_) => None,
+        };
         let mut pause = Duration::from_millis(5);
         loop {
             let state = match self.read_result(job, id).await? {
                 Ok(result) => return Ok(result),
                 Err(state) => state,
             };
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(WaitError::TimedOut {
-                    id: id.to_string(),
-                    waited: timeout,
-                    state,
-                });
+            let timed_out = || WaitError::TimedOut {
+                id: id.to_string(),
+                waited: timeout,
+                state,
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(timed_out());
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
+            match events.as_mut() {
+                Some(stream) => loop {
+                    match tokio::time::timeout_at(deadline, stream.next()).await {
+                        Err(_) => return Err(timed_out()),
+                        Ok(Some(Ok(event))) if event.id == *id && event.is_final() => break,
+                        Ok(Some(Ok(_))) => {}
+                        Ok(Some(Err(_))) | Ok(None) => {
+                            // The feed failed (Redis unreachable, say):
+                            // read the job again after a pause.
+                            tokio::time::sleep_until(
+                                deadline
+                                    .min(tokio::time::Instant::now() + Duration::from_millis(250)),
+                            )
+                            .await;
+                            break;
+                        }
+                    }
+                },
+                None => {
+                    let now = tokio::time::Instant::now();
+                    tokio::time::sleep(pause.min(deadline - now)).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+            }
         }
+    }
+
+    /// Every event of this queue from `from` on, from any process: what
+    /// was added, started, progressed, completed, failed, deferred,
+    /// retried, stalled or removed, each with the job's id and handler.
+    /// The backend keeps the newest [`EVENTS_KEPT`](crate::queue::watch::EVENTS_KEPT)
+    /// batches, so a subscriber that starts in the past (or resumes after a
+    /// noted [`EventCursor`](crate::queue::EventCursor)) reads what is kept
+    /// from there, then follows live.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use futures::StreamExt;
+    /// # use athyper::queue::{EventKind, EventsFrom, JobContext, MemoryBackend, Queue};
+    /// #[athyper::job(queue = "mail")]
+    /// async fn send(_ctx: JobContext, to: String) -> Result<(), String> { Ok(()) }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let backend: athyper::queue::SharedBackend = std::sync::Arc::new(MemoryBackend::new());
+    /// let queue = Queue::new(backend, "mail")?;
+    /// let mut events = Box::pin(queue.events(EventsFrom::Now).await?);
+    /// let id = queue.add(&send, "ada@example.com".into()).await?.into_id();
+    /// let event = events.next().await.unwrap()?;
+    /// assert_eq!((&event.id, event.kind), (&id, EventKind::Added));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn events(
+        &self,
+        from: EventsFrom,
+    ) -> Result<impl Stream<Item = Result<JobEvent, QueueError>> + Send + 'static, QueueError> {
+        watch::subscribe(self.backend.clone(), self.name.clone(), from).await
     }
 
     /// The queue's recurring jobs, by id.

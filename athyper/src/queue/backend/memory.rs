@@ -11,11 +11,11 @@
 //! worker that is between its empty fetch and its wait, so no wake-up is
 //! lost and nothing polls.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 use super::{
     Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
@@ -28,6 +28,7 @@ use crate::queue::job::{
 use crate::queue::limit::RateLimit;
 use crate::queue::schedule::{Missed, REFILL_BELOW, Refill, ScheduleEntry, tick_job_id};
 use crate::queue::time::{duration_millis, from_millis};
+use crate::queue::watch::{EVENTS_KEPT, EventCursor, EventFeed, EventKind, JobEvent};
 
 /// The in-memory backend. Cloning it shares the same queues.
 #[derive(Clone, Debug, Default)]
@@ -64,17 +65,66 @@ impl Clock {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueCell {
     state: Mutex<QueueState>,
     notify: Notify,
+    /// The live feed of the queue's events.
+    feed: broadcast::Sender<Arc<[JobEvent]>>,
 }
+
+impl Default for QueueCell {
+    fn default() -> Self {
+        QueueCell {
+            state: Mutex::default(),
+            notify: Notify::new(),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+        }
+    }
+}
+
+/// Batches the live feed holds for a subscriber that is behind; one
+/// further behind reads the history.
+const FEED_CAPACITY: usize = 1_024;
 
 impl QueueCell {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A panic while holding the lock leaves maps that are each
         // consistent; carrying on beats poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the events of the step that just ran as one batch: into the
+    /// bounded history, and to the live feed.
+    fn publish(&self, state: &mut QueueState, now: u64) {
+        if state.pending_events.is_empty() {
+            return;
+        }
+        let seq = match state.last_batch {
+            Some((ms, seq)) if ms >= now => seq + 1,
+            _ => 0,
+        };
+        let ms = state.last_batch.map_or(now, |(ms, _)| ms.max(now));
+        state.last_batch = Some((ms, seq));
+        let batch: Arc<[JobEvent]> = state
+            .pending_events
+            .drain(..)
+            .enumerate()
+            .map(|(index, mut event)| {
+                event.cursor = EventCursor {
+                    ms,
+                    seq,
+                    index: index as u32,
+                };
+                event
+            })
+            .collect();
+        state.history.push_back(batch.clone());
+        while state.history.len() > EVENTS_KEPT {
+            state.history.pop_front();
+        }
+        // No subscriber is no error.
+        let _ = self.feed.send(batch);
     }
 
     /// Wakes every parked worker, and leaves a permit for one that is about
@@ -141,9 +191,25 @@ struct QueueState {
     paused: bool,
     seq: u64,
     last_id: u64,
+    /// The newest batches of events, oldest first.
+    history: VecDeque<Arc<[JobEvent]>>,
+    /// Events of the step running now, written by `publish`.
+    pending_events: Vec<JobEvent>,
+    /// The (ms, seq) of the last batch written.
+    last_batch: Option<(u64, u64)>,
 }
 
 impl QueueState {
+    /// Notes an event of the step running now.
+    fn emit(&mut self, id: &JobId, name: &str, kind: EventKind) {
+        self.pending_events.push(JobEvent {
+            cursor: EventCursor::default(),
+            id: id.clone(),
+            name: name.to_owned(),
+            kind,
+        });
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -161,7 +227,9 @@ impl QueueState {
                     matches!(rec.info.state, JobState::Waiting | JobState::Delayed)
                 });
                 if unique.debounce && pending {
+                    let name = job.name.clone();
                     self.replace(now, &holder, job);
+                    self.emit(&holder, &name, EventKind::Added);
                     self.uniques.insert(
                         unique.key,
                         (holder.clone(), now + duration_millis(unique.ttl)),
@@ -186,6 +254,7 @@ impl QueueState {
             }
         };
         let due = now.saturating_add(duration_millis(job.delay));
+        self.emit(&id, &job.name, EventKind::Added);
         let mut info = job.into_info(id.clone(), from_millis(now));
         // Whole milliseconds, as the backend's clock counts.
         info.due_at = from_millis(due);
@@ -409,6 +478,11 @@ impl QueueState {
         self.detach(&id);
         let rec = self.jobs.get_mut(&id).expect("owned job exists");
         rec.last_ack = Some((worker.into(), ack.attempt()));
+        let name = rec.info.name.clone();
+        let started = rec
+            .info
+            .started_at
+            .map_or(now, crate::queue::time::to_millis);
         match ack {
             Ack::Deferred {
                 delay,
@@ -418,11 +492,22 @@ impl QueueState {
             } => {
                 if rec.info.deferrals.len() as u64 >= u64::from(*max_deferrals) {
                     rec.info.attempts_made += 1;
+                    let error = too_many_deferrals(*max_deferrals, reason);
+                    let attempt = rec.info.attempts_made;
                     rec.info.errors.push(AttemptError {
-                        attempt: rec.info.attempts_made,
+                        attempt,
                         at: from_millis(now),
-                        message: too_many_deferrals(*max_deferrals, reason),
+                        message: error.clone(),
                     });
+                    self.emit(
+                        &id,
+                        &name,
+                        EventKind::Failed {
+                            attempt,
+                            error,
+                            will_retry: false,
+                        },
+                    );
                     self.enter_finished(&id, now, Finished::Failed, retention.failed);
                 } else {
                     rec.info.deferrals.push(Deferral {
@@ -432,12 +517,29 @@ impl QueueState {
                     });
                     rec.seq = self.seq + 1;
                     self.seq += 1;
+                    self.emit(
+                        &id,
+                        &name,
+                        EventKind::Deferred {
+                            delay: *delay,
+                            reason: reason.clone(),
+                        },
+                    );
                     self.enter_delayed(&id, now.saturating_add(duration_millis(*delay)));
                 }
             }
             Ack::Completed { result, .. } => {
                 rec.info.attempts_made += 1;
                 rec.info.result = result.as_deref().map(str::to_owned);
+                let attempt = rec.info.attempts_made;
+                self.emit(
+                    &id,
+                    &name,
+                    EventKind::Completed {
+                        attempt,
+                        duration: Duration::from_millis(now.saturating_sub(started)),
+                    },
+                );
                 self.enter_finished(&id, now, Finished::Completed, retention.completed);
             }
             Ack::Failed {
@@ -450,6 +552,8 @@ impl QueueState {
                     message: error.clone(),
                 });
                 let attempts_left = rec.info.attempts_made < rec.info.max_attempts;
+                let attempt = rec.info.attempts_made;
+                let will_retry = retry_in.is_some() && attempts_left;
                 match *retry_in {
                     Some(delay) if attempts_left => {
                         rec.seq = self.seq + 1;
@@ -458,6 +562,15 @@ impl QueueState {
                     }
                     _ => self.enter_finished(&id, now, Finished::Failed, retention.failed),
                 }
+                self.emit(
+                    &id,
+                    &name,
+                    EventKind::Failed {
+                        attempt,
+                        error: error.clone(),
+                        will_retry,
+                    },
+                );
             }
         }
         Settled::Applied
@@ -609,6 +722,9 @@ impl QueueState {
             rec.info.started_at = Some(from_millis(now));
             rec.owner = Some(owner.clone());
             taken.push(rec.info.clone());
+            let attempt = rec.info.attempts_made + 1;
+            let name = rec.info.name.clone();
+            self.emit(&id, &name, EventKind::Active { attempt });
             self.leases
                 .get_mut(worker)
                 .expect("lease renewed before taking")
@@ -771,7 +887,9 @@ impl Backend for MemoryBackend {
         let added = {
             let mut state = cell.lock();
             state.known = true;
-            jobs.into_iter().map(|job| state.add(now, job)).collect()
+            let added = jobs.into_iter().map(|job| state.add(now, job)).collect();
+            cell.publish(&mut state, now);
+            added
         };
         cell.wake();
         ready(Ok(added))
@@ -818,6 +936,7 @@ impl Backend for MemoryBackend {
             refills,
         };
         let more = !state.paused && !state.waiting.is_empty();
+        cell.publish(&mut state, now);
         drop(state);
         if promoted && more {
             // Other parked workers may take what this one left.
@@ -943,6 +1062,10 @@ impl Backend for MemoryBackend {
                 for id in ids {
                     let rec = state.jobs.get_mut(&id).expect("job record exists");
                     rec.info.stalled += 1;
+                    let will_retry = rec.info.stalled <= max_stalled;
+                    let name = rec.info.name.clone();
+                    state.emit(&id, &name, EventKind::Stalled { will_retry });
+                    let rec = state.jobs.get_mut(&id).expect("job record exists");
                     if rec.info.stalled > max_stalled {
                         let message = stalled_message(max_stalled);
                         let attempt = rec.info.attempts_made + 1;
@@ -960,6 +1083,7 @@ impl Backend for MemoryBackend {
                     }
                 }
             }
+            cell.publish(&mut state, now);
         }
         if !recovered.requeued.is_empty() {
             cell.wake();
@@ -974,10 +1098,14 @@ impl Backend for MemoryBackend {
         progress: String,
     ) -> BackendFuture<'a, ()> {
         let cell = self.cell(queue);
+        let now = self.now();
         let mut state = cell.lock();
         let result = match state.jobs.get_mut(id) {
             Some(rec) => {
-                rec.info.progress = Some(progress);
+                rec.info.progress = Some(progress.clone());
+                let name = rec.info.name.clone();
+                state.emit(id, &name, EventKind::Progress { progress });
+                cell.publish(&mut state, now);
                 Ok(())
             }
             None => Err(QueueError::NotFound {
@@ -1039,6 +1167,7 @@ impl Backend for MemoryBackend {
         selection: Selection<'a>,
     ) -> BackendFuture<'a, usize> {
         let cell = self.cell(queue);
+        let now = self.now();
         let moved = {
             let mut state = cell.lock();
             let ids: Vec<JobId> = match selection {
@@ -1062,8 +1191,11 @@ impl Backend for MemoryBackend {
                 rec.info.attempts_made = 0;
                 rec.info.stalled = 0;
                 rec.info.finished_at = None;
+                let name = rec.info.name.clone();
                 state.enter_waiting(id);
+                state.emit(id, &name, EventKind::Retried);
             }
+            cell.publish(&mut state, now);
             ids.len()
         };
         if moved > 0 {
@@ -1083,7 +1215,11 @@ impl Backend for MemoryBackend {
             }),
             Some(_) => {
                 state.detach(id);
-                state.jobs.remove(id);
+                if let Some(rec) = state.jobs.remove(id) {
+                    state.emit(id, &rec.info.name, EventKind::Removed);
+                }
+                let now = self.now();
+                cell.publish(&mut state, now);
                 Ok(true)
             }
         };
@@ -1280,6 +1416,31 @@ impl Backend for MemoryBackend {
             cell.wake();
         }
         ready(Ok(promoted))
+    }
+
+    fn event_history<'a>(
+        &'a self,
+        queue: &'a str,
+        after: EventCursor,
+        max: usize,
+    ) -> BackendFuture<'a, Vec<JobEvent>> {
+        let cell = self.cell(queue);
+        let state = cell.lock();
+        // Batches are in cursor order: skip to the first one past `after`.
+        let start = state
+            .history
+            .partition_point(|batch| batch.last().is_some_and(|e| e.cursor <= after));
+        let events = state
+            .history
+            .range(start..)
+            .take(max)
+            .flat_map(|batch| batch.iter().filter(|e| e.cursor > after).cloned())
+            .collect();
+        ready(Ok(events))
+    }
+
+    fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
+        ready(Ok(self.cell(queue).feed.subscribe()))
     }
 
     fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>> {

@@ -46,6 +46,7 @@ mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+use crate::queue::watch::{EventCursor, EventFeed, JobEvent};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -640,6 +641,30 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// [`THROUGHPUT_MINUTES`]), oldest first, the current minute last;
     /// minutes with nothing settled count zero.
     fn throughput<'a>(&'a self, queue: &'a str, minutes: usize) -> BackendFuture<'a, Vec<Minute>>;
+
+    /// Up to `max` batches of the queue's kept events after `after`, oldest
+    /// first, flattened (a batch is one backend step). A backend that keeps
+    /// no events says so with an error.
+    fn event_history<'a>(
+        &'a self,
+        queue: &'a str,
+        after: EventCursor,
+        max: usize,
+    ) -> BackendFuture<'a, Vec<JobEvent>> {
+        let _ = (queue, after, max);
+        Box::pin(async move { Err(no_events(self.kind())) })
+    }
+
+    /// The queue's live events: each batch as it is written, from the
+    /// moment this returns.
+    fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
+        let _ = queue;
+        Box::pin(async move { Err(no_events(self.kind())) })
+    }
+}
+
+fn no_events(kind: &str) -> QueueError {
+    QueueError::backend(format!("the {kind} backend keeps no job events"))
 }
 
 /// The last `minutes` minutes before `now_ms`, oldest first, with the

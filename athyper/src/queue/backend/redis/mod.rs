@@ -155,6 +155,7 @@
 //! draining the queue, which frees memory.
 
 mod codec;
+mod events;
 mod waker;
 
 use std::collections::HashMap;
@@ -180,6 +181,7 @@ use crate::queue::backend::memory::stalled_message;
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Priority};
 use crate::queue::schedule::{Refill, ScheduleEntry};
 use crate::queue::time::duration_millis;
+use crate::queue::watch::{EventCursor, EventFeed, JobEvent};
 
 /// A script: a flags line, `prelude.lua`, then its own file. Invoked by
 /// SHA; a node that does not know it (a restarted server, a replica just
@@ -448,6 +450,8 @@ struct Inner {
     /// Queues this process has put in the registry of queue names.
     registered: Mutex<std::collections::HashSet<String>>,
     wakers: Mutex<HashMap<String, Arc<waker::Waker>>>,
+    /// Each queue's live event feed, while anyone here subscribes.
+    feeds: Feeds,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -462,6 +466,8 @@ impl fmt::Debug for RedisBackend {
 }
 
 /// A connection: to one server, or to a cluster.
+type Feeds = Arc<Mutex<HashMap<String, tokio::sync::broadcast::Sender<Arc<[JobEvent]>>>>>;
+
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
@@ -659,6 +665,7 @@ impl RedisBackend {
                 connect_timeout: config.connect_timeout,
                 registered: Mutex::default(),
                 wakers: Mutex::default(),
+                feeds: Feeds::default(),
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
             }),
@@ -735,6 +742,10 @@ impl RedisBackend {
                 source: None,
             }),
         }
+    }
+
+    fn events_key(&self, queue: &str) -> String {
+        format!("{}:events", self.queue_key(queue))
     }
 
     fn call(&self, script: &'static Lua, queue: &str) -> Call {
@@ -1389,6 +1400,74 @@ impl Backend for RedisBackend {
             call.arg(id.as_str());
             let promoted: i64 = self.run("promote", &call, true).await?;
             Ok(promoted == 1)
+        })
+    }
+
+    fn event_history<'a>(
+        &'a self,
+        queue: &'a str,
+        after: EventCursor,
+        max: usize,
+    ) -> BackendFuture<'a, Vec<JobEvent>> {
+        Box::pin(async move {
+            let mut range = redis::cmd("XRANGE");
+            range
+                .arg(self.events_key(queue))
+                .arg(events::range_start(after))
+                .arg("+")
+                .arg("COUNT")
+                .arg(max.max(1));
+            let entries: Vec<(String, Vec<(String, String)>)> =
+                self.command("event history", &range).await?;
+            Ok(events::decode_entries(&entries)
+                .into_iter()
+                .filter(|e| e.cursor > after)
+                .collect())
+        })
+    }
+
+    fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
+        Box::pin(async move {
+            let lock = || self.inner.feeds.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sender) = lock().get(queue) {
+                return Ok(sender.subscribe());
+            }
+            // The feed starts after the newest entry there is now: what a
+            // subscriber misses before that is in the history.
+            let key = self.events_key(queue);
+            let mut newest = redis::cmd("XREVRANGE");
+            newest.arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
+            let newest: Vec<(String, Vec<(String, String)>)> =
+                self.command("event position", &newest).await?;
+            let blocking = self
+                .inner
+                .client
+                .connect_lazy(BLOCK + self.inner.timeout, self.inner.connect_timeout)
+                .map_err(|e| backend_error("event connection", e))?;
+            let mut feeds = lock();
+            if let Some(sender) = feeds.get(queue) {
+                return Ok(sender.subscribe());
+            }
+            let registry = self.inner.feeds.clone();
+            let name = queue.to_owned();
+            let feed = events::Feed::start(
+                blocking,
+                key,
+                events::newest_id(&newest),
+                BLOCK,
+                self.inner.stop.child_token(),
+                move |sender| {
+                    let mut feeds = registry.lock().unwrap_or_else(|p| p.into_inner());
+                    let gone = sender.receiver_count() == 0;
+                    if gone {
+                        feeds.remove(&name);
+                    }
+                    gone
+                },
+            );
+            let receiver = feed.sender.subscribe();
+            feeds.insert(queue.to_owned(), feed.sender);
+            Ok(receiver)
         })
     }
 

@@ -77,6 +77,7 @@ for i = 0, n - 1 do
   if holder then
     if mode == 'd' and replace(holder, name, p, delay, head, payload) then
       redis.call('SET', uk, holder, 'PX', ttl)
+      emit('a', holder, name)
       id, outcome = holder, 2
     else
       id, outcome = holder, 0

@@ -51,7 +51,7 @@ for _ = 1, tonumber(ARGV[i]) do
   local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
   local max_deferrals = tonumber(ARGV[i + 6])
   i = i + 6
-  local st = state_of(id, 'p', 'n', 'k', 'o')
+  local st = state_of(id, 'p', 'n', 'k', 'o', 't')
   if redis.call('SREM', active, id) == 0 then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
@@ -82,6 +82,8 @@ for _ = 1, tonumber(ARGV[i]) do
         delta('c', p, 1)
         trim_c = true
       end
+      local started = st and tonumber(st[5])
+      emit('c', id, name, attempt, started and math.max(0, now - started) or 0)
       settled.c = settled.c + 1
     elseif kind == 'r' then
       -- Given back uncounted, unless it was given back too often.
@@ -94,8 +96,10 @@ for _ = 1, tonumber(ARGV[i]) do
       end
       local jk = state_key(id, st)
       if n >= max_deferrals then
-        push_error(id, attempt .. '|' .. num(now) .. '|deferred more than ' .. max_deferrals
-          .. ' times without running to an end; the last deferral: ' .. err)
+        local why = 'deferred more than ' .. max_deferrals
+          .. ' times without running to an end; the last deferral: ' .. err
+        push_error(id, attempt .. '|' .. num(now) .. '|' .. why)
+        emit('f', id, name, attempt, why, 0)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
         finish(':failed', id, now)
         delta('f', p, 1)
@@ -103,6 +107,7 @@ for _ = 1, tonumber(ARGV[i]) do
         trim_f = true
       else
         redis.call('RPUSH', dk, num(now) .. '|' .. num(retry) .. '|' .. err)
+        emit('d', id, name, retry, err)
         local due = num(now + retry)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt - 1, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
         redis.call('ZADD', K .. ':delayed', due, id)
@@ -112,7 +117,9 @@ for _ = 1, tonumber(ARGV[i]) do
       delta('a', p, -1)
       push_error(id, attempt .. '|' .. num(now) .. '|' .. err)
       local jk = state_key(id, st)
-      if retry >= 0 and allowed ~= nil and attempt < allowed then
+      local again = retry >= 0 and allowed ~= nil and attempt < allowed
+      emit('f', id, name, attempt, err, again and 1 or 0)
+      if again then
         local due = num(now + retry)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
         redis.call('ZADD', K .. ':delayed', due, id)
@@ -328,6 +335,7 @@ if paused == 0 and max > 0 then
       redis.call('SADD', active, id)
       st = st or {}
       jobs[#jobs + 1] = {id, record, st[1] or '0', st[2] or '0', st[3] or ''}
+      emit('s', id, name, (tonumber(st[1]) or 0) + 1)
       delta('w', p, -1)
       delta('a', p, 1)
     end

@@ -28,6 +28,11 @@
 --   K:sched          zset schedule id -> its next tick (its last tick when it has none left)
 --   K:paused         present while the queue is paused
 --   K:marker         list of at most one element, popped by idle workers' BLPOP
+--   K:events         stream of the queue's events, one entry per script: field e, a JSON array of
+--                    [kind, id, name, ...] (a added, s started {attempt}, p progress {json},
+--                    c completed {attempt, ms}, f failed {attempt, error, will retry 0/1},
+--                    d deferred {delay ms, reason}, r retried, x stalled {will retry 0/1},
+--                    m removed), trimmed to about EVENTS_KEPT entries
 --
 -- Redis does not roll a script back when it fails midway, so no script may
 -- fail after its first write. Every script checks the types of the queue's
@@ -38,6 +43,8 @@
 -- than stopping: no bad entry stops a queue.
 local K = KEYS[1]
 local PRIO = 1125899906842624 -- 2^50
+-- Entries of K:events kept (approximately); watch::EVENTS_KEPT.
+local EVENTS_KEPT = 10000
 
 -- Lua would print large numbers as 1.2e+15; Redis needs every digit.
 local function num(n)
@@ -120,6 +127,25 @@ local function tally()
   settled = {c = 0, f = 0}
 end
 
+-- This script's job events, written as one stream entry.
+local events = {}
+local function emit(...)
+  events[#events + 1] = {...}
+end
+
+local function flush_events()
+  if #events == 0 then
+    return
+  end
+  local key = K .. ':events'
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'stream' and t ~= 'none' then
+    redis.call('DEL', key)
+  end
+  redis.call('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', cjson.encode(events))
+  events = {}
+end
+
 local function flush_counts()
   for key, d in pairs(deltas) do
     if d ~= 0 then
@@ -128,6 +154,7 @@ local function flush_counts()
   end
   deltas = {}
   tally()
+  flush_events()
 end
 
 -- Lets one idle worker know that work may be waiting. The marker is a pure
@@ -223,6 +250,7 @@ local function quarantine(id, reason, from, now, known_p)
   end
   local attempt = ((st and tonumber(st[3])) or 0) + 1
   push_error(id, attempt .. '|' .. num(now) .. '|job data damaged in Redis: ' .. reason)
+  emit('f', id, name, attempt, 'job data damaged in Redis: ' .. reason, 0)
   redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'x', 'f', 'f', num(now))
   finish(':failed', id, now)
   delta(from, p, -1)
@@ -374,6 +402,7 @@ local function new_job(id, name, p, delay, head, payload, now)
     to_waiting(id, name, p * PRIO + seq)
     delta('w', p, 1)
   end
+  emit('a', id, name)
   return id, 1
 end
 

@@ -16,12 +16,14 @@ local requeued, failed_ids = {}, {}
 for _, worker in ipairs(dead) do
   if worker ~= me then
     for _, id in ipairs(held_by(worker)) do
-      local st = state_of(id, 's', 'p', 'a')
+      local st = state_of(id, 's', 'p', 'a', 'n')
+      local sname = (st and st[4]) or select(2, header(redis.call('HGET', K .. ':jobs', id))) or '?'
       local stalled = ((st and tonumber(st[1])) or 0) + 1
       if stalled > max_stalled then
         local p = (st and tonumber(st[2])) or header(redis.call('HGET', K .. ':jobs', id))
         if p and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
           push_error(id, ((st and tonumber(st[3])) or 0) + 1 .. '|' .. num(now) .. '|' .. ARGV[2])
+          emit('x', id, sname, 0)
           redis.call('HSET', state_key(id, st), 's', stalled, 'p', p, 'x', 'f', 'f', num(now))
           finish(':failed', id, now)
           delta('a', p, -1)
@@ -36,6 +38,7 @@ for _, worker in ipairs(dead) do
           redis.call('HSET', K .. ':j:' .. id, 's', stalled)
         end
         put_back(id, 'a', now)
+        emit('x', id, sname, 1)
         requeued[#requeued + 1] = id
       end
     end

@@ -16,6 +16,7 @@ if not record then
   end
   redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id)
   delta(state, st and tonumber(st[3]), -1)
+  emit('m', id, (st and st[2]) or '?')
   flush_counts()
   return 1
 end
@@ -37,5 +38,6 @@ else
   redis.call('ZREM', K .. ':failed', id)
 end
 drop(id, state, p)
+emit('m', id, name or '?')
 flush_counts()
 return 1

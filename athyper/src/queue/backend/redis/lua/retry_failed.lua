@@ -28,6 +28,7 @@ for _, id in ipairs(ids) do
       redis.call('HDEL', jk, 'f', 'o')
       delta('f', p, -1)
       delta('w', p, 1)
+      emit('r', id, name)
       moved = moved + 1
     end
   end
