@@ -23,6 +23,9 @@ use crate::queue::watch::{EventCursor, EventKind, JobEvent};
 /// history instead.
 const FEED_CAPACITY: usize = 1_024;
 
+/// A stream entry: its id and its fields.
+pub(super) type Entry = (String, Vec<(String, String)>);
+
 /// A stream entry's id, `<ms>-<seq>`.
 fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
@@ -118,7 +121,7 @@ fn decode_event(value: &serde_json::Value) -> Option<(JobId, String, EventKind)>
 }
 
 /// The events of an `XRANGE` or `XREAD` reply's entries.
-pub(super) fn decode_entries(entries: &[(String, Vec<(String, String)>)]) -> Vec<JobEvent> {
+pub(super) fn decode_entries(entries: &[Entry]) -> Vec<JobEvent> {
     entries
         .iter()
         .flat_map(|(id, fields)| decode_entry(id, fields))
@@ -126,7 +129,7 @@ pub(super) fn decode_entries(entries: &[(String, Vec<(String, String)>)]) -> Vec
 }
 
 /// The id of the newest entry of a `XREVRANGE … COUNT 1` reply, or `0-0`.
-pub(super) fn newest_id(entries: &[(String, Vec<(String, String)>)]) -> String {
+pub(super) fn newest_id(entries: &[Entry]) -> String {
     entries
         .first()
         .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone())
@@ -199,21 +202,19 @@ impl Feed {
 
 /// The entries of one stream in an `XREAD` reply (RESP2 arrays or RESP3
 /// maps).
-fn stream_entries(value: Value) -> Vec<(String, Vec<(String, String)>)> {
-    let streams: Vec<(String, Vec<(String, Vec<(String, String)>)>)> =
-        match redis::from_redis_value(value.clone()) {
-            Ok(streams) => streams,
-            Err(_) => match redis::from_redis_value::<
-                std::collections::HashMap<String, Vec<(String, Vec<(String, String)>)>>,
-            >(value)
-            {
+fn stream_entries(value: Value) -> Vec<Entry> {
+    let streams: Vec<(String, Vec<Entry>)> = match redis::from_redis_value(value.clone()) {
+        Ok(streams) => streams,
+        Err(_) => {
+            match redis::from_redis_value::<std::collections::HashMap<String, Vec<Entry>>>(value) {
                 Ok(map) => map.into_iter().collect(),
                 Err(error) => {
                     tracing::warn!(%error, "an XREAD reply does not read");
                     Vec::new()
                 }
-            },
-        };
+            }
+        }
+    };
     streams
         .into_iter()
         .flat_map(|(_, entries)| entries)

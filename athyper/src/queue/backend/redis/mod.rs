@@ -1417,8 +1417,7 @@ impl Backend for RedisBackend {
                 .arg("+")
                 .arg("COUNT")
                 .arg(max.max(1));
-            let entries: Vec<(String, Vec<(String, String)>)> =
-                self.command("event history", &range).await?;
+            let entries: Vec<events::Entry> = self.command("event history", &range).await?;
             Ok(events::decode_entries(&entries)
                 .into_iter()
                 .filter(|e| e.cursor > after)
@@ -1437,8 +1436,7 @@ impl Backend for RedisBackend {
             let key = self.events_key(queue);
             let mut newest = redis::cmd("XREVRANGE");
             newest.arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
-            let newest: Vec<(String, Vec<(String, String)>)> =
-                self.command("event position", &newest).await?;
+            let newest: Vec<events::Entry> = self.command("event position", &newest).await?;
             let blocking = self
                 .inner
                 .client
