@@ -318,6 +318,10 @@ impl Backend for Faulty {
         self.inner.event_history(queue, after, max)
     }
 
+    fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
+        self.inner.set_events(queue, on)
+    }
+
     fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
         self.inner.event_feed(queue)
     }

@@ -472,4 +472,24 @@ pub async fn events_follow_each_job(backend: SharedBackend) {
     let next = live.next().await.unwrap().unwrap();
     assert_eq!((&next.id, &next.kind), (&bad, &EventKind::Removed));
     assert!(next.is_final());
+
+    // A queue with events off keeps none, and waiting still ends.
+    q.set_events(false).await.unwrap();
+    let quiet = q.add(&measure, "quiet".into()).await.unwrap().into_id();
+    let worker = start_worker(&backend, &probe, 2);
+    let measured = q
+        .wait(&measure, &quiet, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(measured.length, 5);
+    worker.shutdown(PATIENCE).await;
+    let kept = backend
+        .event_history(crate::QUEUE, next.cursor, 100)
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "events while off: {kept:?}");
+    q.set_events(true).await.unwrap();
+    let loud = q.add(&measure, "loud".into()).await.unwrap().into_id();
+    let next = live.next().await.unwrap().unwrap();
+    assert_eq!((&next.id, &next.kind), (&loud, &EventKind::Added));
 }

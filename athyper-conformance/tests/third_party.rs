@@ -232,6 +232,11 @@ impl Backend for Counting {
         self.inner.event_history(queue, after, max)
     }
 
+    fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
+        self.count("set_events");
+        self.inner.set_events(queue, on)
+    }
+
     fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
         self.count("event_feed");
         self.inner.event_feed(queue)

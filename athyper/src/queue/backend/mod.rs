@@ -655,6 +655,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Box::pin(async move { Err(no_events(self.kind())) })
     }
 
+    /// Whether the queue keeps events from now on (on unless turned off).
+    fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
+        let _ = (queue, on);
+        Box::pin(async move { Err(no_events(self.kind())) })
+    }
+
     /// The queue's live events: each batch as it is written, from the
     /// moment this returns.
     fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {

@@ -1425,6 +1425,22 @@ impl Backend for RedisBackend {
         })
     }
 
+    fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
+        Box::pin(async move {
+            let key = format!("{}:quiet", self.queue_key(queue));
+            let mut cmd = if on {
+                redis::cmd("DEL")
+            } else {
+                redis::cmd("SET")
+            };
+            cmd.arg(&key);
+            if !on {
+                cmd.arg(1);
+            }
+            self.command::<()>("events setting", &cmd).await
+        })
+    }
+
     fn event_feed<'a>(&'a self, queue: &'a str) -> BackendFuture<'a, EventFeed> {
         Box::pin(async move {
             let lock = || self.inner.feeds.lock().unwrap_or_else(|p| p.into_inner());

@@ -28,6 +28,7 @@
 --   K:sched          zset schedule id -> its next tick (its last tick when it has none left)
 --   K:paused         present while the queue is paused
 --   K:marker         list of at most one element, popped by idle workers' BLPOP
+--   K:quiet          present while the queue keeps no events
 --   K:events         stream of the queue's events, one entry per script: field e, a JSON array of
 --                    [kind, id, name, ...] (a added, s started {attempt}, p progress {json},
 --                    c completed {attempt, ms}, f failed {attempt, error, will retry 0/1},
@@ -128,9 +129,16 @@ local function tally()
 end
 
 -- This script's job events, written as one stream entry.
+-- A queue with K:quiet keeps none (asked once per script).
 local events = {}
+local quiet = nil
 local function emit(...)
-  events[#events + 1] = {...}
+  if quiet == nil then
+    quiet = redis.call('EXISTS', K .. ':quiet') == 1
+  end
+  if not quiet then
+    events[#events + 1] = {...}
+  end
 end
 
 local function flush_events()
