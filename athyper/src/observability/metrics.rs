@@ -48,7 +48,7 @@ use crate::observability::resilience_metrics::ResilienceSeries;
 use crate::observability::series::{counter, gauge, histogram};
 use crate::observability::summary::{Summary, SummaryOpts};
 use crate::queue::{
-    JobCounts, JobState, Outcome, Priority, QueueEvents, SharedBackend, SharedEvents,
+    JobCounts, JobId, JobState, Outcome, Priority, QueueEvents, SharedBackend, SharedEvents,
 };
 
 /// The label naming a job's handler (see the module docs for why not
@@ -268,20 +268,21 @@ impl Metrics {
 }
 
 impl QueueEvents for JobMetrics {
-    fn enqueued(&self, queue: &str, job: &str, count: usize) {
+    fn enqueued(&self, queue: &str, job: &str, ids: &[JobId]) {
+        let count = ids.len();
         self.enqueued
             .with_label_values(&[queue, job])
             .inc_by(count as u64);
     }
 
-    fn started(&self, queue: &str, job: &str, waited: Duration) {
+    fn started(&self, queue: &str, job: &str, _id: &JobId, waited: Duration) {
         self.started.with_label_values(&[queue, job]).inc();
         self.wait
             .with_label_values(&[queue, job])
             .observe(waited.as_secs_f64());
     }
 
-    fn finished(&self, queue: &str, job: &str, duration: Duration, outcome: Outcome) {
+    fn finished(&self, queue: &str, job: &str, _id: &JobId, duration: Duration, outcome: Outcome) {
         let counter = match outcome {
             Outcome::Completed => &self.completed,
             Outcome::Retried => &self.retried,
@@ -293,7 +294,7 @@ impl QueueEvents for JobMetrics {
             .observe(duration.as_secs_f64());
     }
 
-    fn deferred(&self, queue: &str, job: &str, reason: &str) {
+    fn deferred(&self, queue: &str, job: &str, _id: &JobId, reason: &str) {
         self.deferred.with_label_values(&[queue, job, reason]).inc();
     }
 
@@ -368,12 +369,20 @@ mod tests {
     fn job_events_feed_the_series() {
         let metrics = Metrics::new();
         let events = metrics.queue_events();
-        events.enqueued("emails", "send", 3);
-        events.started("emails", "send", Duration::from_millis(20));
-        events.finished("emails", "send", Duration::from_millis(5), Outcome::Retried);
+        let ids = ["1", "2", "3"].map(JobId::from);
+        events.enqueued("emails", "send", &ids);
+        events.started("emails", "send", &ids[0], Duration::from_millis(20));
         events.finished(
             "emails",
             "send",
+            &ids[0],
+            Duration::from_millis(5),
+            Outcome::Retried,
+        );
+        events.finished(
+            "emails",
+            "send",
+            &ids[0],
             Duration::from_millis(5),
             Outcome::Completed,
         );
@@ -396,9 +405,10 @@ mod tests {
     fn no_series_takes_a_label_prometheus_sets_on_a_scrape() {
         let metrics = Metrics::new();
         let events = metrics.queue_events();
-        events.enqueued("emails", "send", 1);
-        events.started("emails", "send", Duration::ZERO);
-        events.finished("emails", "send", Duration::ZERO, Outcome::Failed);
+        let id = JobId::from("1");
+        events.enqueued("emails", "send", std::slice::from_ref(&id));
+        events.started("emails", "send", &id, Duration::ZERO);
+        events.finished("emails", "send", &id, Duration::ZERO, Outcome::Failed);
         events.stalled("emails", 1, 0);
         metrics
             .http()

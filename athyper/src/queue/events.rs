@@ -8,6 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::queue::job::JobId;
+
 /// How an attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -34,25 +36,26 @@ impl Outcome {
 /// Receives job events. Called on hot paths: implementations should be
 /// quick and never block.
 pub trait QueueEvents: Send + Sync + 'static {
-    /// `count` jobs named `job` were added to `queue`.
-    fn enqueued(&self, queue: &str, job: &str, count: usize) {
-        let _ = (queue, job, count);
+    /// Jobs `ids` of handler `job` were added to `queue` (new ones only,
+    /// not duplicates of a unique key or an id).
+    fn enqueued(&self, queue: &str, job: &str, ids: &[JobId]) {
+        let _ = (queue, job, ids);
     }
 
-    /// An attempt started, `waited` after the job fell due.
-    fn started(&self, queue: &str, job: &str, waited: Duration) {
-        let _ = (queue, job, waited);
+    /// An attempt of job `id` started, `waited` after the job fell due.
+    fn started(&self, queue: &str, job: &str, id: &JobId, waited: Duration) {
+        let _ = (queue, job, id, waited);
     }
 
-    /// An attempt ended after `duration`.
-    fn finished(&self, queue: &str, job: &str, duration: Duration, outcome: Outcome) {
-        let _ = (queue, job, duration, outcome);
+    /// An attempt of job `id` ended after `duration`.
+    fn finished(&self, queue: &str, job: &str, id: &JobId, duration: Duration, outcome: Outcome) {
+        let _ = (queue, job, id, duration, outcome);
     }
 
-    /// An attempt of a `job` was given back uncounted: `reason` is
+    /// An attempt of job `id` was given back uncounted: `reason` is
     /// `snoozed`, `throttled` or `breaker_open`.
-    fn deferred(&self, queue: &str, job: &str, reason: &str) {
-        let _ = (queue, job, reason);
+    fn deferred(&self, queue: &str, job: &str, id: &JobId, reason: &str) {
+        let _ = (queue, job, id, reason);
     }
 
     /// Stalled-job recovery put back `requeued` jobs of dead workers and

@@ -567,9 +567,13 @@ impl Queue {
         for (name, len) in &runs {
             let (run, tail) = rest.split_at(*len);
             rest = tail;
-            let created = run.iter().filter(|a| a.is_new()).count();
-            if created > 0 {
-                self.events.enqueued(&self.name, name, created);
+            let created: Vec<JobId> = run
+                .iter()
+                .filter(|a| a.is_new())
+                .map(|a| a.id().clone())
+                .collect();
+            if !created.is_empty() {
+                self.events.enqueued(&self.name, name, &created);
             }
         }
         Ok(added)

@@ -889,9 +889,13 @@ impl Loop {
                 queue: shared.queue.to_string(),
             };
             tracing::error!(job.id = %job.id, job.name = %job.name, error = %failure, "job failed");
-            shared
-                .events
-                .finished(&shared.queue, &job.name, Duration::ZERO, Outcome::Failed);
+            shared.events.finished(
+                &shared.queue,
+                &job.name,
+                &job.id,
+                Duration::ZERO,
+                Outcome::Failed,
+            );
             let attempt = job.attempt();
             self.acks.push((
                 Ack::Failed {
@@ -912,7 +916,7 @@ impl Loop {
             .unwrap_or(Duration::ZERO);
         shared
             .events
-            .started(&shared.queue, descriptor.name, waited);
+            .started(&shared.queue, descriptor.name, &job.id, waited);
         let cancel = stop.cancel.child_token();
         let ctx = JobContext::for_job(
             &job,
@@ -1003,7 +1007,7 @@ impl Loop {
             // back when the loop ends.
             Ending::Interrupted => return,
             Ending::Completed(result) => {
-                events.finished(queue, slot.name, done.elapsed, Outcome::Completed);
+                events.finished(queue, slot.name, &slot.id, done.elapsed, Outcome::Completed);
                 Ack::Completed {
                     id: slot.id,
                     attempt: slot.attempt,
@@ -1016,7 +1020,7 @@ impl Loop {
                 } else {
                     Outcome::Failed
                 };
-                events.finished(queue, slot.name, done.elapsed, outcome);
+                events.finished(queue, slot.name, &slot.id, done.elapsed, outcome);
                 Ack::Failed {
                     id: slot.id,
                     attempt: slot.attempt,
@@ -1030,7 +1034,7 @@ impl Loop {
                 kind,
                 throttle,
             } => {
-                events.deferred(queue, slot.name, kind);
+                events.deferred(queue, slot.name, &slot.id, kind);
                 if let Some(pause) = throttle {
                     self.throttled
                         .insert(slot.name, tokio::time::Instant::now() + pause);
