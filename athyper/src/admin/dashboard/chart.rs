@@ -6,21 +6,22 @@ use std::fmt::Write as _;
 use super::html::num;
 use crate::admin::MinuteView;
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 190.0;
+const WIDTH: f64 = 1040.0;
+const HEIGHT: f64 = 200.0;
 const LEFT: f64 = 44.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 24.0;
 
-/// The smallest "round" number at least `n`: 1, 2, 5 times a power of ten.
-fn nice_ceiling(n: u64) -> u64 {
-    let n = n.max(4);
+/// The top of the scale: four times a "round" step (1, 2 or 5 times a
+/// power of ten), so that the four grid lines fall on whole numbers.
+fn nice_ceiling(peak: u64) -> u64 {
+    let quarter = peak.div_ceil(4).max(1);
     let mut step = 1u64;
     loop {
         for m in [1, 2, 5] {
-            if step * m >= n {
-                return step * m;
+            if step * m >= quarter {
+                return step * m * 4;
             }
         }
         step = step.saturating_mul(10);
@@ -44,7 +45,7 @@ pub(crate) fn throughput(minutes: &[MinuteView], label: &str) -> String {
     let failed: u64 = minutes.iter().map(|m| m.failed).sum();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" preserveAspectRatio="none" role="img" aria-label="{label}: {c} completed, {f} failed"><title>{label}: {c} completed, {f} failed</title>"#,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{label}: {c} completed, {f} failed"><title>{label}: {c} completed, {f} failed</title>"#,
         label = super::html::esc(label),
         c = num(completed),
         f = num(failed),
@@ -149,11 +150,12 @@ mod tests {
 
     #[test]
     fn scales_to_a_round_top() {
-        assert_eq!(nice_ceiling(0), 5);
-        assert_eq!(nice_ceiling(7), 10);
+        assert_eq!(nice_ceiling(0), 4);
+        assert_eq!(nice_ceiling(7), 8);
         assert_eq!(nice_ceiling(11), 20);
+        assert_eq!(nice_ceiling(54), 80);
         assert_eq!(nice_ceiling(130), 200);
-        assert_eq!(nice_ceiling(501), 1_000);
+        assert_eq!(nice_ceiling(501), 800);
     }
 
     #[test]

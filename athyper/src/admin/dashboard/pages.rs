@@ -338,8 +338,7 @@ pub(crate) async fn overview(
                 if *n > 0 {
                     let _ = write!(
                         body,
-                        "<span class=\"prio-chip prio-{priority}\" title=\"{priority}\">{} {}</span>",
-                        &priority[..1].to_uppercase(),
+                        "<span class=\"prio-chip prio-{priority}\">{priority} {}</span>",
                         num(*n)
                     );
                 }
@@ -852,10 +851,12 @@ pub(crate) async fn job(
     if let (Some(start), Some(end)) = (job.started_at, job.finished_at)
         && let Ok(took) = end.duration_since(start)
     {
-        fact(
-            "Last attempt took",
-            esc(&format!("{:.3}s", took.as_secs_f64())).to_string(),
-        );
+        let text = if took < std::time::Duration::from_secs(1) {
+            format!("{} ms", took.as_millis())
+        } else {
+            format!("{:.2} s", took.as_secs_f64())
+        };
+        fact("Last attempt took", text);
     }
     if job.stalled > 0 {
         fact("Stalled", format!("{} time(s)", job.stalled));
