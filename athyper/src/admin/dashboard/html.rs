@@ -164,6 +164,7 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
         Access::ReadOnly => out.push_str(
             "    <span class=\"pill pill-muted\" title=\"Set ATHYPER_ADMIN_TOKEN to allow actions\">read-only</span>\n",
         ),
+        Access::Locked if frame.nav == Nav::SignIn => {}
         Access::Locked => {
             let _ = write!(
                 out,
