@@ -176,7 +176,7 @@ fn charge(order: u64) -> Charge {
         order,
         cents: 1_000 + (order * 739) % 20_000,
         currency: "EUR".to_owned(),
-        card: if order % 4 == 0 {
+        card: if order.is_multiple_of(4) {
             "4000 0000 0000 0002".to_owned()
         } else {
             "4242 4242 4242 4242".to_owned()
@@ -351,7 +351,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tick.tick().await;
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let _ = emails.add(&send_email, email(n, "Your receipt")).await;
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let _ = payments.add(&charge_card, charge(n)).await;
                 }
             }

@@ -96,7 +96,7 @@ pub(crate) fn throughput(minutes: &[MinuteView], label: &str) -> String {
         svg.push_str("</g>");
         // A label every quarter of the span, and at its end.
         let from_end = n - 1 - i;
-        if n >= 4 && (from_end % (n / 4).max(1) == 0) {
+        if n >= 4 && from_end.is_multiple_of((n / 4).max(1)) {
             let text = if from_end == 0 {
                 "now".to_owned()
             } else {

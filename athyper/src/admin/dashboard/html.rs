@@ -138,7 +138,7 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
         } else {
             ""
         };
-        let _ = write!(out, "    <a href=\"{p}{href}\"{class}>{label}</a>\n");
+        let _ = writeln!(out, "    <a href=\"{p}{href}\"{class}>{label}</a>");
     };
     item(&mut out, Nav::Overview, "/", "Overview");
     item(&mut out, Nav::Workers, "/workers", "Workers");
@@ -146,18 +146,18 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
         item(&mut out, Nav::Process, "/process", "Process");
     }
     out.push_str("  </nav>\n  <div class=\"topbar-right\">\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "    <span class=\"live\" id=\"live\" title=\"Numbers refresh by themselves\"><span class=\"dot\"></span><span id=\"live-text\">{}</span></span>\n",
+        "    <span class=\"live\" id=\"live\" title=\"Numbers refresh by themselves\"><span class=\"dot\"></span><span id=\"live-text\">{}</span></span>",
         if frame.refresh_ms > 0 {
             "live"
         } else {
             "static"
         }
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "    <span class=\"pill\" title=\"Queue backend\">{}</span>\n",
+        "    <span class=\"pill\" title=\"Queue backend\">{}</span>",
         esc(frame.backend)
     );
     match frame.access {
@@ -166,16 +166,16 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
         ),
         Access::Locked if frame.nav == Nav::SignIn => {}
         Access::Locked => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "    <a class=\"btn btn-small btn-ghost\" href=\"{p}/login?next={}\">Sign in to act</a>\n",
+                "    <a class=\"btn btn-small btn-ghost\" href=\"{p}/login?next={}\">Sign in to act</a>",
                 enc(frame.here)
             );
         }
         Access::SignedIn => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "    <form method=\"post\" action=\"{p}/logout\" class=\"inline\"><input type=\"hidden\" name=\"_csrf\" value=\"{csrf}\"><span class=\"pill pill-ok\">signed in</span> <button class=\"btn btn-small btn-ghost\" type=\"submit\">Sign out</button></form>\n",
+                "    <form method=\"post\" action=\"{p}/logout\" class=\"inline\"><input type=\"hidden\" name=\"_csrf\" value=\"{csrf}\"><span class=\"pill pill-ok\">signed in</span> <button class=\"btn btn-small btn-ghost\" type=\"submit\">Sign out</button></form>",
                 csrf = esc(frame.csrf)
             );
         }
@@ -191,9 +191,9 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "    <li><a href=\"{p}/queues/{}\"{on}><span class=\"side-name\">{}</span>{}<span class=\"side-failed{}\" data-count=\"{}/failed\" title=\"failed\">{}</span></a></li>\n",
+            "    <li><a href=\"{p}/queues/{}\"{on}><span class=\"side-name\">{}</span>{}<span class=\"side-failed{}\" data-count=\"{}/failed\" title=\"failed\">{}</span></a></li>",
             enc(name),
             esc(name),
             if *paused {
@@ -208,9 +208,9 @@ pub(crate) fn page(frame: &Frame<'_>, body: &str) -> String {
     }
     out.push_str("  </ul>\n</aside>\n<main class=\"main\">\n");
     if let Some(flash) = &frame.flash {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"flash {}\" role=\"status\">{}</div>\n",
+            "<div class=\"flash {}\" role=\"status\">{}</div>",
             if flash.ok { "flash-ok" } else { "flash-error" },
             esc(&flash.text)
         );
@@ -237,7 +237,7 @@ pub(crate) fn num(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

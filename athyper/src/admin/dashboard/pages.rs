@@ -413,7 +413,7 @@ pub(crate) async fn queue(
     let counts = queues
         .iter()
         .find(|q| q.name == name)
-        .map(|q| q.counts.clone())
+        .map(|q| q.counts)
         .unwrap_or_default();
     // A search finds the job of that id, in whatever state, and the jobs
     // of the handler of that name in the state shown.
