@@ -351,7 +351,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tick.tick().await;
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let _ = emails.add(&send_email, email(n, "Your receipt")).await;
-                if n.is_multiple_of(2) {
+                if n.is_multiple_of(3) {
                     let _ = payments.add(&charge_card, charge(n)).await;
                 }
             }

@@ -715,3 +715,56 @@ async fn the_runtime_serves_it_under_admin_only_when_enabled() {
     assert_eq!(json["breakers"], serde_json::json!([]));
     on.shutdown().await;
 }
+
+/// Lets through requests that carry the header an SSO proxy would set.
+async fn only_ops(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, axum::http::StatusCode> {
+    if request.headers().get("x-ops").is_some() {
+        Ok(next.run(request).await)
+    } else {
+        Err(axum::http::StatusCode::FORBIDDEN)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outer_layer_can_authorise_writes_instead_of_a_token() {
+    let s = seed().await;
+    let app = router(
+        s.admin.clone(),
+        DashboardConfig::default().writes_behind_layer(),
+    )
+    .layer(axum::middleware::from_fn(only_ops));
+    let base = serve(app).await;
+    let id = &s.failed[0];
+    let retry = format!("{base}/admin/queues/mail/jobs/{id}/retry");
+
+    // The layer refuses first.
+    let refused = post(&retry, &[], "").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(state_of(&s.admin, id).await, JobState::Failed);
+
+    // Through the layer, pages offer the actions and forms still need
+    // their CSRF token.
+    let page = get(
+        &format!("{base}/admin/queues/mail/jobs/{id}"),
+        &[("x-ops", "1")],
+    )
+    .await;
+    assert!(page.body.contains("id=\"job-retry\""), "{}", page.body);
+    assert!(page.body.contains("actions on"), "{}", page.body);
+    let csrf = set_cookie(&page, "athyper_csrf").unwrap();
+    let cookie = format!("athyper_csrf={csrf}");
+    let no_csrf = post(&retry, &[("x-ops", "1"), ("cookie", &cookie)], "").await;
+    assert_eq!(no_csrf.status, 403);
+    assert_eq!(state_of(&s.admin, id).await, JobState::Failed);
+    let done = post(
+        &retry,
+        &[("x-ops", "1"), ("cookie", &cookie)],
+        &format!("_csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{done:?}");
+    assert_eq!(state_of(&s.admin, id).await, JobState::Waiting);
+}

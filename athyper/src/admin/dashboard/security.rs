@@ -131,15 +131,23 @@ pub(crate) fn authorise(
 /// Whether a form sent with `headers` carries the right CSRF token
 /// (`form_token`) and comes from this site.
 pub(crate) fn check_csrf(headers: &HeaderMap, form_token: Option<&str>) -> Result<(), Refusal> {
-    if let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) {
+    // Behind a reverse proxy the browser's origin is the proxy's host,
+    // which the proxy passes on as X-Forwarded-Host.
+    let header_value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header_value("host");
+    let forwarded = header_value("x-forwarded-host")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    if let (Some(origin), Some(_)) = (header_value("origin"), host.or(forwarded)) {
         let origin_host = origin
             .split_once("://")
             .map_or(origin, |(_, rest)| rest)
             .trim_end_matches('/');
-        if origin != "null" && origin_host != host {
+        let ours = [host, forwarded]
+            .into_iter()
+            .flatten()
+            .any(|h| h == origin_host);
+        if origin != "null" && !ours {
             return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
                 reason: "the form was sent from another site",
@@ -258,5 +266,12 @@ mod tests {
             ("origin", "http://127.0.0.1:7070"),
         ]);
         assert!(check_csrf(&h, Some("abc")).is_ok());
+        let h = headers(&[
+            ("cookie", "athyper_csrf=abc"),
+            ("host", "10.0.0.7:9464"),
+            ("x-forwarded-host", "ops.example.com"),
+            ("origin", "https://ops.example.com"),
+        ]);
+        assert!(check_csrf(&h, Some("abc")).is_ok(), "behind a proxy");
     }
 }
