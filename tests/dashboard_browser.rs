@@ -113,6 +113,14 @@ where
     }
 }
 
+/// Waits until the page (the next one, after a click) holds `what`.
+async fn page_says(client: &Client, what: &str) {
+    eventually(&format!("the page says `{what}`"), || async {
+        client.source().await.unwrap().contains(what)
+    })
+    .await;
+}
+
 async fn text(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -225,7 +233,9 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
         .await
         .unwrap();
     client
-        .find(Locator::Css("a.tab-failed"))
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("a.tab-failed"))
         .await
         .unwrap()
         .click()
@@ -314,12 +324,7 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
         .click()
         .await
         .unwrap();
-    assert!(
-        text(&client, ".flash-error")
-            .await
-            .contains("That is not the admin token."),
-        "a wrong token is refused"
-    );
+    page_says(&client, "That is not the admin token.").await;
     let password = client
         .find(Locator::Css("input[name=\"token\"]"))
         .await
@@ -358,7 +363,7 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
         .click()
         .await
         .unwrap();
-    assert!(text(&client, ".flash").await.contains("1 job requeued."));
+    page_says(&client, "1 job requeued.").await;
     eventually("the retried job completes", || async {
         client.refresh().await.unwrap();
         text(&client, "h1 .badge").await == "completed"
