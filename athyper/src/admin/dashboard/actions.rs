@@ -341,6 +341,7 @@ pub(crate) async fn login(
             &app.session,
             security::cookie_path(app.prefix()),
             Some(12 * 3600),
+            security::over_https(&headers),
         ),
     );
     response
@@ -364,6 +365,7 @@ pub(crate) async fn logout(
             "",
             security::cookie_path(app.prefix()),
             Some(0),
+            security::over_https(&headers),
         ),
     );
     response

@@ -25,6 +25,7 @@ pub(crate) const MAX_LIMIT: usize = 200;
 pub(crate) struct Ctx {
     pub(crate) csrf: String,
     new_csrf: bool,
+    secure: bool,
     pub(crate) access: Access,
     here: String,
     flash: Option<Flash>,
@@ -41,6 +42,7 @@ impl Ctx {
         Ctx {
             csrf,
             new_csrf,
+            secure: security::over_https(headers),
             access: security::access(&app.config, &app.session, headers),
             here: uri
                 .path_and_query()
@@ -107,6 +109,7 @@ pub(crate) fn render(
                 &ctx.csrf,
                 security::cookie_path(app.prefix()),
                 None,
+                ctx.secure,
             ),
         );
     }

@@ -168,11 +168,31 @@ pub(crate) fn cookie_path(prefix: &str) -> &str {
     if prefix.is_empty() { "/" } else { prefix }
 }
 
+/// Whether the browser reached the dashboard over HTTPS, as a TLS proxy in
+/// front of it says: cookies are then marked `Secure`.
+pub(crate) fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        })
+}
+
 /// A `Set-Cookie` value.
-pub(crate) fn set_cookie(name: &str, value: &str, path: &str, max_age: Option<u64>) -> HeaderValue {
+pub(crate) fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<u64>,
+    secure: bool,
+) -> HeaderValue {
     let age = max_age.map_or(String::new(), |s| format!("; Max-Age={s}"));
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict{age}"
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict{age}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -273,5 +293,17 @@ mod tests {
             ("origin", "https://ops.example.com"),
         ]);
         assert!(check_csrf(&h, Some("abc")).is_ok(), "behind a proxy");
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_a_tls_proxy() {
+        assert!(over_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(!over_https(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!over_https(&HeaderMap::new()));
+        let cookie = set_cookie("a", "b", "/admin", Some(60), true);
+        assert_eq!(
+            cookie.to_str().unwrap(),
+            "a=b; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
     }
 }
