@@ -386,6 +386,23 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
     assert_eq!(text(&client, "a.tab-failed .tab-count").await, "4");
     screenshot(&client, "queue").await;
 
+    // A list that grows says so, without a reload.
+    client
+        .goto(&format!("{base}/queues/emails?state=completed"))
+        .await
+        .unwrap();
+    eventually("the completed list says it has changed", || async {
+        client
+            .find(Locator::Id("changed"))
+            .await
+            .unwrap()
+            .attr("class")
+            .await
+            .unwrap()
+            .is_some_and(|c| !c.contains("hidden"))
+    })
+    .await;
+
     // The other pages.
     client.goto(&format!("{base}/workers")).await.unwrap();
     assert!(text(&client, "main").await.contains("render_report"));
