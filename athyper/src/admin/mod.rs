@@ -3,9 +3,9 @@
 //!
 //! [`Admin`] works on any [`Backend`](crate::queue::Backend): it discovers
 //! every queue (in Redis from a registry of queue names, so a tool started
-//! anywhere finds queues it was never told of), reads counts, pages of jobs, one job, the workers
-//! and per-minute throughput, and acts: retry, remove, promote, pause,
-//! resume, clean. Actions over many jobs go in bounded steps
+//! anywhere finds queues it was never told of), reads counts, pages of
+//! jobs, one job, the workers and per-minute throughput, and acts: retry,
+//! remove, promote, pause, resume, clean. Actions over many jobs go in bounded steps
 //! ([`STEP`] jobs per backend call), so a million failed jobs never hold
 //! Redis for long; they report progress after each step.
 //!
