@@ -5,9 +5,9 @@
 //! every queue (in Redis from a registry of queue names, so a tool started
 //! anywhere finds queues it was never told of), reads counts, pages of
 //! jobs, one job, the workers and per-minute throughput, and acts: retry,
-//! remove, promote, pause, resume, clean. Actions over many jobs go in bounded steps
-//! ([`STEP`] jobs per backend call), so a million failed jobs never hold
-//! Redis for long; they report progress after each step.
+//! remove, promote, pause, resume, clean. Actions over many jobs go in
+//! bounded steps ([`STEP`] jobs per backend call), so a million failed jobs
+//! never hold Redis for long; they report progress after each step.
 //!
 //! [`JobView`], [`QueueView`] and [`WorkerView`] are the serialisable forms
 //! with stable field names, for JSON output.
