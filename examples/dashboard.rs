@@ -23,7 +23,7 @@ use std::time::Duration;
 use athyper::admin::dashboard::DashboardConfig;
 use athyper::observability::telemetry::{self, TelemetryConfig};
 use athyper::prelude::*;
-use athyper::queue::MemoryBackend;
+use athyper::queue::{MemoryBackend, Schedule};
 use serde::{Deserialize, Serialize};
 
 /// The token printed for the demo; set `ATHYPER_ADMIN_TOKEN` for another.
@@ -318,6 +318,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?;
     }
+
+    // Recurring jobs, shown on their queue's page.
+    reports
+        .schedule(
+            "monthly-revenue",
+            &render_report,
+            Schedule::cron("0 6 1 * *")?,
+            Report {
+                name: "revenue".to_owned(),
+                month: "previous".to_owned(),
+            },
+        )
+        .await?;
+    emails
+        .schedule(
+            "daily-digest",
+            &send_email,
+            Schedule::every(Duration::from_secs(86_400))?,
+            email(0, "Your daily digest"),
+        )
+        .await?;
 
     // Wait for the seeded work to settle: webhooks failed for good, the
     // declined payments failed, emails sent.

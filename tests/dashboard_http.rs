@@ -11,7 +11,7 @@ use athyper::admin::Admin;
 use athyper::admin::dashboard::{DashboardConfig, router};
 use athyper::prelude::*;
 use athyper::queue::backend::{NewJob, RedisBackend, RedisConfig};
-use athyper::queue::{JobState, JobTrace, SharedBackend, Worker};
+use athyper::queue::{JobState, JobTrace, Schedule, SharedBackend, Worker};
 use athyper::registry::Registry;
 use athyper_test_support::{HttpAnswer, RedisServer, http_request};
 
@@ -268,6 +268,20 @@ async fn pages_and_json_show_every_state_with_user_data_escaped() {
         done.body
     );
 
+    // Lists show a snippet of each payload, and of each result.
+    let completed = get(&format!("{base}/admin/queues/mail?state=completed"), &[]).await;
+    assert!(
+        completed.body.contains("&lt;ada@mail.test&gt;"),
+        "{}",
+        completed.body
+    );
+    let delayed = get(&format!("{base}/admin/queues/mail?state=delayed"), &[]).await;
+    assert!(
+        delayed.body.contains("&quot;to&quot;:&quot;later&quot;"),
+        "{}",
+        delayed.body
+    );
+
     // The traced job links to its trace.
     let traced = get(&format!("{base}/admin/queues/mail/jobs/traced-1"), &[]).await;
     assert!(
@@ -358,6 +372,28 @@ async fn pages_and_json_show_every_state_with_user_data_escaped() {
     assert!(matches!(no_queue.status, 400 | 404), "{no_queue:?}");
     assert!(!no_queue.body.contains("<nope>"), "{}", no_queue.body);
     assert_eq!(get(&format!("{base}/admin/process"), &[]).await.status, 404);
+
+    // A queue's recurring jobs show on its page.
+    Queue::new(s.admin.backend().clone(), "mail")
+        .unwrap()
+        .schedule(
+            "nightly-<digest>",
+            &deliver,
+            Schedule::every(Duration::from_secs(86_400)).unwrap(),
+            Letter {
+                to: "team".into(),
+                fail: false,
+            },
+        )
+        .await
+        .unwrap();
+    let page = get(&format!("{base}/admin/queues/mail"), &[]).await;
+    assert!(page.body.contains("Recurring jobs"), "{}", page.body);
+    assert!(
+        page.body.contains(">nightly-&lt;digest&gt;<"),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,6 +697,10 @@ async fn payloads_and_results_can_be_hidden() {
     .await;
     assert!(!done.body.contains("mail.test"), "{}", done.body);
     assert!(done.body.contains("<h2>Result</h2>"), "{}", done.body);
+    let list = get(&format!("{base}/admin/queues/mail?state=completed"), &[]).await;
+    assert!(!list.body.contains("mail.test"), "{}", list.body);
+    let list = get(&format!("{base}/admin/queues/mail?state=delayed"), &[]).await;
+    assert!(!list.body.contains("later"), "{}", list.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

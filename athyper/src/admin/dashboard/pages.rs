@@ -449,10 +449,15 @@ pub(crate) async fn queue(
         Ok(m) => m,
         Err(e) => return backend_problem(&app, &ctx, &e).await,
     };
+    let schedules = match app.admin.schedules(&name).await {
+        Ok(s) => s,
+        Err(e) => return backend_problem(&app, &ctx, &e).await,
+    };
     let p = app.prefix();
     let q = enc(&name);
     let now = SystemTime::now();
     let can_write = ctx.access.can_write();
+    let show = app.config.show_payloads;
     let mut body = String::new();
 
     // Head: name, status, pause or resume.
@@ -565,10 +570,12 @@ pub(crate) async fn queue(
         let _ = write!(
             body,
             "<th>Id</th><th>Handler</th><th>Priority</th><th class=\"num\">Attempts</th><th>{time_label}</th><th>{}</th></tr></thead><tbody>",
-            if state == JobState::Failed {
-                "Last error"
-            } else {
-                "Added"
+            match state {
+                JobState::Failed => "Last error",
+                JobState::Completed if show => "Result",
+                _ if show => "Payload",
+                JobState::Waiting => "Due",
+                _ => "Added",
             }
         );
         for job in &jobs_page.jobs {
@@ -588,18 +595,19 @@ pub(crate) async fn queue(
                 JobState::Active => when_opt(job.started_at, now),
                 JobState::Completed | JobState::Failed => when_opt(job.finished_at, now),
             };
-            let last = if state == JobState::Failed {
-                job.errors.last().map_or_else(
-                    || "<span class=\"muted\">—</span>".to_owned(),
-                    |e| {
-                        format!(
-                            "<span class=\"error-text\">{}</span>",
-                            snippet(&e.message, 90)
-                        )
-                    },
-                )
-            } else {
-                when(job.enqueued_at, now)
+            let dash = || "<span class=\"muted\">—</span>".to_owned();
+            let json = |text: &str| format!("<span class=\"json\">{}</span>", snippet(text, 110));
+            let last = match state {
+                JobState::Failed => job.errors.last().map_or_else(dash, |e| {
+                    format!(
+                        "<span class=\"error-text\">{}</span>",
+                        snippet(&e.message, 90)
+                    )
+                }),
+                JobState::Completed if show => job.result.as_deref().map_or_else(dash, json),
+                _ if show => json(&job.payload),
+                JobState::Waiting => when(job.due_at, now),
+                _ => when(job.enqueued_at, now),
             };
             let _ = write!(
                 body,
@@ -658,14 +666,14 @@ pub(crate) async fn queue(
     if offset > 0 {
         let _ = write!(
             body,
-            "<a class=\"btn btn-ghost\" href=\"{}\">← Newer</a>",
+            "<a class=\"btn btn-ghost\" href=\"{}\" rel=\"prev\">← Previous</a>",
             esc(&link(offset.saturating_sub(limit)))
         );
     }
     if let Some(next) = jobs_page.next {
         let _ = write!(
             body,
-            "<a class=\"btn btn-ghost\" href=\"{}\" rel=\"next\">Older →</a>",
+            "<a class=\"btn btn-ghost\" href=\"{}\" rel=\"next\">Next →</a>",
             esc(&link(next))
         );
     }
@@ -698,6 +706,32 @@ pub(crate) async fn queue(
         body.push_str("</div></section>\n");
     }
     body.push_str(&chart_card(&minutes, &format!("{name}, jobs per minute")));
+    if !schedules.is_empty() {
+        let _ = write!(
+            body,
+            "<section class=\"card\"><div class=\"card-head\"><h2>Recurring jobs <span class=\"muted\">· {}</span></h2></div><table class=\"table\"><thead><tr><th>Schedule</th><th>Handler</th><th>When</th><th>Missed ticks</th><th>Next</th><th>Last</th></tr></thead><tbody>",
+            schedules.len()
+        );
+        let at = |ms: u64| when(crate::queue::time::from_millis(ms), now);
+        for entry in &schedules {
+            let _ = write!(
+                body,
+                "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&entry.id),
+                esc(&entry.job.name),
+                esc(&entry.spec),
+                esc(&entry.missed.to_string()),
+                entry
+                    .ticks
+                    .first()
+                    .map_or_else(|| "<span class=\"muted\">—</span>".to_owned(), |&t| at(t)),
+                entry
+                    .last_tick
+                    .map_or_else(|| "<span class=\"muted\">—</span>".to_owned(), at),
+            );
+        }
+        body.push_str("</tbody></table></section>\n");
+    }
 
     render(
         &app,
