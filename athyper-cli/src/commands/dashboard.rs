@@ -1,4 +1,9 @@
 //! `dashboard`: the web dashboard served alone against this Redis.
+//!
+//! Its settings come from the environment
+//! ([`DashboardConfig::from_env`]): read-only unless `ATHYPER_ADMIN_TOKEN`
+//! is set, served at the root unless `ATHYPER_DASHBOARD_PATH` says
+//! otherwise.
 
 use std::net::SocketAddr;
 
@@ -16,6 +21,10 @@ struct Listening {
 }
 
 pub async fn serve(ctx: &Ctx, bind: SocketAddr) -> Result<(), CliError> {
+    let mut config = DashboardConfig::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+    if std::env::var_os("ATHYPER_DASHBOARD_PATH").is_none_or(|p| p.is_empty()) {
+        config = config.base_path("/");
+    }
     let listener = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
         CliError::Other(format!(
             "cannot listen on {bind}: {}; choose another address with --bind",
@@ -26,12 +35,17 @@ pub async fn serve(ctx: &Ctx, bind: SocketAddr) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Other(format!("cannot read the address listened on: {e}")))?;
     if !local.ip().is_loopback() {
-        ctx.out.warn(&format!(
-            "the dashboard on {local} is reachable from other machines, and it can retry and remove jobs"
-        ));
+        ctx.out.warn(&if config.writes_enabled() {
+            format!(
+                "the dashboard on {local} is reachable from other machines, and whoever has the admin token can retry and remove jobs there"
+            )
+        } else {
+            format!("the dashboard on {local} is reachable from other machines (read-only)")
+        });
     }
-    let app = router(ctx.admin.clone(), DashboardConfig::default().base_path("/"));
-    let url = format!("http://{local}/");
+    let path = config.base_path.trim_end_matches('/').to_owned();
+    let app = router(ctx.admin.clone(), config);
+    let url = format!("http://{local}{path}/");
     if ctx.out.json {
         ctx.out.print(&format!(
             "{}\n",

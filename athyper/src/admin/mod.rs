@@ -1,13 +1,13 @@
 //! The operator's view of a backend: what the dashboard and the `athyper`
 //! command line both use.
 //!
-//! [`Admin`] works on any [`Backend`]: it discovers every queue (in Redis
-//! from a registry of queue names, so a tool started anywhere finds queues
-//! it was never told of), reads counts, pages of jobs, one job, the workers
-//! and per-minute throughput, and acts: retry, remove, promote, pause,
-//! resume, clean. Actions over many jobs go in bounded steps
-//! ([`STEP`] jobs per backend call), so a million failed jobs never hold
-//! Redis for long; they report progress after each step.
+//! [`Admin`] works on any [`Backend`](crate::queue::Backend): it discovers
+//! every queue (in Redis from a registry of queue names, so a tool started
+//! anywhere finds queues it was never told of), reads counts, pages of
+//! jobs, one job, the workers and per-minute throughput, and acts: retry,
+//! remove, promote, pause, resume, clean. Actions over many jobs go in
+//! bounded steps ([`STEP`] jobs per backend call), so a million failed jobs
+//! never hold Redis for long; they report progress after each step.
 //!
 //! [`JobView`], [`QueueView`] and [`WorkerView`] are the serialisable forms
 //! with stable field names, for JSON output.

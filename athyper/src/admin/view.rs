@@ -67,6 +67,9 @@ pub struct JobView {
     pub payload: Option<serde_json::Value>,
     /// The last progress its handler reported.
     pub progress: Option<serde_json::Value>,
+    /// What its handler returned, as JSON, once it completed; `null` for a
+    /// handler that returns `()` and when payloads are hidden.
+    pub result: Option<serde_json::Value>,
     /// Every failed attempt's error, oldest first.
     pub errors: Vec<AttemptView>,
     /// The W3C trace id of the add, if it was traced.
@@ -80,7 +83,7 @@ fn json_or_text(text: &str) -> serde_json::Value {
 }
 
 impl JobView {
-    /// `job` of `queue`; its payload only if `show_payload`.
+    /// `job` of `queue`; its payload and result only if `show_payload`.
     pub fn new(queue: &str, job: &JobInfo, show_payload: bool) -> JobView {
         let b = job.backoff;
         JobView {
@@ -107,6 +110,11 @@ impl JobView {
             finished_at: job.finished_at.map(rfc3339),
             payload: show_payload.then(|| json_or_text(&job.payload)),
             progress: job.progress.as_deref().map(json_or_text),
+            result: job
+                .result
+                .as_deref()
+                .filter(|_| show_payload)
+                .map(json_or_text),
             errors: job
                 .errors
                 .iter()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Mode, Runtime, RuntimeError, Settings};
 use crate::Error;
+use crate::admin::dashboard::DashboardConfig;
 use crate::observability::telemetry::TelemetryGuard;
 use crate::observability::{HealthCheck, HealthRegistry};
 use crate::queue::{Backend, Extensions, MemoryBackend, SharedBackend, WorkerConfig};
@@ -45,6 +46,7 @@ pub struct RuntimeBuilder {
     adapters: Vec<&'static AdapterDescriptor>,
     hooks: Vec<PendingHook>,
     breakers: Vec<CircuitBreaker>,
+    dashboard: Option<Option<DashboardConfig>>,
     env: EnvLookup,
 }
 
@@ -217,6 +219,21 @@ impl RuntimeBuilder {
         )
     }
 
+    /// Serves the web dashboard with the operational endpoints, under
+    /// `config`'s base path (`/admin` by default), overriding
+    /// `ATHYPER_DASHBOARD`. It also shows this process's circuit breakers
+    /// and health checks.
+    pub fn dashboard(mut self, config: DashboardConfig) -> Self {
+        self.dashboard = Some(Some(config));
+        self
+    }
+
+    /// Serves no dashboard, overriding `ATHYPER_DASHBOARD`.
+    pub fn without_dashboard(mut self) -> Self {
+        self.dashboard = Some(None);
+        self
+    }
+
     /// Reads settings through `lookup` instead of the process environment.
     pub fn env_from(
         mut self,
@@ -266,6 +283,24 @@ impl RuntimeBuilder {
             })?
             .unwrap_or(Some(DEFAULT_HTTP_ADDR)),
         };
+        let dashboard =
+            match self.dashboard {
+                Some(dashboard) => dashboard,
+                None => match parse_env(env, "ATHYPER_DASHBOARD", |v| match v {
+                    "on" | "true" => Ok(true),
+                    "off" | "false" => Ok(false),
+                    _ => Err("expected `on` or `off`".to_owned()),
+                })? {
+                    Some(true) => Some(DashboardConfig::from_env_with(env).map_err(|e| {
+                        RuntimeError::Config {
+                            setting: e.setting,
+                            value: e.value,
+                            reason: e.reason,
+                        }
+                    })?),
+                    Some(false) | None => None,
+                },
+            };
         let registry = match self.registry {
             Some(registry) => registry,
             None => Registry::collect()?,
@@ -318,6 +353,7 @@ impl RuntimeBuilder {
             health,
             shutdown,
             breakers: self.breakers,
+            dashboard,
         }))
     }
 }
@@ -443,6 +479,7 @@ impl RuntimeBuilder {
             adapters: Vec::new(),
             hooks: Vec::new(),
             breakers: Vec::new(),
+            dashboard: None,
             env: Box::new(|var| std::env::var(var).ok()),
         }
     }

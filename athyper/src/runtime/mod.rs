@@ -13,6 +13,7 @@
 //! | `ATHYPER_REDIS_CA_CERT` | PEM file of the CA for `rediss://` | system roots |
 //! | `ATHYPER_CONCURRENCY` | attempts each queue's worker runs at once | 10 |
 //! | `ATHYPER_SHUTDOWN_TIMEOUT` | the whole shutdown's deadline, such as `30s` | `30s` |
+//! | `ATHYPER_DASHBOARD` | `on` serves the web dashboard with them, under `/admin` (settings in [`DashboardConfig`](crate::admin::dashboard::DashboardConfig)) | `off` |
 //! | `ATHYPER_HTTP_ADDR` | where `/health`, `/readyz`, `/livez`, `/metrics` are served (every interface by default, so that probes and scrapes reach a container; `127.0.0.1:9464` keeps them on the machine); `off` for nowhere | `0.0.0.0:9464` |
 //!
 //! # Running
@@ -129,6 +130,8 @@ pub(crate) struct Settings {
     pub(crate) shutdown: Shutdown,
     /// The attached adapters' breakers.
     pub(crate) breakers: Vec<crate::resilience::CircuitBreaker>,
+    /// The dashboard, when it is served.
+    pub(crate) dashboard: Option<crate::admin::dashboard::DashboardConfig>,
 }
 
 /// A configured runtime: the backend, the handlers, health, metrics and
@@ -245,13 +248,23 @@ impl Runtime {
     }
 
     /// The operational endpoints (`/health`, `/readyz`, `/livez`,
-    /// `/metrics`), to merge into an application's router.
+    /// `/metrics`), and the dashboard when enabled, to merge into an
+    /// application's router.
     pub fn router(&self) -> Router {
-        crate::observability::http::router(
+        let router = crate::observability::http::router(
             self.health().clone(),
             #[cfg(feature = "metrics")]
             self.inner.metrics.clone(),
-        )
+        );
+        match &self.inner.settings.dashboard {
+            Some(config) => router.merge(
+                crate::admin::dashboard::Dashboard::new(self.admin(), config.clone())
+                    .breakers(self.breakers().iter().cloned())
+                    .health(self.health().clone())
+                    .router(),
+            ),
+            None => router,
+        }
     }
 
     /// `app` with the runtime's HTTP instrumentation: a server span per
@@ -319,6 +332,9 @@ impl Runtime {
                     }
                 });
                 tracing::info!(addr = %bound, "serving /health, /readyz, /livez, /metrics");
+                if let Some(dashboard) = &s.dashboard {
+                    tracing::info!(addr = %bound, path = %dashboard.base_path, writes = dashboard.writes_enabled(), "serving the dashboard");
+                }
                 (Some(bound), Some(server))
             }
             None => (None, None),
@@ -563,6 +579,37 @@ mod tests {
                     "write an address such as `0.0.0.0:9464` or `127.0.0.1:9464`, or `off`"
                 ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn dashboard_is_off_unless_enabled() {
+        let dashboard = |pairs| build(pairs).unwrap().inner.settings.dashboard.clone();
+        assert!(dashboard(&[]).is_none());
+        assert!(dashboard(&[("ATHYPER_DASHBOARD", "off")]).is_none());
+        let on = dashboard(&[
+            ("ATHYPER_DASHBOARD", "on"),
+            ("ATHYPER_DASHBOARD_PATH", "/ops"),
+        ])
+        .unwrap();
+        assert_eq!(on.base_path, "/ops");
+        assert!(!on.writes_enabled());
+        let err = build(&[("ATHYPER_DASHBOARD", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid ATHYPER_DASHBOARD `maybe`: expected `on` or `off`"
+        );
+        let err = build(&[
+            ("ATHYPER_DASHBOARD", "on"),
+            ("ATHYPER_ADMIN_SHOW_PAYLOADS", "hidden"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "invalid ATHYPER_ADMIN_SHOW_PAYLOADS `hidden`: expected `true` or `false`"
         );
     }
 
