@@ -121,6 +121,13 @@ Examples:
   athyper dashboard --bind 127.0.0.1:0
   athyper dashboard --bind 0.0.0.0:7070
 
+Read-only unless ATHYPER_ADMIN_TOKEN is set (16 characters or more): then
+signing in with it, or sending it as `Authorization: Bearer <token>`,
+enables retry, remove, promote, clean, pause and resume.
+ATHYPER_ADMIN_SHOW_PAYLOADS=false hides payloads and results;
+ATHYPER_TRACE_URL (such as https://grafana.example/explore?traceId={trace_id})
+links each job to its trace.
+
 Prints the address it serves on, then serves until Ctrl-C (or SIGTERM).";
 
 /// The operator's command line for athyper queues in Redis.
