@@ -14,7 +14,7 @@ use athyper::queue::backend::{
     Selection, SharedBackend, WorkerInfo,
 };
 use athyper::queue::watch::EventFeed;
-use athyper::queue::{EventCursor, JobEvent};
+use athyper::queue::{Cancel, EventCursor, JobEvent};
 use athyper::queue::{
     Finished, JobCounts, JobInfo, JobState, QueueError, ScheduleEntry, WorkerConfig,
 };
@@ -316,6 +316,19 @@ impl Backend for Faulty {
         max: usize,
     ) -> BackendFuture<'a, Vec<JobEvent>> {
         self.inner.event_history(queue, after, max)
+    }
+
+    fn cancel<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Cancel> {
+        self.inner.cancel(queue, id)
+    }
+
+    fn cancellations<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        timeout: Duration,
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        self.inner.cancellations(queue, worker, timeout)
     }
 
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {

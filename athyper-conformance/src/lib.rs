@@ -123,6 +123,8 @@ macro_rules! __cases {
             queue_rejects_jobs_of_another_queue,
             results_are_kept_and_waited_for,
             events_follow_each_job,
+            cancel_ends_waiting_and_delayed_jobs_at_once,
+            cancel_stops_a_running_job_in_its_worker,
         }
     };
 }

@@ -469,3 +469,24 @@ pub(crate) async fn measure(_ctx: JobContext, label: String) -> Result<Measured,
         label,
     })
 }
+
+/// Runs until its cancellation token fires, then gives up; it would be
+/// retried (three attempts) were it not cancelled.
+#[job(queue = "conformance", retry = "fixed", backoff = "10ms", attempts = 3)]
+pub(crate) async fn patient(ctx: JobContext, _n: u32) -> Result<(), String> {
+    probe(&ctx).watch_cancellation(&ctx);
+    ctx.cancellation().cancelled().await;
+    Err("stopped: cancelled".to_owned())
+}
+
+/// Ignores its cancellation token: runs `ms` milliseconds and returns a
+/// result.
+#[job(queue = "conformance", retry = "none")]
+pub(crate) async fn headstrong(ctx: JobContext, ms: u64) -> Result<Measured, String> {
+    probe(&ctx).watch_cancellation(&ctx);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(Measured {
+        label: "done anyway".into(),
+        length: 0,
+    })
+}

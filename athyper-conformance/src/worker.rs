@@ -493,3 +493,96 @@ pub async fn events_follow_each_job(backend: SharedBackend) {
     let next = live.next().await.unwrap().unwrap();
     assert_eq!((&next.id, &next.kind), (&loud, &EventKind::Added));
 }
+
+pub async fn cancel_ends_waiting_and_delayed_jobs_at_once(backend: SharedBackend) {
+    use athyper::queue::{Cancel, Finished};
+
+    let q = queue(&backend);
+    q.pause().await.unwrap();
+    let waiting = q.add(&record, "w".into()).await.unwrap().into_id();
+    let delayed = q
+        .add_with(
+            &record,
+            "d".into(),
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap()
+        .into_id();
+    assert_eq!(q.cancel(&waiting).await.unwrap(), Cancel::Cancelled);
+    assert_eq!(q.cancel(&delayed).await.unwrap(), Cancel::Cancelled);
+    assert_eq!(
+        q.cancel(&waiting).await.unwrap(),
+        Cancel::Ended(JobState::Cancelled)
+    );
+    let missing = athyper::queue::JobId::from("no-such-job");
+    assert_eq!(q.cancel(&missing).await.unwrap(), Cancel::NotFound);
+
+    let counts = q.counts().await.unwrap();
+    assert_eq!(counts.state(JobState::Cancelled), 2);
+    assert_eq!(counts.pending(), 0, "{counts}");
+    let listed: Vec<_> = q
+        .list(JobState::Cancelled, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&waiting) && listed.contains(&delayed));
+    let info = get(&backend, &waiting).await.unwrap();
+    assert_eq!((info.state, info.attempts_made), (JobState::Cancelled, 0));
+    assert!(info.finished_at.is_some());
+    assert!(matches!(
+        q.wait(&record, &waiting, Duration::from_secs(5)).await,
+        Err(WaitError::Cancelled { .. })
+    ));
+
+    // Nothing runs it once the queue resumes; cleaning and removing work.
+    q.resume().await.unwrap();
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let done = q.add(&record, "after".into()).await.unwrap().into_id();
+    wait_for_state(&backend, &done, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), ["after"]);
+    assert_eq!(
+        q.cancel(&done).await.unwrap(),
+        Cancel::Ended(JobState::Completed)
+    );
+    assert!(q.remove(&delayed).await.unwrap());
+    assert_eq!(
+        q.clean(Finished::Cancelled, Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert_eq!(q.counts().await.unwrap().state(JobState::Cancelled), 0);
+}
+
+pub async fn cancel_stops_a_running_job_in_its_worker(backend: SharedBackend) {
+    use athyper::queue::Cancel;
+
+    let q = queue(&backend);
+    let probe = Probe::default();
+    let worker = start_worker(&backend, &probe, 2);
+    let id = q.add(&patient, 1).await.unwrap().into_id();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    assert_eq!(q.cancel(&id).await.unwrap(), Cancel::Requested);
+    let info = wait_for_state(&backend, &id, JobState::Cancelled).await;
+    // Its token fired, the attempt's error was not retried.
+    assert_eq!(probe.cancelled(), [id.to_string()]);
+    assert_eq!(info.attempts_made, 1);
+    assert!(matches!(
+        q.wait(&patient, &id, Duration::from_secs(5)).await,
+        Err(WaitError::Cancelled { .. })
+    ));
+
+    // A handler that ignores its token finishes, and its result is
+    // discarded: the job is cancelled all the same.
+    let stubborn_id = q.add(&headstrong, 300).await.unwrap().into_id();
+    wait_for_state(&backend, &stubborn_id, JobState::Active).await;
+    assert_eq!(q.cancel(&stubborn_id).await.unwrap(), Cancel::Requested);
+    let info = wait_for_state(&backend, &stubborn_id, JobState::Cancelled).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(info.result, None);
+    assert_eq!(q.counts().await.unwrap().state(JobState::Cancelled), 2);
+}

@@ -11,7 +11,7 @@ use athyper::queue::backend::{
     Selection, WorkerInfo,
 };
 use athyper::queue::watch::EventFeed;
-use athyper::queue::{EventCursor, JobEvent};
+use athyper::queue::{Cancel, EventCursor, JobEvent};
 use athyper::queue::{
     Finished, JobCounts, JobId, JobInfo, JobState, MemoryBackend, ScheduleEntry, SharedBackend,
 };
@@ -232,6 +232,21 @@ impl Backend for Counting {
         self.inner.event_history(queue, after, max)
     }
 
+    fn cancel<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Cancel> {
+        self.count("cancel");
+        self.inner.cancel(queue, id)
+    }
+
+    fn cancellations<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        timeout: Duration,
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        self.count("cancellations");
+        self.inner.cancellations(queue, worker, timeout)
+    }
+
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
         self.count("set_events");
         self.inner.set_events(queue, on)
@@ -258,7 +273,7 @@ async fn the_suite_uses_the_given_backend() {
     assert_eq!(calls.get("add"), Some(&8), "{calls:?}");
     assert!(calls.get("fetch").copied().unwrap_or(0) >= 9, "{calls:?}");
     assert!(athyper_conformance::CASES.contains(&"priority_then_fifo"));
-    assert_eq!(athyper_conformance::CASES.len(), 66);
+    assert_eq!(athyper_conformance::CASES.len(), 68);
 }
 
 /// What a backend records on add comes from the public constructor.

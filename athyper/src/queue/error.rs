@@ -186,6 +186,9 @@ pub enum JobFailure {
     /// The handler panicked; the text is the panic message.
     #[error("handler panicked: {0}")]
     Panicked(String),
+    /// The job was cancelled while it ran. Not retried.
+    #[error("cancelled while running")]
+    Cancelled,
     /// The handler's result does not serialise to JSON. Not retried.
     #[error("the job's result does not encode as JSON: {0}")]
     ResultEncode(String),
@@ -211,6 +214,7 @@ impl JobFailure {
                 | JobFailure::UnknownJob { .. }
                 | JobFailure::ResultEncode(_)
                 | JobFailure::ResultTooLarge { .. }
+                | JobFailure::Cancelled
         )
     }
 }
@@ -228,6 +232,12 @@ pub enum WaitError {
         attempts: u32,
         /// The last attempt's error.
         reason: String,
+    },
+    /// The job was cancelled.
+    #[error("job `{id}` was cancelled")]
+    Cancelled {
+        /// The job.
+        id: String,
     },
     /// The job had not finished when the wait ended; it goes on.
     #[error("job `{id}` had not finished after {waited:?} (it is {state})")]

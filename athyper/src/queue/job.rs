@@ -158,16 +158,20 @@ pub enum JobState {
     Completed,
     /// Failed for good: attempts exhausted or not retryable.
     Failed,
+    /// Cancelled by [`Queue::cancel`](crate::queue::Queue::cancel): kept
+    /// like failed jobs, never retried.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 5] = [
+    pub const ALL: [JobState; 6] = [
         JobState::Waiting,
         JobState::Delayed,
         JobState::Active,
         JobState::Completed,
         JobState::Failed,
+        JobState::Cancelled,
     ];
 
     /// The lowercase name used in metrics and JSON.
@@ -178,6 +182,7 @@ impl JobState {
             JobState::Active => "active",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 
@@ -193,13 +198,15 @@ impl fmt::Display for JobState {
     }
 }
 
-/// The two end states that [`Queue::clean`](crate::queue::Queue::clean) prunes.
+/// The end states that [`Queue::clean`](crate::queue::Queue::clean) prunes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Finished {
     /// Completed jobs.
     Completed,
     /// Failed jobs.
     Failed,
+    /// Cancelled jobs.
+    Cancelled,
 }
 
 impl From<Finished> for JobState {
@@ -207,6 +214,7 @@ impl From<Finished> for JobState {
         match f {
             Finished::Completed => JobState::Completed,
             Finished::Failed => JobState::Failed,
+            Finished::Cancelled => JobState::Cancelled,
         }
     }
 }
@@ -476,7 +484,7 @@ impl JobInfo {
 /// Job counts of one queue, per state and priority.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobCounts {
-    counts: [[u64; 4]; 5],
+    counts: [[u64; 4]; 6],
     /// Whether the queue is paused.
     pub paused: bool,
 }

@@ -23,7 +23,7 @@ pub(crate) mod time;
 pub mod watch;
 mod worker;
 
-pub use self::backend::{Added, Backend, MemoryBackend, SharedBackend};
+pub use self::backend::{Added, Backend, Cancel, MemoryBackend, SharedBackend};
 pub use self::context::{Deferred, Extensions, JobContext, MissingData};
 pub use self::error::{Chain, JobFailure, QueueError, WaitError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};

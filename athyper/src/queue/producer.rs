@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::queue::backend::{Added, NewJob, Selection, SharedBackend, Unique};
+use crate::queue::backend::{Added, Cancel, NewJob, Selection, SharedBackend, Unique};
 use crate::queue::events::{SharedEvents, no_events};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
@@ -349,6 +349,7 @@ impl Queue {
                     .unwrap_or("no error was kept")
                     .to_owned(),
             }),
+            JobState::Cancelled => Err(WaitError::Cancelled { id: id.to_string() }),
             state => Ok(Err(state)),
         }
     }
@@ -439,6 +440,17 @@ impl Queue {
                 }
             }
         }
+    }
+
+    /// Cancels job `id`. A waiting or delayed job is cancelled at once
+    /// ([`Cancel::Cancelled`]). A running one gets its cancellation token
+    /// fired in whichever process runs it and ends cancelled when its
+    /// attempt ends, whatever the handler returns: a result is discarded,
+    /// an error is not retried ([`Cancel::Requested`]). A job that ended
+    /// already stays as it is ([`Cancel::Ended`]). Cancelled jobs are
+    /// counted, listed and kept like failed ones.
+    pub async fn cancel(&self, id: &JobId) -> Result<Cancel, QueueError> {
+        self.backend.cancel(&self.name, id).await
     }
 
     /// Turns the queue's events off (or back on), for every process: a

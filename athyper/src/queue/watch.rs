@@ -116,6 +116,7 @@ impl JobEvent {
                 }
                 | EventKind::Stalled { will_retry: false }
                 | EventKind::Removed
+                | EventKind::Cancelled
         )
     }
 }
@@ -172,6 +173,9 @@ pub enum EventKind {
     },
     /// Removed from the queue.
     Removed,
+    /// Cancelled: at once while it waited, or at the end of the attempt
+    /// that was running.
+    Cancelled,
 }
 
 /// Every event of `queue` from `from` on, read from the backend's history

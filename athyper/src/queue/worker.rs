@@ -500,6 +500,9 @@ struct Slot {
     /// The lease it runs under; its result counts only while that holds.
     epoch: u64,
     cancel: CancellationToken,
+    /// Cancelled through the queue: its attempt ends in an ack whatever
+    /// it returns, and the backend makes it cancelled.
+    user_cancelled: bool,
 }
 
 /// Whether the backend is reachable, so that an outage is logged when it
@@ -576,6 +579,8 @@ impl Loop {
         let _side_guard = side.clone().drop_guard();
         tokio::spawn(heartbeat(shared.clone(), self.lease.clone(), side.clone()).in_current_span());
         tokio::spawn(recover_stalled(shared.clone(), side.clone()).in_current_span());
+        let (cancels, mut cancelled) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(listen_for_cancels(shared.clone(), cancels, side.clone()).in_current_span());
         tracing::info!(
             handlers = ?{ let mut h: Vec<_> = shared.handlers.keys().collect(); h.sort(); h },
             concurrency = shared.config.concurrency,
@@ -705,6 +710,7 @@ impl Loop {
                     tracing::info!(running = self.tasks.len(), "worker draining");
                 }
                 () = self.lease.lost_notify.notified() => {}
+                Some(ids) = cancelled.recv() => self.cancel_running(&ids),
                 Some(result) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.settle(result, draining);
                 }
@@ -830,6 +836,17 @@ impl Loop {
         }
     }
 
+    /// Fires the tokens of running jobs `ids` that were cancelled.
+    fn cancel_running(&mut self, ids: &[JobId]) {
+        for slot in self.slots.iter_mut().flatten() {
+            if ids.contains(&slot.id) {
+                tracing::info!(job.id = %slot.id, "job cancelled while running");
+                slot.user_cancelled = true;
+                slot.cancel.cancel();
+            }
+        }
+    }
+
     /// The lease `epoch` is gone: stalled-job recovery gave its jobs to
     /// other workers. Their attempts here stop, and their results would
     /// count for nothing.
@@ -934,6 +951,7 @@ impl Loop {
             max_deferrals: job.max_deferrals,
             epoch,
             cancel: cancel.clone(),
+            user_cancelled: false,
         };
         let index = match self.free_slots.pop() {
             Some(index) => {
@@ -977,6 +995,17 @@ impl Loop {
             *count = count.saturating_sub(1);
         }
         let done = match done {
+            // Stopped by its cancellation: reported so, not put back.
+            Ok(Done {
+                elapsed,
+                ending: Ending::Interrupted,
+            }) if slot.user_cancelled => Done {
+                elapsed,
+                ending: Ending::Failed {
+                    failure: JobFailure::Cancelled,
+                    retry_in: None,
+                },
+            },
             Ok(done) => done,
             // Aborted at the shutdown deadline: the job stays under the
             // lease and `release` puts it back.
@@ -1189,6 +1218,37 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "a non-string panic payload".to_owned()
+    }
+}
+
+/// Tells the loop which of its running jobs were cancelled, as the backend
+/// hears of them (on Redis a blocking read of the worker's own list, so a
+/// cancel reaches the job in about a round trip).
+async fn listen_for_cancels(
+    shared: Arc<Shared>,
+    cancels: tokio::sync::mpsc::UnboundedSender<Vec<JobId>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let heard = tokio::select! {
+            () = stop.cancelled() => return,
+            heard = shared.backend.cancellations(&shared.queue, &shared.id, Duration::from_secs(1)) => heard,
+        };
+        match heard {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                if cancels.send(ids).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "listening for cancellations failed; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
     }
 }
 

@@ -566,6 +566,7 @@ pub(crate) async fn queue(
             JobState::Active => "Started",
             JobState::Completed => "Completed",
             JobState::Failed => "Failed",
+            JobState::Cancelled => "Cancelled",
         };
         let _ = write!(
             body,
@@ -593,7 +594,9 @@ pub(crate) async fn queue(
                 JobState::Waiting => when(job.enqueued_at, now),
                 JobState::Delayed => when(job.due_at, now),
                 JobState::Active => when_opt(job.started_at, now),
-                JobState::Completed | JobState::Failed => when_opt(job.finished_at, now),
+                JobState::Completed | JobState::Failed | JobState::Cancelled => {
+                    when_opt(job.finished_at, now)
+                }
             };
             let dash = || "<span class=\"muted\">—</span>".to_owned();
             let json = |text: &str| format!("<span class=\"json\">{}</span>", snippet(text, 110));

@@ -18,8 +18,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
 use super::{
-    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
-    Selection, THROUGHPUT_MINUTES, WorkerInfo, minutes_until,
+    Ack, Added, Backend, BackendFuture, Cancel, FetchRequest, Fetched, JobPage, Minute, NewJob,
+    Recovered, Selection, THROUGHPUT_MINUTES, WorkerInfo, minutes_until,
 };
 use crate::queue::QueueError;
 use crate::queue::job::{
@@ -71,6 +71,8 @@ struct QueueCell {
     notify: Notify,
     /// The live feed of the queue's events.
     feed: broadcast::Sender<Arc<[JobEvent]>>,
+    /// Wakes workers waiting for cancellations.
+    cancels: Notify,
 }
 
 impl Default for QueueCell {
@@ -79,6 +81,7 @@ impl Default for QueueCell {
             state: Mutex::default(),
             notify: Notify::new(),
             feed: broadcast::channel(FEED_CAPACITY).0,
+            cancels: Notify::new(),
         }
     }
 }
@@ -146,6 +149,8 @@ struct Record {
     /// The worker and attempt of the last ack that took effect, so that
     /// the same ack sent again is known as a repeat.
     last_ack: Option<(Arc<str>, u32)>,
+    /// Cancelled while running: it ends cancelled however the attempt ends.
+    cancel_requested: bool,
 }
 
 /// What became of one ack.
@@ -173,6 +178,7 @@ struct QueueState {
     /// (finished ms, seq) → id.
     completed: BTreeMap<(u64, u64), JobId>,
     failed: BTreeMap<(u64, u64), JobId>,
+    cancelled: BTreeMap<(u64, u64), JobId>,
     leases: HashMap<Arc<str>, Lease>,
     /// What workers said of themselves when they started.
     announced: HashMap<Arc<str>, WorkerInfo>,
@@ -199,6 +205,8 @@ struct QueueState {
     last_batch: Option<(u64, u64)>,
     /// Keeps no events.
     quiet: bool,
+    /// Running jobs cancelled, per worker, not yet told.
+    cancel_requests: HashMap<Arc<str>, Vec<JobId>>,
 }
 
 impl QueueState {
@@ -271,6 +279,7 @@ impl QueueState {
                 seq,
                 owner: None,
                 last_ack: None,
+                cancel_requested: false,
             },
         );
         if due > now {
@@ -344,6 +353,8 @@ impl QueueState {
         match state {
             Finished::Completed => cell.0 += 1,
             Finished::Failed => cell.1 += 1,
+            // Neither done nor failed: not in the throughput.
+            Finished::Cancelled => {}
         }
         let oldest = minute.saturating_sub(THROUGHPUT_MINUTES as u64);
         while self
@@ -375,6 +386,7 @@ impl QueueState {
         match state {
             Finished::Completed => &mut self.completed,
             Finished::Failed => &mut self.failed,
+            Finished::Cancelled => &mut self.cancelled,
         }
     }
 
@@ -421,15 +433,15 @@ impl QueueState {
                     lease.jobs.remove(id);
                 }
             }
-            JobState::Completed | JobState::Failed => {
+            JobState::Completed | JobState::Failed | JobState::Cancelled => {
                 let at = rec
                     .info
                     .finished_at
                     .map_or(0, crate::queue::time::to_millis);
-                let finished = if state == JobState::Completed {
-                    &mut self.completed
-                } else {
-                    &mut self.failed
+                let finished = match state {
+                    JobState::Completed => &mut self.completed,
+                    JobState::Failed => &mut self.failed,
+                    _ => &mut self.cancelled,
                 };
                 finished.remove(&(at, seq));
             }
@@ -483,6 +495,12 @@ impl QueueState {
         self.detach(&id);
         let rec = self.jobs.get_mut(&id).expect("owned job exists");
         rec.last_ack = Some((worker.into(), ack.attempt()));
+        if rec.cancel_requested {
+            // Whatever the attempt came to, the job was cancelled.
+            rec.info.attempts_made += 1;
+            self.end_cancelled(&id, now);
+            return Settled::Applied;
+        }
         let name = rec.info.name.clone();
         let started = rec
             .info
@@ -785,13 +803,55 @@ impl QueueState {
             }
             JobState::Completed => self.completed.values().rev().collect(),
             JobState::Failed => self.failed.values().rev().collect(),
+            JobState::Cancelled => self.cancelled.values().rev().collect(),
         }
     }
 
-    /// Puts an active job back in its old place, without counting an attempt.
-    fn put_back(&mut self, id: &JobId) {
+    /// Puts an active job back in its old place, without counting an
+    /// attempt; one cancelled while it ran ends cancelled instead.
+    fn put_back(&mut self, id: &JobId, now: u64) {
         self.detach(id);
-        self.enter_waiting(id);
+        if self.jobs.get(id).is_some_and(|rec| rec.cancel_requested) {
+            self.end_cancelled(id, now);
+        } else {
+            self.enter_waiting(id);
+        }
+    }
+
+    /// Moves a detached job to the cancelled set, noting the event.
+    fn end_cancelled(&mut self, id: &JobId, now: u64) {
+        let name = self.jobs[id].info.name.clone();
+        self.enter_finished(id, now, Finished::Cancelled, KeepJobs::ALL);
+        self.emit(id, &name, EventKind::Cancelled);
+    }
+
+    /// Cancels `id`: see [`Backend::cancel`].
+    fn cancel(&mut self, id: &JobId, now: u64) -> (Cancel, bool) {
+        let Some(rec) = self.jobs.get_mut(id) else {
+            return (Cancel::NotFound, false);
+        };
+        match rec.info.state {
+            JobState::Waiting | JobState::Delayed => {
+                self.detach(id);
+                self.end_cancelled(id, now);
+                (Cancel::Cancelled, false)
+            }
+            JobState::Active => {
+                if rec.cancel_requested {
+                    return (Cancel::Requested, false);
+                }
+                rec.cancel_requested = true;
+                let owner = rec.owner.clone();
+                if let Some(owner) = owner {
+                    self.cancel_requests
+                        .entry(owner)
+                        .or_default()
+                        .push(id.clone());
+                }
+                (Cancel::Requested, true)
+            }
+            state => (Cancel::Ended(state), false),
+        }
     }
 
     /// Makes the jobs of schedules' due ticks, as the missed-tick policy
@@ -972,6 +1032,7 @@ impl Backend for MemoryBackend {
 
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
         let cell = self.cell(queue);
+        let now = self.now();
         let released = {
             let mut state = cell.lock();
             state.announced.remove(worker);
@@ -987,8 +1048,9 @@ impl Backend for MemoryBackend {
                 .collect();
             released.sort_by_key(|id| state.jobs[id].seq);
             for id in &released {
-                state.put_back(id);
+                state.put_back(id, now);
             }
+            cell.publish(&mut state, now);
             released
         };
         if !released.is_empty() {
@@ -1004,6 +1066,7 @@ impl Backend for MemoryBackend {
         keep: &'a [JobId],
     ) -> BackendFuture<'a, Vec<JobId>> {
         let cell = self.cell(queue);
+        let now = self.now();
         let back = {
             let mut state = cell.lock();
             let mut back: Vec<JobId> = state
@@ -1020,8 +1083,9 @@ impl Backend for MemoryBackend {
                 .unwrap_or_default();
             back.sort_by_key(|id| state.jobs[id].seq);
             for id in &back {
-                state.put_back(id);
+                state.put_back(id, now);
             }
+            cell.publish(&mut state, now);
             back
         };
         if !back.is_empty() {
@@ -1065,6 +1129,12 @@ impl Backend for MemoryBackend {
                     .collect();
                 ids.sort_by_key(|id| state.jobs[id].seq);
                 for id in ids {
+                    if state.jobs[&id].cancel_requested {
+                        // Its worker died after the cancel: it ends here.
+                        state.detach(&id);
+                        state.end_cancelled(&id, now);
+                        continue;
+                    }
                     let rec = state.jobs.get_mut(&id).expect("job record exists");
                     rec.info.stalled += 1;
                     let will_retry = rec.info.stalled <= max_stalled;
@@ -1083,7 +1153,7 @@ impl Backend for MemoryBackend {
                         state.enter_finished(&id, now, Finished::Failed, KeepJobs::ALL);
                         recovered.failed.push(id);
                     } else {
-                        state.put_back(&id);
+                        state.put_back(&id, now);
                         recovered.requeued.push(id);
                     }
                 }
@@ -1442,6 +1512,49 @@ impl Backend for MemoryBackend {
             .flat_map(|batch| batch.iter().filter(|e| e.cursor > after).cloned())
             .collect();
         ready(Ok(events))
+    }
+
+    fn cancel<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Cancel> {
+        let cell = self.cell(queue);
+        let now = self.now();
+        let mut state = cell.lock();
+        let (outcome, tell) = state.cancel(id, now);
+        cell.publish(&mut state, now);
+        drop(state);
+        if tell {
+            cell.cancels.notify_waiters();
+        }
+        ready(Ok(outcome))
+    }
+
+    fn cancellations<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        timeout: Duration,
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        let cell = self.cell(queue);
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let notified = cell.cancels.notified();
+                tokio::pin!(notified);
+                // Registered before looking, so a request made meanwhile
+                // wakes it.
+                notified.as_mut().enable();
+                let ids = cell
+                    .lock()
+                    .cancel_requests
+                    .remove(worker)
+                    .unwrap_or_default();
+                if !ids.is_empty() {
+                    return Ok(ids);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Ok(Vec::new());
+                }
+            }
+        })
     }
 
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {

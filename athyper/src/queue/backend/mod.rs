@@ -474,6 +474,21 @@ pub enum Selection<'a> {
     Ids(&'a [JobId]),
 }
 
+/// What [`Backend::cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cancel {
+    /// It was waiting or delayed, and is cancelled now.
+    Cancelled,
+    /// It is running: its worker is told, and it ends cancelled when the
+    /// attempt ends.
+    Requested,
+    /// It had already ended in this state; nothing changed.
+    Ended(JobState),
+    /// No such job.
+    NotFound,
+}
+
 /// Storage and state machine of jobs. See the [module docs](self) for the
 /// contract every implementation keeps.
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
@@ -653,6 +668,35 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ) -> BackendFuture<'a, Vec<JobEvent>> {
         let _ = (queue, after, max);
         Box::pin(async move { Err(no_events(self.kind())) })
+    }
+
+    /// Cancels job `id`: a waiting or delayed job at once; a running one
+    /// is marked, its worker told (see [`cancellations`](Backend::cancellations)),
+    /// and it ends cancelled whatever its attempt returns.
+    fn cancel<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Cancel> {
+        let _ = (queue, id);
+        Box::pin(async move {
+            Err(QueueError::backend(format!(
+                "the {} backend cannot cancel jobs",
+                self.kind()
+            )))
+        })
+    }
+
+    /// Ids of running jobs of `worker` that were cancelled, waiting up to
+    /// `timeout` for one. A backend that cannot cancel waits and gives
+    /// none.
+    fn cancellations<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        timeout: Duration,
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        let _ = (queue, worker);
+        Box::pin(async move {
+            tokio::time::sleep(timeout).await;
+            Ok(Vec::new())
+        })
     }
 
     /// Whether the queue keeps events from now on (on unless turned off).

@@ -187,10 +187,11 @@ pub(super) fn state_code(state: JobState) -> &'static str {
         JobState::Active => "a",
         JobState::Completed => "c",
         JobState::Failed => "f",
+        JobState::Cancelled => "k",
     }
 }
 
-fn parse_state(code: &str) -> Option<JobState> {
+pub(super) fn parse_state(code: &str) -> Option<JobState> {
     JobState::ALL.into_iter().find(|s| state_code(*s) == code)
 }
 

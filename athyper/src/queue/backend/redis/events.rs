@@ -115,6 +115,7 @@ fn decode_event(value: &serde_json::Value) -> Option<(JobId, String, EventKind)>
             will_retry: number(3) == 1,
         },
         "m" => EventKind::Removed,
+        "k" => EventKind::Cancelled,
         _ => return None,
     };
     Some((JobId::from(text(1)?), text(2).unwrap_or_default(), kind))

@@ -173,8 +173,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::codec::{FetchedReply, InfoReply};
 use super::{
-    Ack, Added, Backend, BackendFuture, FetchRequest, Fetched, JobPage, Minute, NewJob, Recovered,
-    Selection, WorkerInfo, minutes_until,
+    Ack, Added, Backend, BackendFuture, Cancel, FetchRequest, Fetched, JobPage, Minute, NewJob,
+    Recovered, Selection, WorkerInfo, minutes_until,
 };
 use crate::queue::QueueError;
 use crate::queue::backend::memory::stalled_message;
@@ -235,6 +235,7 @@ static PAUSE: LazyLock<Lua> = script!("pause.lua", " flags=allow-oom");
 static LIST: LazyLock<Lua> = script!("list.lua", " flags=no-writes");
 static RETRY_FAILED: LazyLock<Lua> = script!("retry_failed.lua", " flags=allow-oom");
 static REMOVE: LazyLock<Lua> = script!("remove.lua", " flags=allow-oom");
+static CANCEL: LazyLock<Lua> = script!("cancel.lua", " flags=allow-oom");
 static CLEAN: LazyLock<Lua> = script!("clean.lua", " flags=allow-oom");
 static FIND: LazyLock<Lua> = script!("find.lua", " flags=no-writes");
 static SCHEDULE_UPSERT: LazyLock<Lua> = script!("schedule_upsert.lua", "");
@@ -452,6 +453,8 @@ struct Inner {
     wakers: Mutex<HashMap<String, Arc<waker::Waker>>>,
     /// Each queue's live event feed, while anyone here subscribes.
     feeds: Feeds,
+    /// A connection per worker for its blocking read of cancellations.
+    cancel_conns: Mutex<HashMap<String, Conn>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -666,6 +669,7 @@ impl RedisBackend {
                 registered: Mutex::default(),
                 wakers: Mutex::default(),
                 feeds: Feeds::default(),
+                cancel_conns: Mutex::default(),
                 _stop_on_drop: stop.clone().drop_guard(),
                 stop,
             }),
@@ -1422,6 +1426,58 @@ impl Backend for RedisBackend {
                 .into_iter()
                 .filter(|e| e.cursor > after)
                 .collect())
+        })
+    }
+
+    fn cancel<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Cancel> {
+        Box::pin(async move {
+            let mut call = self.call(&CANCEL, queue);
+            call.arg(id.as_str());
+            let (outcome, state): (i64, String) = self.run("cancel", &call, true).await?;
+            Ok(match outcome {
+                0 => Cancel::NotFound,
+                1 => Cancel::Cancelled,
+                2 => Cancel::Requested,
+                _ => Cancel::Ended(codec::parse_state(&state).unwrap_or(JobState::Failed)),
+            })
+        })
+    }
+
+    fn cancellations<'a>(
+        &'a self,
+        queue: &'a str,
+        worker: &'a str,
+        timeout: Duration,
+    ) -> BackendFuture<'a, Vec<JobId>> {
+        Box::pin(async move {
+            let block = timeout.min(BLOCK);
+            let mut conn = {
+                let mut conns = self
+                    .inner
+                    .cancel_conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match conns.get(worker) {
+                    Some(conn) => conn.clone(),
+                    None => {
+                        let conn = self
+                            .inner
+                            .client
+                            .connect_lazy(BLOCK + self.inner.timeout, self.inner.connect_timeout)
+                            .map_err(|e| backend_error("cancellation connection", e))?;
+                        conns.insert(worker.to_owned(), conn.clone());
+                        conn
+                    }
+                }
+            };
+            let mut pop = redis::cmd("BLPOP");
+            pop.arg(format!("{}:cx:{worker}", self.queue_key(queue)))
+                .arg(block.as_secs_f64());
+            let popped: Option<(String, String)> = pop
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| backend_error("cancellations", e))?;
+            Ok(popped.map(|(_, id)| JobId::from(id)).into_iter().collect())
         })
     }
 

@@ -51,7 +51,7 @@ for _ = 1, tonumber(ARGV[i]) do
   local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
   local max_deferrals = tonumber(ARGV[i + 6])
   i = i + 6
-  local st = state_of(id, 'p', 'n', 'k', 'o', 't')
+  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx')
   if redis.call('SREM', active, id) == 0 then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
@@ -67,6 +67,10 @@ for _ = 1, tonumber(ARGV[i]) do
     local name = (st and st[2]) or hn
     if not record or not p or not name then
       quarantine(id, record and 'its record does not read' or 'its record is missing', 'a', now, p)
+    elseif st and st[6] == '1' then
+      -- Cancelled while it ran: whatever the attempt came to.
+      redis.call('HSET', state_key(id, st), 'a', attempt, 'k', attempt, 'o', worker)
+      end_cancelled(id, st, name, p, 'a', now)
     elseif kind == 'c' then
       delta('a', p, -1)
       if keep_c == 0 then
@@ -331,7 +335,7 @@ if paused == 0 and max > 0 then
       quarantine(id, 'its record is missing', 'w', now, p)
     else
       local st = state_of(id, 'a', 's', 'd')
-      redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'sc', num(score), 'x', 'a', 't', num(now))
+      redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'sc', num(score), 'x', 'a', 't', num(now), 'w', worker)
       redis.call('SADD', active, id)
       st = st or {}
       jobs[#jobs + 1] = {id, record, st[1] or '0', st[2] or '0', st[3] or ''}

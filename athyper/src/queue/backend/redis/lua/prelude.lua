@@ -8,7 +8,8 @@
 --   K:j:<id>         hash of a job's changing state, made when it first runs or is delayed:
 --                    n name, p priority, sc waiting score, x state (w d a c f),
 --                    a attempts made, s times stalled, t started ms, d due ms, f finished ms, g progress,
---                    o worker and k attempt of the last settled ack
+--                    o worker and k attempt of the last settled ack, w worker running it,
+--                    cx 1 once cancelled while running (state x k: cancelled)
 --   K:df:<id>        list of "<ms>|<delay ms>|<reason>", one per deferral (an attempt given back uncounted)
 --   K:e:<id>         list of "<attempt>|<ms>|<error>", one per failed attempt
 --   K:w:<name>       zset of waiting jobs of one handler, score priority * 2^50 + seq
@@ -17,7 +18,8 @@
 --   K:active:<w>     set of jobs worker w holds
 --   K:workers        zset worker -> lease expiry ms
 --   K:seen           ms of the last script that renewed or checked leases
---   K:completed      zset id -> finished ms (likewise K:failed)
+--   K:completed      zset id -> finished ms (likewise K:failed, K:cancelled)
+--   K:cx:<w>         list of running jobs of worker w cancelled and not yet told it
 --   K:counts         hash "<state><priority>" -> number of jobs
 --   K:tput           hash "c<minute>" / "f<minute>" -> jobs completed / failed for good in that
 --                    minute (ms / 60,000), for the last three hours
@@ -33,7 +35,7 @@
 --                    [kind, id, name, ...] (a added, s started {attempt}, p progress {json},
 --                    c completed {attempt, ms}, f failed {attempt, error, will retry 0/1},
 --                    d deferred {delay ms, reason}, r retried, x stalled {will retry 0/1},
---                    m removed), trimmed to about EVENTS_KEPT entries
+--                    m removed, k cancelled), trimmed to about EVENTS_KEPT entries
 --
 -- Redis does not roll a script back when it fails midway, so no script may
 -- fail after its first write. Every script checks the types of the queue's
@@ -61,6 +63,7 @@ local TYPES = {
   [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
   [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
   [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash', [':sched'] = 'zset',
+  [':cancelled'] = 'zset',
 }
 
 -- Fails the script, before any write, if a key of the queue holds another
@@ -296,18 +299,32 @@ end
 
 -- Puts a job that left `from` back to waiting without counting an attempt,
 -- in its old place when it has one, or quarantines it if its data is gone.
+-- Ends job `id` (name, priority p, counted in `from`) as cancelled.
+local function end_cancelled(id, st, name, p, from, now)
+  redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'x', 'k', 'f', num(now))
+  finish(':cancelled', id, now)
+  delta(from, p, -1)
+  delta('k', p, 1)
+  emit('k', id, name)
+end
+
 local function put_back(id, from, now)
   local record = redis.call('HGET', K .. ':jobs', id)
   if not record then
     quarantine(id, 'its record is missing', from, now)
     return
   end
-  local st = state_of(id, 'n', 'p', 'sc')
+  local st = state_of(id, 'n', 'p', 'sc', 'cx')
   local hp, hn = header(record)
   local name = (st and st[1]) or hn
   local p = (st and tonumber(st[2])) or hp
   if not name or not p then
     quarantine(id, 'its record does not read', from, now, p)
+    return
+  end
+  if st and st[4] == '1' then
+    -- Cancelled while it ran: it does not run again.
+    end_cancelled(id, st, name, p, from, now)
     return
   end
   local score = (st and tonumber(st[3])) or (p * PRIO + redis.call('INCR', K .. ':seq'))
@@ -454,7 +471,7 @@ local function ids_in(state, offset, count)
   elseif state == 'd' then
     ids = redis.call('ZRANGE', K .. ':delayed', offset, offset + count - 1)
   else
-    local set = state == 'c' and ':completed' or ':failed'
+    local set = (state == 'c' and ':completed') or (state == 'k' and ':cancelled') or ':failed'
     ids = redis.call('ZREVRANGE', K .. set, offset, offset + count - 1)
   end
   return ids

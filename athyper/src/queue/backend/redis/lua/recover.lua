@@ -16,10 +16,13 @@ local requeued, failed_ids = {}, {}
 for _, worker in ipairs(dead) do
   if worker ~= me then
     for _, id in ipairs(held_by(worker)) do
-      local st = state_of(id, 's', 'p', 'a', 'n')
+      local st = state_of(id, 's', 'p', 'a', 'n', 'cx')
       local sname = (st and st[4]) or select(2, header(redis.call('HGET', K .. ':jobs', id))) or '?'
       local stalled = ((st and tonumber(st[1])) or 0) + 1
-      if stalled > max_stalled then
+      if st and st[5] == '1' then
+        -- Cancelled, then its worker died: put_back ends it cancelled.
+        put_back(id, 'a', now)
+      elseif stalled > max_stalled then
         local p = (st and tonumber(st[2])) or header(redis.call('HGET', K .. ':jobs', id))
         if p and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
           push_error(id, ((st and tonumber(st[3])) or 0) + 1 .. '|' .. num(now) .. '|' .. ARGV[2])

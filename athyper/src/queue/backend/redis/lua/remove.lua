@@ -8,7 +8,7 @@ local state = (st and st[1]) or 'w'
 if not record then
   -- No record, but the id may still be listed somewhere.
   local listed = 0
-  for _, set in ipairs({':delayed', ':completed', ':failed'}) do
+  for _, set in ipairs({':delayed', ':completed', ':failed', ':cancelled'}) do
     listed = listed + redis.call('ZREM', K .. set, id)
   end
   if listed == 0 then
@@ -34,6 +34,8 @@ elseif state == 'd' then
   redis.call('ZREM', K .. ':delayed', id)
 elseif state == 'c' then
   redis.call('ZREM', K .. ':completed', id)
+elseif state == 'k' then
+  redis.call('ZREM', K .. ':cancelled', id)
 else
   redis.call('ZREM', K .. ':failed', id)
 end
