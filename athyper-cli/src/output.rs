@@ -148,12 +148,13 @@ pub const WARNING: Style = Style::new()
 
 /// The colour of each state (and of a paused queue), the same in tables
 /// and in text.
-const STATE_COLOURS: [(&str, AnsiColor, Color); 6] = [
+const STATE_COLOURS: [(&str, AnsiColor, Color); 7] = [
     ("waiting", AnsiColor::Blue, Color::DarkBlue),
     ("delayed", AnsiColor::Yellow, Color::DarkYellow),
     ("active", AnsiColor::Cyan, Color::DarkCyan),
     ("completed", AnsiColor::Green, Color::DarkGreen),
     ("failed", AnsiColor::Red, Color::DarkRed),
+    ("cancelled", AnsiColor::BrightBlack, Color::DarkGrey),
     ("paused", AnsiColor::Magenta, Color::DarkMagenta),
 ];
 

@@ -133,6 +133,7 @@ fn jobs_table(ctx: &Ctx, state: JobState, jobs: &[JobInfo]) -> String {
         JobState::Active => Some("STARTED"),
         JobState::Completed => Some("FINISHED"),
         JobState::Failed => Some("FAILED"),
+        JobState::Cancelled => Some("CANCELLED"),
     };
     let errors = jobs.iter().any(|j| !j.errors.is_empty());
     let mut headings = vec!["ID", "NAME", "PRIORITY", "ATTEMPTS", "ENQUEUED"];
@@ -153,7 +154,7 @@ fn jobs_table(ctx: &Ctx, state: JobState, jobs: &[JobInfo]) -> String {
             JobState::Waiting => None,
             JobState::Delayed => Some(Some(job.due_at)),
             JobState::Active => Some(job.started_at),
-            JobState::Completed | JobState::Failed => Some(job.finished_at),
+            JobState::Completed | JobState::Failed | JobState::Cancelled => Some(job.finished_at),
         };
         if let Some(at) = at {
             row.push(at.map_or_else(|| Text::dim("-"), |t| Text::from(relative(t, now))));
