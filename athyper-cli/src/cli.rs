@@ -68,6 +68,16 @@ Examples:
 A running job is left alone. Exit code 3 if a named job does not exist, 1 if
 one is running; the others are removed all the same.";
 
+const CANCEL_HELP: &str = "\
+Examples:
+  athyper cancel exports 01J9Z3K8Q4
+  athyper cancel exports 01J9Z3K8Q4 01J9Z3K8Q5 --json
+
+A waiting or delayed job is cancelled at once. A running one has its
+cancellation token fired where it runs and ends cancelled when its attempt
+ends. Exit code 3 if a named job does not exist, 1 if one had already
+ended; the others are cancelled all the same.";
+
 const PROMOTE_HELP: &str = "\
 Examples:
   athyper promote emails 01J9Z3K8Q4
@@ -227,6 +237,16 @@ pub enum Command {
     /// Remove jobs that are not running
     #[command(after_help = REMOVE_HELP)]
     Remove {
+        /// The queue
+        queue: String,
+        /// The jobs' ids
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+
+    /// Cancel jobs, running ones included
+    #[command(after_help = CANCEL_HELP)]
+    Cancel {
         /// The queue
         queue: String,
         /// The jobs' ids

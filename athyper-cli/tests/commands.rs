@@ -334,6 +334,49 @@ async fn remove_deletes_jobs_and_names_the_missing() {
 }
 
 #[tokio::test]
+async fn cancel_ends_waiting_jobs_and_names_the_ended() {
+    let f = Fixture::new().await;
+    let ids = strings(&f.waiting);
+    let ran = f
+        .run(&["cancel", "emails", &ids[0], &ids[1], "--json"])
+        .await
+        .expect(0);
+    let json = ran.json();
+    assert_eq!(json["cancelled"], serde_json::json!(ids));
+    assert_eq!(json["requested"], serde_json::json!([]));
+    for id in &f.waiting {
+        assert_eq!(
+            state_of(&f, "emails", id).await,
+            Some(JobState::Cancelled),
+            "{id} is cancelled"
+        );
+    }
+    assert_eq!(
+        f.admin
+            .counts("emails")
+            .await
+            .unwrap()
+            .state(JobState::Cancelled),
+        2
+    );
+
+    let again = f.run(&["cancel", "emails", &ids[0]]).await.expect(1);
+    assert_eq!(
+        again.stderr,
+        format!(
+            "error: not cancelled: `{}` had ended; a job that ended stays as it is\n",
+            ids[0]
+        )
+    );
+    let missing = f.run(&["cancel", "emails", "no-such-job"]).await.expect(3);
+    assert!(
+        missing.stderr.contains("`no-such-job` does not exist"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[tokio::test]
 async fn promote_makes_a_delayed_job_due() {
     let f = Fixture::new().await;
     let ran = f.run(&["promote", "emails", "later"]).await.expect(0);

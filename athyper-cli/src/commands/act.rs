@@ -204,6 +204,73 @@ pub async fn remove(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliErro
     )
 }
 
+/// `cancel --json`.
+#[derive(Debug, Serialize)]
+struct CancelledView<'a> {
+    queue: &'a str,
+    cancelled: Vec<String>,
+    /// Running jobs told to stop; they end cancelled.
+    requested: Vec<String>,
+    /// Named jobs that had ended already.
+    ended: Vec<String>,
+    /// Named ids no job has.
+    missing: Vec<String>,
+}
+
+pub async fn cancel(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliError> {
+    ctx.expect_queue(queue).await?;
+    let bar = progress(ctx, "cancelling", ids.len());
+    let mut report = CancelledView {
+        queue,
+        cancelled: Vec::new(),
+        requested: Vec::new(),
+        ended: Vec::new(),
+        missing: Vec::new(),
+    };
+    let text = |ids: Vec<JobId>| ids.into_iter().map(|id| id.to_string());
+    for (step, chunk) in ids.chunks(STEP).enumerate() {
+        let done = ctx
+            .admin
+            .cancel(queue, chunk)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        report.cancelled.extend(text(done.cancelled));
+        report.requested.extend(text(done.requested));
+        report.ended.extend(text(done.ended));
+        report.missing.extend(text(done.missing));
+        bar.set((step + 1) * STEP);
+    }
+    bar.finish();
+    if ctx.out.json {
+        ctx.out.print_json(&report)?;
+    } else {
+        ctx.out.print(&format!(
+            "cancelled {} of queue `{queue}`; {} running, told to stop\n",
+            jobs(report.cancelled.len()),
+            jobs(report.requested.len())
+        ))?;
+    }
+    let mut problems: Vec<String> = report
+        .ended
+        .iter()
+        .map(|id| format!("`{id}` had ended"))
+        .collect();
+    problems.extend(
+        report
+            .missing
+            .iter()
+            .map(|id| format!("`{id}` does not exist")),
+    );
+    partly(
+        ids.len() - report.cancelled.len() - report.requested.len(),
+        ids.len(),
+        "cancelled",
+        "a job that ended stays as it is",
+        &problems,
+        !report.missing.is_empty(),
+    )
+}
+
 /// `promote --json`.
 #[derive(Debug, Serialize)]
 struct Promoted<'a> {

@@ -62,6 +62,7 @@ pub async fn run(cli: Cli, out: Output) -> Result<(), CliError> {
             }
         }
         Command::Remove { queue, ids } => act::remove(&ctx, &queue, &job_ids(ids)).await,
+        Command::Cancel { queue, ids } => act::cancel(&ctx, &queue, &job_ids(ids)).await,
         Command::Promote { queue, id } => act::promote(&ctx, &queue, &id.into()).await,
         Command::Pause { queue } => act::pause(&ctx, &queue, true).await,
         Command::Resume { queue } => act::pause(&ctx, &queue, false).await,

@@ -40,7 +40,7 @@ mod view;
 use std::time::Duration;
 
 pub use self::view::{AttemptView, JobView, MinuteView, QueueView, ScheduleView, WorkerView};
-use crate::queue::backend::{JobPage, Minute, Selection, SharedBackend, WorkerInfo};
+use crate::queue::backend::{Cancel, JobPage, Minute, Selection, SharedBackend, WorkerInfo};
 use crate::queue::names::validate_queue_name;
 use crate::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError, ScheduleEntry};
 
@@ -112,6 +112,20 @@ pub struct Removed {
     pub removed: Vec<JobId>,
     /// Jobs left alone because they are running.
     pub running: Vec<JobId>,
+    /// Ids no job has.
+    pub missing: Vec<JobId>,
+}
+
+/// What cancelling jobs did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cancelled {
+    /// Jobs that were waiting or delayed, cancelled now.
+    pub cancelled: Vec<JobId>,
+    /// Running jobs whose workers were told; they end cancelled.
+    pub requested: Vec<JobId>,
+    /// Jobs that had ended already, left as they were.
+    pub ended: Vec<JobId>,
     /// Ids no job has.
     pub missing: Vec<JobId>,
 }
@@ -263,6 +277,21 @@ impl Admin {
                 Ok(false) => report.missing.push(id.clone()),
                 Err(QueueError::JobActive { .. }) => report.running.push(id.clone()),
                 Err(error) => return Err(error),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Cancels jobs: waiting and delayed ones at once, running ones when
+    /// their attempt ends (see [`Queue::cancel`](crate::queue::Queue::cancel)).
+    pub async fn cancel(&self, queue: &str, ids: &[JobId]) -> Result<Cancelled, QueueError> {
+        let mut report = Cancelled::default();
+        for id in ids {
+            match self.backend.cancel(queue, id).await? {
+                Cancel::Cancelled => report.cancelled.push(id.clone()),
+                Cancel::Requested => report.requested.push(id.clone()),
+                Cancel::NotFound => report.missing.push(id.clone()),
+                _ => report.ended.push(id.clone()),
             }
         }
         Ok(report)
