@@ -656,6 +656,33 @@ async fn forms_need_their_csrf_token_and_bulk_actions_work() {
     );
     assert_eq!(state_of(&s.admin, "delayed-1").await, JobState::Waiting);
 
+    // Cancel it: it will not run; cancelling again is refused, saying why.
+    let page = get(
+        &format!("{base}/admin/queues/mail/jobs/delayed-1"),
+        &[("cookie", &cookies)],
+    )
+    .await;
+    assert!(page.body.contains("id=\"job-cancel\""), "a Cancel button");
+    let cancelled = post(
+        &format!("{base}/admin/queues/mail/jobs/delayed-1/cancel"),
+        &[("cookie", &cookies)],
+        &format!("_csrf={csrf_token}&back=%2Fadmin%2Fqueues%2Fmail%2Fjobs%2Fdelayed-1"),
+    )
+    .await;
+    assert_eq!(
+        cancelled.headers["location"].to_str().unwrap(),
+        "/admin/queues/mail/jobs/delayed-1?done=cancelled&n=1&skipped=0"
+    );
+    assert_eq!(state_of(&s.admin, "delayed-1").await, JobState::Cancelled);
+    let again = post(
+        &format!("{base}/admin/queues/mail/jobs/delayed-1/cancel"),
+        &[("cookie", &cookies)],
+        &format!("_csrf={csrf_token}"),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{again:?}");
+    assert!(again.body.contains("had ended already"), "{}", again.body);
+
     // Signing out clears the cookie.
     let out = post(
         &format!("{base}/admin/logout"),

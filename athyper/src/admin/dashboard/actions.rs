@@ -268,6 +268,21 @@ pub(crate) async fn job_action(
             Ok(moved) => done(&app, &headers, &form, "promoted", u64::from(moved), 0),
             Err(e) => failed(&app, &headers, &uri, e).await,
         },
+        "cancel" => match admin.cancel(&queue, std::slice::from_ref(&id)).await {
+            Ok(r) if !r.ended.is_empty() => {
+                let reason = format!("job `{id}` had ended already: there is nothing to cancel");
+                refuse(&app, &headers, &uri, StatusCode::CONFLICT, &reason).await
+            }
+            Ok(r) => done(
+                &app,
+                &headers,
+                &form,
+                "cancelled",
+                (r.cancelled.len() + r.requested.len()) as u64,
+                0,
+            ),
+            Err(e) => failed(&app, &headers, &uri, e).await,
+        },
         "remove" => match admin.remove(&queue, std::slice::from_ref(&id)).await {
             Ok(r) if !r.running.is_empty() => {
                 let reason = format!("job `{id}` is running: it can be removed once it settles");
@@ -286,7 +301,7 @@ pub(crate) async fn job_action(
         },
         other => {
             let reason = format!(
-                "there is no job action `{other}`; the actions are retry, promote and remove"
+                "there is no job action `{other}`; the actions are retry, promote, cancel and remove"
             );
             refuse(&app, &headers, &uri, StatusCode::NOT_FOUND, &reason).await
         }

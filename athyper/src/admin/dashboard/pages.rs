@@ -834,6 +834,22 @@ pub(crate) async fn job(
             if job.state == JobState::Delayed {
                 button(&mut body, "promote", "Run now", "btn-primary", None);
             }
+            if matches!(
+                job.state,
+                JobState::Waiting | JobState::Delayed | JobState::Active
+            ) {
+                button(
+                    &mut body,
+                    "cancel",
+                    "Cancel",
+                    "btn-danger",
+                    Some(if job.state == JobState::Active {
+                        "Cancel this running job? Its cancellation token fires where it runs, and it ends cancelled."
+                    } else {
+                        "Cancel this job? It will not run."
+                    }),
+                );
+            }
             if job.state != JobState::Active {
                 button(
                     &mut body,
