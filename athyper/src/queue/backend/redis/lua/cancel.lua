@@ -31,16 +31,10 @@ if state == 'a' then
   end
   return {2, 'a'}
 end
-if state == 'w' then
-  local key = K .. ':w:' .. name
-  if not failed(redis.pcall('ZREM', key, id)) and redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', K .. ':names', name)
-  end
-elseif state == 'd' then
-  redis.call('ZREM', K .. ':delayed', id)
-else
+if state ~= 'w' and state ~= 'd' then
   return {3, state}
 end
+unlist(id, state, name)
 end_cancelled(id, st, name, p, state, now)
 flush_counts()
 return {1, 'k'}

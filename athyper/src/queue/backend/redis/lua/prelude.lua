@@ -299,6 +299,21 @@ end
 
 -- Puts a job that left `from` back to waiting without counting an attempt,
 -- in its old place when it has one, or quarantines it if its data is gone.
+-- Takes job `id` out of the set of its idle state (w d c f k).
+local function unlist(id, state, name)
+  if state == 'w' then
+    if name then
+      local key = K .. ':w:' .. name
+      if not failed(redis.pcall('ZREM', key, id)) and redis.call('EXISTS', key) == 0 then
+        redis.call('SREM', K .. ':names', name)
+      end
+    end
+  else
+    local sets = {d = ':delayed', c = ':completed', k = ':cancelled'}
+    redis.call('ZREM', K .. (sets[state] or ':failed'), id)
+  end
+end
+
 -- Ends job `id` (name, priority p, counted in `from`) as cancelled.
 local function end_cancelled(id, st, name, p, from, now)
   redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'x', 'k', 'f', num(now))

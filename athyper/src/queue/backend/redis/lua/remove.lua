@@ -25,20 +25,7 @@ if state == 'a' then
 end
 local hp, hn = header(record)
 local p, name = (st and tonumber(st[3])) or hp, (st and st[2]) or hn
-if state == 'w' and name then
-  local key = K .. ':w:' .. name
-  if not failed(redis.pcall('ZREM', key, id)) and redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', K .. ':names', name)
-  end
-elseif state == 'd' then
-  redis.call('ZREM', K .. ':delayed', id)
-elseif state == 'c' then
-  redis.call('ZREM', K .. ':completed', id)
-elseif state == 'k' then
-  redis.call('ZREM', K .. ':cancelled', id)
-else
-  redis.call('ZREM', K .. ':failed', id)
-end
+unlist(id, state, name)
 drop(id, state, p)
 emit('m', id, name or '?')
 flush_counts()
