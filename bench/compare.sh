@@ -153,6 +153,11 @@ for (const p of shared) {
     }
   }
 }
+// Commands Redis ran per job, those inside Lua included, as the earlier
+// sittings reported it.
+if (at(a[0], ['process', 'c100_remove']) && at(b[0], ['process', 'c100_remove'])) {
+  row('process.c100_remove Redis commands per job', ['process', 'c100_remove'], 'redis_cmds_per_job', false, false);
+}
 console.log(lines.join('\n'));
 JS
 log "load average during the sitting (1/5/15 min): $(awk '{print $2}' "$OUT/loadavg.log" | sort -n | awk '{a[NR]=$1} END {print "min " a[1] ", median " a[int((NR+1)/2)] ", max " a[NR]}') — see $OUT/loadavg.log and $OUT/load.txt"
