@@ -87,7 +87,7 @@ fn sigterm_drains_running_jobs_then_returns() {
         .status()
         .unwrap();
     assert!(status.success());
-    read_until("the shutdown started", &|l| l.contains("shutdown started"));
+    read_until("the worker's drain", &|l| l.contains("worker draining"));
     // Only now may the job end: in the drain.
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"finish\n").unwrap();
