@@ -64,7 +64,7 @@ failures() {
     list && /^    [^ ]/ { sub(/^    /, ""); print target ": " $0; next }
     { list = 0 }
     /^error: .*targets? failed:?$/ { targets = 1; next }
-    targets && /^    `/ { print "failed target: " $0; next }
+    targets && /^    `/ { sub(/^ +/, ""); print "failed target: " $0; next }
     { targets = 0 }
     /^error: test failed, to rerun pass / { sub(/^error: test failed, to rerun pass /, ""); print "failed target: " $0 }
   ' "$1"
