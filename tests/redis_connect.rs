@@ -127,11 +127,7 @@ async fn a_dead_redis_is_an_error_then_recovers_by_itself() {
     );
 
     server.restart();
-    until_it_answers(
-        &*backend,
-        "the connection came back without a new backend",
-    )
-    .await;
+    until_it_answers(&*backend, "the connection came back without a new backend").await;
     queue.add(&echo, "after".into()).await.unwrap();
 }
 

@@ -177,7 +177,8 @@ fn processing_resumes_after_the_queues_master_fails_over() {
             }
         }
     });
-    let accepted_at: BTreeMap<&JobId, Instant> = accepted.iter().map(|(id, at)| (id, *at)).collect();
+    let accepted_at: BTreeMap<&JobId, Instant> =
+        accepted.iter().map(|(id, at)| (id, *at)).collect();
     let unexplained_losses: Vec<_> = lost
         .iter()
         .filter(|(id, _)| accepted_at[id] < marked_at)

@@ -159,8 +159,7 @@ fn redis_killed_and_restarted_under_load_loses_no_accepted_job() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let backend = rt.block_on(connect(server.url()));
     let queue = Queue::new(backend.clone(), "faults").unwrap();
-    let worker =
-        rt.block_on(async { start_worker(&backend, keep_everything(10, KEPT)) });
+    let worker = rt.block_on(async { start_worker(&backend, keep_everything(10, KEPT)) });
 
     // A producer adding a job every few milliseconds, retrying what Redis
     // refused; only ids Redis confirmed count as accepted.

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use athyper::prelude::*;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
 use athyper::queue::{JobId, JobState};
-use athyper_test_support::{
-    Proc, RedisServer, Stream, example, http_get, http_post_json,
-};
+use athyper_test_support::{Proc, RedisServer, Stream, example, http_get, http_post_json};
 use serde_json::Value;
 
 const START: Duration = Duration::from_secs(60);
