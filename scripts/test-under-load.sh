@@ -67,7 +67,7 @@ failures() {
     targets && /^    `/ { sub(/^ +/, ""); print "failed target: " $0; next }
     { targets = 0 }
     /^error: test failed, to rerun pass / { sub(/^error: test failed, to rerun pass /, ""); print "failed target: " $0 }
-  ' "$1"
+  ' "$1" | awk '!seen[$0]++'
 }
 
 passed=0
