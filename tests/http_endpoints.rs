@@ -115,35 +115,78 @@ async fn health_follows_required_and_optional_checks() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Keeps a paused clock where it is while the returned guard lives: a task
+/// that always has work stops Tokio from moving paused time on to the next
+/// timer, so a test can look at a state that lasts until some timer fires.
+fn hold_the_clock() -> ClockHeld {
+    let held = Arc::new(AtomicBool::new(true));
+    let holding = held.clone();
+    tokio::spawn(async move {
+        while holding.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
+    });
+    ClockHeld(held)
+}
+
+/// Lets the clock move again when dropped.
+struct ClockHeld(Arc<AtomicBool>);
+
+impl Drop for ClockHeld {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn readiness_turns_503_before_http_stops() {
+    const GRACE: Duration = Duration::from_millis(800);
     let runtime = Runtime::builder()
         .env_from(|_| None)
         .http_addr("127.0.0.1:0".parse().unwrap())
-        .readiness_grace(Duration::from_millis(800))
+        .readiness_grace(GRACE)
         .build()
         .unwrap();
     let running = runtime.start().await.unwrap();
     let base = format!("http://{}", running.http_addr().unwrap());
     assert_eq!(fetch(&base, "/readyz").await.status, 200);
+
+    // The grace is a paused-time sleep: held still, it cannot run out
+    // while the test looks, however slow the machine.
+    let clock = hold_the_clock();
+    let started = tokio::time::Instant::now();
     let shutdown = tokio::spawn(running.shutdown());
-    let mut saw_draining = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let Ok(ready) = http_get(&format!("{base}/readyz"), &[]).await else {
-            break;
-        };
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let ready = fetch(&base, "/readyz").await;
         if ready.status == 503 {
-            assert!(ready.body.contains("draining"), "{}", ready.body);
-            assert_eq!(fetch(&base, "/livez").await.status, 200);
-            saw_draining = true;
-            break;
+            break ready;
         }
-    }
-    assert!(saw_draining, "readiness said 503 while HTTP still served");
+        assert!(
+            std::time::Instant::now() < give_up,
+            "readiness still said {} after the shutdown began: {}",
+            ready.status,
+            ready.body
+        );
+        tokio::task::yield_now().await;
+    };
+    assert!(ready.body.contains("draining"), "{}", ready.body);
+    assert_eq!(
+        fetch(&base, "/livez").await.status,
+        200,
+        "HTTP still serves while readiness says 503"
+    );
+    assert_eq!(tokio::time::Instant::now(), started, "the clock was held");
+
+    drop(clock);
     let report = shutdown.await.unwrap();
     let steps: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(steps, ["stop HTTP intake", "drain workers"]);
+    assert!(report.steps[0].duration >= GRACE, "{:?}", report.steps);
+    assert!(
+        http_get(&format!("{base}/livez"), &[]).await.is_err(),
+        "HTTP stopped after the grace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,10 +201,12 @@ async fn metrics_cover_jobs_http_and_the_process_and_pass_promtool() {
     let queue = runtime.queue_for(&greet).unwrap();
     queue.add(&greet, "ada".into()).await.unwrap();
     queue.add(&greet, String::new()).await.unwrap();
-    for _ in 0..200 {
-        if queue.counts().await.unwrap().pending() == 0 {
-            break;
-        }
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while queue.counts().await.unwrap().pending() > 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the jobs did not run within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for path in ["/users/1", "/users/2", "/boom", "/nowhere"] {

@@ -71,7 +71,7 @@ async fn confirm_signup(ctx: JobContext, signup: Signup) -> Result<(), String> {
 }
 
 async fn wait_for(queue: &Queue, id: &JobId, state: JobState) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let info = queue.get(id).await.unwrap().expect("the job exists");
         if info.state == state {

@@ -1052,7 +1052,7 @@ fn native_run_scrapes_the_example_and_reaches_postgres_through_pgbouncer() {
     // `job` and `instance` beside it.
     let (completed, labels) = eventually(
         "Prometheus returning athyper_jobs_completed_total >= 4 for job_name `process_order`",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
             let answer = get(&format!(
                 "{prometheus}/api/v1/query?query=athyper_jobs_completed_total"
@@ -1114,7 +1114,7 @@ fn native_run_scrapes_the_example_and_reaches_postgres_through_pgbouncer() {
     // proved by stopping it).
     eventually(
         "the `postgres` health check passing",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
             let answer = get(&format!("{service}/health"));
             let body: Value = serde_json::from_str(&answer.body).map_err(|e| e.to_string())?;

@@ -231,7 +231,7 @@ fn app(queue: Queue) -> Router {
 }
 
 async fn wait_completed(queue: &Queue, id: &JobId) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let info = queue.get(id).await.unwrap().expect("the job exists");
         if info.state == JobState::Completed {

@@ -26,13 +26,28 @@ async fn connect(url: String) -> SharedBackend {
 }
 
 async fn settle(queue: &Queue) {
-    for _ in 0..1_000 {
-        if queue.counts().await.unwrap().pending() == 0 {
-            return;
-        }
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while queue.counts().await.unwrap().pending() > 0 {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "jobs did not finish in 60 s: {}",
+            queue.counts().await.unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("jobs did not finish: {}", queue.counts().await.unwrap());
+}
+
+/// Pings until the backend answers, failing after a minute.
+async fn until_it_answers(backend: &dyn Backend, what: &str) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while let Err(error) = backend.ping().await {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{what}: still no answer after 60 s: {}",
+            Chain(&error)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn worker(backend: &SharedBackend) -> athyper::queue::WorkerHandle {
@@ -112,37 +127,20 @@ async fn a_dead_redis_is_an_error_then_recovers_by_itself() {
     );
 
     server.restart();
-    let mut healthy = false;
-    for _ in 0..100 {
-        if backend.ping().await.is_ok() {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(healthy, "the connection came back without a new backend");
+    until_it_answers(&*backend, "the connection came back without a new backend").await;
     queue.add(&echo, "after".into()).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_backend_built_while_redis_is_down_connects_later() {
-    let port = athyper_test_support::free_port();
-    let backend =
-        RedisBackend::connect_lazy(RedisConfig::new(format!("redis://127.0.0.1:{port}"))).unwrap();
+    // A server's own port, with the server stopped: a restart comes back
+    // on it (waiting for it should anyone else hold it meanwhile).
+    let mut server = RedisServer::start();
+    server.kill();
+    let backend = RedisBackend::connect_lazy(RedisConfig::new(server.url())).unwrap();
     assert!(backend.ping().await.is_err(), "nothing listens yet");
-    let _server = RedisServer::start_with(RedisOptions {
-        port: Some(port),
-        ..RedisOptions::default()
-    });
-    let mut up = false;
-    for _ in 0..100 {
-        if backend.ping().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the lazy backend connected once Redis came up");
+    server.restart();
+    until_it_answers(&backend, "the lazy backend connected once Redis came up").await;
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ async fn a_delayed_job_that_lost_its_state_is_promoted_from_its_record() {
         .unwrap()
         .into_id();
     cli(&server, &["del", &format!("{K}:j:{id}")]);
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     let taken = loop {
         let taken = fetch(&backend, 10).await;
         if !taken.is_empty() || tokio::time::Instant::now() > give_up {

@@ -3,24 +3,33 @@
 //! child's lines carry a `@@ ` marker, since the test harness prints its own
 //! text on the same lines.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use athyper::prelude::*;
 
 const CHILD: &str = "ATHYPER_SIGNAL_TEST_CHILD";
 
+/// Runs until the test writes a line to the child's stdin, so it is still
+/// running when the shutdown begins, however slowly the test gets there.
 #[job(queue = "signals", retry = "none")]
-async fn slow_job(ctx: JobContext, ms: u64) -> Result<(), String> {
+async fn slow_job(ctx: JobContext, _n: u64) -> Result<(), String> {
     println!("@@ started {}", ctx.id());
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     println!("@@ finished {}", ctx.id());
     Ok(())
 }
 
-/// The child: runs the runtime until a signal, then reports the drain.
+/// The child: runs the runtime until a signal, then reports the drain. Its
+/// log goes to stdout too, where the test reads when the shutdown began.
 fn child() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stdout)
+        .with_ansi(false)
+        .init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let runtime = Runtime::builder()
@@ -29,7 +38,7 @@ fn child() {
             .build()
             .unwrap();
         let queue = runtime.queue_for(&slow_job).unwrap();
-        queue.add(&slow_job, 500).await.unwrap();
+        queue.add(&slow_job, 1).await.unwrap();
         let report = runtime.run().await.unwrap();
         let (name, drain) = &report.queues[0];
         println!(
@@ -54,32 +63,40 @@ fn sigterm_drains_running_jobs_then_returns() {
             "--test-threads=1",
         ])
         .env(CHILD, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let marked = |line: String| line.split_once("@@ ").map(|(_, text)| text.to_owned());
     let mut lines = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map_while(Result::ok)
-        .filter_map(marked);
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let started = line.starts_with("started ");
-        seen.push(line);
-        if started {
-            break;
+        .map_while(Result::ok);
+    let mut logged = Vec::new();
+    let mut read_until = |what: &str, found: &dyn Fn(&str) -> bool| {
+        for line in lines.by_ref() {
+            let done = found(&line);
+            logged.push(line);
+            if done {
+                return;
+            }
         }
-    }
-    assert!(
-        seen.iter().any(|l| l.starts_with("started ")),
-        "child output: {seen:?}"
-    );
+        panic!("the child ended its output before {what}: {logged:#?}");
+    };
+    read_until("the job started", &|l| l.contains("@@ started "));
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    seen.extend(lines);
+    read_until("the worker's drain", &|l| l.contains("worker draining"));
+    // Only now may the job end: in the drain.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"finish\n").unwrap();
+    drop(stdin);
+    logged.extend(lines);
+    let seen: Vec<String> = logged
+        .iter()
+        .filter_map(|line| line.split_once("@@ ").map(|(_, text)| text.to_owned()))
+        .collect();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "child exited with {exit}; output: {seen:?}");
     let position = |prefix: &str| {

@@ -480,7 +480,7 @@ async fn workers_lists_leases_and_running_jobs() {
     })
     .await;
     // The worker lists the job once its next heartbeat or fetch has
-    // recorded it.
+    // recorded it, and describes itself once its first fetch has returned.
     let report = f.report.to_string();
     let give_up = std::time::Instant::now() + PATIENCE;
     let json = loop {
@@ -489,7 +489,9 @@ async fn workers_lists_leases_and_running_jobs() {
             .await
             .expect(0)
             .json();
-        if json[0]["running"] == serde_json::json!([report]) {
+        if json[0]["running"] == serde_json::json!([report])
+            && json[0]["concurrency"].as_u64().is_some_and(|c| c > 0)
+        {
             break json;
         }
         assert!(std::time::Instant::now() < give_up, "not listed: {json}");

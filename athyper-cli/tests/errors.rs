@@ -3,14 +3,15 @@
 
 mod support;
 
-use athyper_test_support::{RedisOptions, RedisServer, free_port};
+use athyper_test_support::{RedisOptions, RedisServer, RefusingPort};
 
 use support::*;
 
 #[tokio::test]
 async fn unreachable_redis_is_one_line_naming_the_fix() {
-    let port = free_port();
-    let url = format!("redis://127.0.0.1:{port}");
+    let refusing = RefusingPort::bind();
+    let port = refusing.port();
+    let url = refusing.redis_url();
     let ran = run(&["--redis-url", &url, "queues"], &[]).await.expect(1);
     assert_eq!(
         ran.stderr,

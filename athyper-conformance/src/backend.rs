@@ -9,6 +9,9 @@ use athyper::queue::{Finished, JobState, KeepJobs, Retention};
 use crate::QUEUE;
 use crate::support::*;
 
+/// A delay or backoff that no pause of a loaded machine outlasts.
+const HOUR: Duration = Duration::from_secs(3_600);
+
 pub async fn priority_then_fifo(backend: SharedBackend) {
     let jobs = [
         ("low-1", Priority::Low),
@@ -116,14 +119,14 @@ pub async fn bad_ids_are_rejected(backend: SharedBackend) {
 }
 
 pub async fn delayed_jobs_wait_until_due(backend: SharedBackend) {
-    let mut delayed = job("record", "later");
-    delayed.delay = Duration::from_millis(400);
-    let added_at = SystemTime::now();
-    let ids = add(&backend, vec![delayed]).await;
+    // Not handed out early: checked on a delay that no pause of a loaded
+    // machine outlasts.
+    let mut in_an_hour = job("record", "in an hour");
+    in_an_hour.delay = HOUR;
+    let ids = add(&backend, vec![in_an_hour]).await;
     let info = get(&backend, &ids[0]).await.unwrap();
     assert_eq!(info.state, JobState::Delayed);
     assert!(info.due_at > info.enqueued_at);
-
     let early = backend
         .fetch(QUEUE, FetchRequest::new("w", 10))
         .await
@@ -135,16 +138,21 @@ pub async fn delayed_jobs_wait_until_due(backend: SharedBackend) {
     let due_in = early
         .next_due_in
         .expect("the fetch reports the next due time");
-    assert!(
-        due_in <= Duration::from_millis(400) && due_in > Duration::ZERO,
-        "{due_in:?}"
-    );
+    assert!(due_in <= HOUR && due_in > Duration::ZERO, "{due_in:?}");
     assert_eq!(backend.counts(QUEUE).await.unwrap().delayed(), 1);
 
-    tokio::time::sleep(due_in + Duration::from_millis(20)).await;
+    // Handed out once due.
+    let mut delayed = job("record", "later");
+    delayed.delay = Duration::from_millis(400);
+    let added_at = SystemTime::now();
+    let ids = add(&backend, vec![delayed]).await;
+    let info = get(&backend, &ids[0]).await.unwrap();
+    assert_eq!(info.state, JobState::Delayed);
+    tokio::time::sleep(Duration::from_millis(420)).await;
     let due = fetch(&backend, "w", 10).await;
     assert_eq!(payloads(&due), ["later"]);
     assert!(SystemTime::now().duration_since(added_at).unwrap() >= Duration::from_millis(400));
+    assert_eq!(backend.counts(QUEUE).await.unwrap().delayed(), 1);
 }
 
 pub async fn due_delayed_jobs_join_the_back_of_their_priority(backend: SharedBackend) {
@@ -170,6 +178,22 @@ pub async fn due_delayed_jobs_join_the_back_of_their_priority(backend: SharedBac
 }
 
 pub async fn failed_attempt_is_scheduled_for_retry(backend: SharedBackend) {
+    // A retry waits for its backoff: checked on a backoff that no pause of
+    // a loaded machine outlasts.
+    let mut waits = job("record", "waits");
+    waits.max_attempts = 3;
+    let waiting = add(&backend, vec![waits]).await;
+    assert_eq!(fetch(&backend, "w", 1).await.len(), 1);
+    ack(&backend, "w", &[failed(&waiting[0], "boom", Some(HOUR))]).await;
+    assert_eq!(
+        get(&backend, &waiting[0]).await.unwrap().state,
+        JobState::Delayed
+    );
+    assert!(
+        fetch(&backend, "w", 1).await.is_empty(),
+        "the retry waits for its backoff"
+    );
+
     let mut retried = job("record", "x");
     retried.max_attempts = 3;
     let ids = add(&backend, vec![retried]).await;
@@ -189,10 +213,6 @@ pub async fn failed_attempt_is_scheduled_for_retry(backend: SharedBackend) {
     assert_eq!(
         (info.errors[0].attempt, info.errors[0].message.as_str()),
         (1, "boom")
-    );
-    assert!(
-        fetch(&backend, "w", 1).await.is_empty(),
-        "the retry waits for its backoff"
     );
 
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -374,7 +394,7 @@ pub async fn clean_removes_old_finished_jobs(backend: SharedBackend) {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let new = add(&backend, vec![job("record", "new")]).await;
     fetch(&backend, "w", 1).await;
     ack_with(
@@ -388,25 +408,26 @@ pub async fn clean_removes_old_finished_jobs(backend: SharedBackend) {
     )
     .await;
 
+    // The age that splits the old from the new, taken now, however long
+    // the steps above took: the clean call alone has half the two
+    // seconds between them to arrive.
+    let finished = async |id: &JobId| get(&backend, id).await.unwrap().finished_at.unwrap();
+    let mut old_at = finished(&old[0]).await;
+    for id in &old[1..] {
+        old_at = old_at.max(finished(id).await);
+    }
+    let new_at = finished(&new[0]).await;
+    let gap = new_at.duration_since(old_at).unwrap();
+    let age = SystemTime::now().duration_since(new_at).unwrap() + gap / 2;
     let q = queue(&backend);
-    assert_eq!(
-        q.clean(Finished::Completed, Duration::from_millis(150))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(q.clean(Finished::Completed, age).await.unwrap(), 2);
     assert!(get(&backend, &old[0]).await.is_none());
     assert!(get(&backend, &new[0]).await.is_some(), "a recent job stays");
     assert!(
         get(&backend, &old[2]).await.is_some(),
         "cleaning completed leaves failed"
     );
-    assert_eq!(
-        q.clean(Finished::Failed, Duration::from_millis(150))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(q.clean(Finished::Failed, age).await.unwrap(), 1);
     let counts = q.counts().await.unwrap();
     assert_eq!((counts.completed(), counts.failed()), (1, 0));
 }

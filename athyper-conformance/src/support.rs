@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::QUEUE;
 
 /// The longest any case waits for something that should happen.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 pub(crate) fn queue(backend: &SharedBackend) -> Queue {
     Queue::new(backend.clone(), QUEUE).unwrap()

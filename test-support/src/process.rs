@@ -92,6 +92,9 @@ fn build_example(name: &str) -> PathBuf {
     panic!("cargo reported no executable for example `{name}`");
 }
 
+/// How long a process that exited may take to have its last output read.
+const READ_REST: Duration = Duration::from_secs(30);
+
 /// Which stream a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -178,6 +181,14 @@ impl Proc {
                 return line;
             }
             let exited = self.child.try_wait().expect("try_wait");
+            if exited.is_some() {
+                // Its last lines may still be in the pipes: read them to the
+                // end before deciding that the line never came.
+                self.finish_reading(READ_REST);
+                if let Some(line) = self.output().into_iter().find(|l| found(l)) {
+                    return line;
+                }
+            }
             if exited.is_some() || Instant::now() > give_up {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
@@ -191,6 +202,16 @@ impl Proc {
                 );
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until both outputs are read to their end (the process and
+    /// whatever inherited its pipes have closed them), for at most
+    /// `timeout`.
+    fn finish_reading(&mut self, timeout: Duration) {
+        let give_up = Instant::now() + timeout;
+        while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -20,7 +20,7 @@ const CHUNK: usize = 16 * 1024;
 /// The longest pattern [`ReplyFault::after_request_containing`] accepts.
 pub const MAX_PATTERN: usize = 1024;
 /// How long [`FaultProxy::cut_all`] waits for the sockets to close.
-const CUT_DEADLINE: Duration = Duration::from_secs(10);
+const CUT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A fault applied to the next reply from the server; see [`FaultProxy`]
 /// for exactly what it guarantees.

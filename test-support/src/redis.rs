@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// How many times a first start picks new ports after a bind failed.
 const START_ATTEMPTS: usize = 8;
 /// How long a restart waits for its own port to come free.
-const RESTART_PORT_WAIT: Duration = Duration::from_secs(15);
+const RESTART_PORT_WAIT: Duration = Duration::from_secs(60);
 /// How long one start may take before the server counts as hung.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -21,6 +21,49 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 /// with a new port when that happens to it.
 pub fn free_port() -> u16 {
     free_ports::<1>()[0]
+}
+
+/// A loopback port that refuses connections for as long as this lives: it
+/// is bound, so no other process can take it, and nothing listens on it.
+/// For a test of what a client does when nobody answers, in place of a
+/// port found free (which another test's server may take meanwhile).
+#[derive(Debug)]
+pub struct RefusingPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl RefusingPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn bind() -> RefusingPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket can be made");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("the loopback interface has a free port");
+        let port = socket
+            .local_addr()
+            .expect("a bound socket has an address")
+            .port();
+        RefusingPort {
+            _socket: socket,
+            port,
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn redis_url(&self) -> String {
+        redis_url("redis", None, self.port)
+    }
 }
 
 /// `N` distinct ports nobody listens on right now (all held at once while
@@ -642,6 +685,22 @@ mod tests {
         release.join().unwrap();
         assert!(server.is_running());
         assert_eq!(server.cli(&["get", "kept"]).trim(), "yes");
+    }
+
+    #[test]
+    fn a_refusing_port_refuses_and_stays_taken() {
+        let refusing = RefusingPort::bind();
+        let refused = TcpStream::connect(refusing.addr()).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(
+            TcpListener::bind(refusing.addr()).is_err(),
+            "port {} is still held",
+            refusing.port()
+        );
+        assert_eq!(
+            refusing.redis_url(),
+            format!("redis://127.0.0.1:{}", refusing.port())
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use athyper_test_support::{FaultProxy, RedisServer, ReplyFault};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn connect(proxy: &FaultProxy) -> TcpStream {
     let stream = TcpStream::connect(proxy.addr()).expect("the proxy accepts");
