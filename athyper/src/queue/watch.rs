@@ -57,7 +57,7 @@ impl EventCursor {
 
     /// The last event of the batch at (`ms`, `seq`): reading after it
     /// starts at the next batch.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "redis"))]
     pub(crate) fn end_of(ms: u64, seq: u64) -> EventCursor {
         EventCursor {
             ms,
