@@ -378,6 +378,8 @@ pub enum FinishedArg {
     Completed,
     /// Jobs that failed for good
     Failed,
+    /// Jobs that were cancelled
+    Cancelled,
 }
 
 impl From<FinishedArg> for Finished {
@@ -385,6 +387,7 @@ impl From<FinishedArg> for Finished {
         match state {
             FinishedArg::Completed => Finished::Completed,
             FinishedArg::Failed => Finished::Failed,
+            FinishedArg::Cancelled => Finished::Cancelled,
         }
     }
 }

@@ -368,6 +368,20 @@ async fn cancel_ends_waiting_jobs_and_names_the_ended() {
             ids[0]
         )
     );
+    let cleaned = f
+        .run(&[
+            "clean",
+            "emails",
+            "--state",
+            "cancelled",
+            "--older-than",
+            "0s",
+            "--json",
+        ])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(cleaned["removed"], 2);
     let missing = f.run(&["cancel", "emails", "no-such-job"]).await.expect(3);
     assert!(
         missing.stderr.contains("`no-such-job` does not exist"),

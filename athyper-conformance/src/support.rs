@@ -479,14 +479,28 @@ pub(crate) async fn patient(ctx: JobContext, _n: u32) -> Result<(), String> {
     Err("stopped: cancelled".to_owned())
 }
 
-/// Ignores its cancellation token: runs `ms` milliseconds and returns a
-/// result.
+/// Does not stop for its cancellation token: once it fires, it finishes
+/// its work and returns a result all the same.
 #[job(queue = "conformance", retry = "none")]
-pub(crate) async fn headstrong(ctx: JobContext, ms: u64) -> Result<Measured, String> {
+pub(crate) async fn headstrong(ctx: JobContext, _n: u64) -> Result<Measured, String> {
     probe(&ctx).watch_cancellation(&ctx);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ctx.cancellation().cancelled().await;
     Ok(Measured {
         label: "done anyway".into(),
         length: 0,
     })
+}
+
+/// The next event of a subscription, failing the case if none comes
+/// within [`PATIENCE`].
+pub(crate) async fn next_event<S>(events: &mut S) -> athyper::queue::JobEvent
+where
+    S: futures::Stream<Item = Result<athyper::queue::JobEvent, athyper::queue::QueueError>> + Unpin,
+{
+    use futures::StreamExt;
+    tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event within the patience")
+        .expect("the subscription goes on")
+        .expect("the event reads")
 }

@@ -398,7 +398,6 @@ pub async fn results_are_kept_and_waited_for(backend: SharedBackend) {
 
 pub async fn events_follow_each_job(backend: SharedBackend) {
     use athyper::queue::{EventKind, EventsFrom, JobEvent};
-    use futures::StreamExt;
 
     let q = queue(&backend);
     let probe = Probe::default();
@@ -411,13 +410,9 @@ pub async fn events_follow_each_job(backend: SharedBackend) {
     // Read until both jobs are done with.
     let mut seen: Vec<JobEvent> = Vec::new();
     let finals = |seen: &[JobEvent]| seen.iter().filter(|e| e.is_final()).count();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while finals(&seen) < 2 {
-            seen.push(live.next().await.unwrap().unwrap());
-        }
-    })
-    .await
-    .expect("both jobs' events within a minute");
+    while finals(&seen) < 2 {
+        seen.push(next_event(&mut live).await);
+    }
     worker.shutdown(PATIENCE).await;
 
     let of = |id: &athyper::queue::JobId, events: &[JobEvent]| -> Vec<EventKind> {
@@ -458,18 +453,18 @@ pub async fn events_follow_each_job(backend: SharedBackend) {
     let mut past = Box::pin(q.events(EventsFrom::Time(start)).await.unwrap());
     let mut replayed = Vec::new();
     while replayed.len() < seen.len() {
-        replayed.push(past.next().await.unwrap().unwrap());
+        replayed.push(next_event(&mut past).await);
     }
     assert_eq!(replayed, seen);
     let mut resumed = Box::pin(q.events(EventsFrom::After(seen[1].cursor)).await.unwrap());
-    assert_eq!(resumed.next().await.unwrap().unwrap(), seen[2]);
+    assert_eq!(next_event(&mut resumed).await, seen[2]);
 
     // Retrying and removing are events too.
     q.retry_failed(std::slice::from_ref(&bad)).await.unwrap();
-    let next = live.next().await.unwrap().unwrap();
+    let next = next_event(&mut live).await;
     assert_eq!((&next.id, &next.kind), (&bad, &EventKind::Retried));
     assert!(q.remove(&bad).await.unwrap());
-    let next = live.next().await.unwrap().unwrap();
+    let next = next_event(&mut live).await;
     assert_eq!((&next.id, &next.kind), (&bad, &EventKind::Removed));
     assert!(next.is_final());
 
@@ -490,7 +485,7 @@ pub async fn events_follow_each_job(backend: SharedBackend) {
     assert!(kept.is_empty(), "events while off: {kept:?}");
     q.set_events(true).await.unwrap();
     let loud = q.add(&measure, "loud".into()).await.unwrap().into_id();
-    let next = live.next().await.unwrap().unwrap();
+    let next = next_event(&mut live).await;
     assert_eq!((&next.id, &next.kind), (&loud, &EventKind::Added));
 }
 
@@ -578,7 +573,7 @@ pub async fn cancel_stops_a_running_job_in_its_worker(backend: SharedBackend) {
 
     // A handler that ignores its token finishes, and its result is
     // discarded: the job is cancelled all the same.
-    let stubborn_id = q.add(&headstrong, 300).await.unwrap().into_id();
+    let stubborn_id = q.add(&headstrong, 1).await.unwrap().into_id();
     wait_for_state(&backend, &stubborn_id, JobState::Active).await;
     assert_eq!(q.cancel(&stubborn_id).await.unwrap(), Cancel::Requested);
     let info = wait_for_state(&backend, &stubborn_id, JobState::Cancelled).await;

@@ -87,17 +87,11 @@ pub async fn retry(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliError
             jobs(report.retried)
         ))?;
     }
-    let mut problems: Vec<String> = report
+    let not_failed = report
         .not_failed
         .iter()
-        .map(|s| format!("`{}` is {}", s.id, s.state))
-        .collect();
-    problems.extend(
-        report
-            .missing
-            .iter()
-            .map(|id| format!("`{id}` does not exist")),
-    );
+        .map(|s| format!("`{}` is {}", s.id, s.state));
+    let mut problems = with_missing(not_failed, &report.missing);
     if changed > 0 {
         problems.push(format!("{} stopped being failed meanwhile", jobs(changed)));
     }
@@ -155,26 +149,17 @@ struct RemovedView<'a> {
 
 pub async fn remove(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliError> {
     ctx.expect_queue(queue).await?;
-    let bar = progress(ctx, "removing", ids.len());
     let mut report = RemovedView {
         queue,
         removed: Vec::new(),
         running: Vec::new(),
         missing: Vec::new(),
     };
-    let text = |ids: Vec<JobId>| ids.into_iter().map(|id| id.to_string());
-    for (step, chunk) in ids.chunks(STEP).enumerate() {
-        let removed = ctx
-            .admin
-            .remove(queue, chunk)
-            .await
-            .map_err(|e| ctx.fail(e))?;
-        report.removed.extend(text(removed.removed));
-        report.running.extend(text(removed.running));
-        report.missing.extend(text(removed.missing));
-        bar.set((step + 1) * STEP);
+    for done in in_steps(ctx, "removing", ids, |chunk| ctx.admin.remove(queue, chunk)).await? {
+        report.removed.extend(texts(done.removed));
+        report.running.extend(texts(done.running));
+        report.missing.extend(texts(done.missing));
     }
-    bar.finish();
     if ctx.out.json {
         ctx.out.print_json(&report)?;
     } else {
@@ -183,23 +168,13 @@ pub async fn remove(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliErro
             jobs(report.removed.len())
         ))?;
     }
-    let mut problems: Vec<String> = report
-        .running
-        .iter()
-        .map(|id| format!("`{id}` is running"))
-        .collect();
-    problems.extend(
-        report
-            .missing
-            .iter()
-            .map(|id| format!("`{id}` does not exist")),
-    );
+    let running = report.running.iter().map(|id| format!("`{id}` is running"));
     partly(
         ids.len() - report.removed.len(),
         ids.len(),
         "removed",
         "remove a running job once it finishes",
-        &problems,
+        &with_missing(running, &report.missing),
         !report.missing.is_empty(),
     )
 }
@@ -219,7 +194,6 @@ struct CancelledView<'a> {
 
 pub async fn cancel(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliError> {
     ctx.expect_queue(queue).await?;
-    let bar = progress(ctx, "cancelling", ids.len());
     let mut report = CancelledView {
         queue,
         cancelled: Vec::new(),
@@ -227,20 +201,16 @@ pub async fn cancel(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliErro
         ended: Vec::new(),
         missing: Vec::new(),
     };
-    let text = |ids: Vec<JobId>| ids.into_iter().map(|id| id.to_string());
-    for (step, chunk) in ids.chunks(STEP).enumerate() {
-        let done = ctx
-            .admin
-            .cancel(queue, chunk)
-            .await
-            .map_err(|e| ctx.fail(e))?;
-        report.cancelled.extend(text(done.cancelled));
-        report.requested.extend(text(done.requested));
-        report.ended.extend(text(done.ended));
-        report.missing.extend(text(done.missing));
-        bar.set((step + 1) * STEP);
+    for done in in_steps(ctx, "cancelling", ids, |chunk| {
+        ctx.admin.cancel(queue, chunk)
+    })
+    .await?
+    {
+        report.cancelled.extend(texts(done.cancelled));
+        report.requested.extend(texts(done.requested));
+        report.ended.extend(texts(done.ended));
+        report.missing.extend(texts(done.missing));
     }
-    bar.finish();
     if ctx.out.json {
         ctx.out.print_json(&report)?;
     } else {
@@ -250,25 +220,48 @@ pub async fn cancel(ctx: &Ctx, queue: &str, ids: &[JobId]) -> Result<(), CliErro
             jobs(report.requested.len())
         ))?;
     }
-    let mut problems: Vec<String> = report
-        .ended
-        .iter()
-        .map(|id| format!("`{id}` had ended"))
-        .collect();
-    problems.extend(
-        report
-            .missing
-            .iter()
-            .map(|id| format!("`{id}` does not exist")),
-    );
+    let ended = report.ended.iter().map(|id| format!("`{id}` had ended"));
     partly(
         ids.len() - report.cancelled.len() - report.requested.len(),
         ids.len(),
         "cancelled",
         "a job that ended stays as it is",
-        &problems,
+        &with_missing(ended, &report.missing),
         !report.missing.is_empty(),
     )
+}
+
+/// Runs `step` over `ids` [`STEP`] at a time, with a progress bar, and
+/// gives each step's answer.
+async fn in_steps<'a, T, F, Fut>(
+    ctx: &Ctx,
+    what: &str,
+    ids: &'a [JobId],
+    mut step: F,
+) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(&'a [JobId]) -> Fut,
+    Fut: std::future::Future<Output = Result<T, athyper::queue::QueueError>>,
+{
+    let bar = progress(ctx, what, ids.len());
+    let mut answers = Vec::new();
+    for (n, chunk) in ids.chunks(STEP).enumerate() {
+        answers.push(step(chunk).await.map_err(|e| ctx.fail(e))?);
+        bar.set((n + 1) * STEP);
+    }
+    bar.finish();
+    Ok(answers)
+}
+
+fn texts(ids: Vec<JobId>) -> impl Iterator<Item = String> {
+    ids.into_iter().map(|id| id.to_string())
+}
+
+/// `problems`, then each of `missing` as an id no job has.
+fn with_missing(problems: impl Iterator<Item = String>, missing: &[String]) -> Vec<String> {
+    problems
+        .chain(missing.iter().map(|id| format!("`{id}` does not exist")))
+        .collect()
 }
 
 /// `promote --json`.

@@ -54,17 +54,6 @@ impl EventCursor {
             None => EventCursor::default(),
         }
     }
-
-    /// The last event of the batch at (`ms`, `seq`): reading after it
-    /// starts at the next batch.
-    #[cfg(all(test, feature = "redis"))]
-    pub(crate) fn end_of(ms: u64, seq: u64) -> EventCursor {
-        EventCursor {
-            ms,
-            seq,
-            index: u32::MAX,
-        }
-    }
 }
 
 impl fmt::Display for EventCursor {

@@ -580,7 +580,12 @@ impl Loop {
         tokio::spawn(heartbeat(shared.clone(), self.lease.clone(), side.clone()).in_current_span());
         tokio::spawn(recover_stalled(shared.clone(), side.clone()).in_current_span());
         let (cancels, mut cancelled) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(listen_for_cancels(shared.clone(), cancels, side.clone()).in_current_span());
+        // Stopped once no job runs, before the lease is handed back: the
+        // backend may then drop what it keeps for this worker's listener.
+        let listening = side.child_token();
+        tokio::spawn(
+            listen_for_cancels(shared.clone(), cancels, listening.clone()).in_current_span(),
+        );
         tracing::info!(
             handlers = ?{ let mut h: Vec<_> = shared.handlers.keys().collect(); h.sort(); h },
             concurrency = shared.config.concurrency,
@@ -725,6 +730,7 @@ impl Loop {
         }
 
         let finished = self.finished_while_draining;
+        listening.cancel();
         let released = self.hand_back().await;
         side.cancel();
         if !released.is_empty() {

@@ -153,59 +153,39 @@ pub(crate) async fn queue_action(
         return failed(&app, &headers, &uri, e).await;
     }
     let admin = &app.admin;
+    let ids = ids(&form);
+    if matches!(action.as_str(), "retry" | "remove") && ids.is_empty() {
+        let reason = format!("no job was selected: tick the jobs to {action}");
+        return refuse(&app, &headers, &uri, StatusCode::BAD_REQUEST, &reason).await;
+    }
     match action.as_str() {
-        "retry" => {
-            let ids = ids(&form);
-            if ids.is_empty() {
-                return refuse(
-                    &app,
-                    &headers,
-                    &uri,
-                    StatusCode::BAD_REQUEST,
-                    "no job was selected: tick the jobs to retry",
-                )
-                .await;
-            }
-            match admin.retry(&queue, &ids).await {
-                Ok(n) => done(&app, &headers, &form, "retried", n as u64, 0),
-                Err(e) => failed(&app, &headers, &uri, e).await,
-            }
-        }
+        "retry" => match admin.retry(&queue, &ids).await {
+            Ok(n) => done(&app, &headers, &form, "retried", n as u64, 0),
+            Err(e) => failed(&app, &headers, &uri, e).await,
+        },
         "retry-all" => match admin.retry_all_failed(&queue, |_| {}).await {
             Ok(n) => done(&app, &headers, &form, "retried", n as u64, 0),
             Err(e) => failed(&app, &headers, &uri, e).await,
         },
-        "remove" => {
-            let ids = ids(&form);
-            if ids.is_empty() {
-                return refuse(
-                    &app,
-                    &headers,
-                    &uri,
-                    StatusCode::BAD_REQUEST,
-                    "no job was selected: tick the jobs to remove",
-                )
-                .await;
-            }
-            match admin.remove(&queue, &ids).await {
-                Ok(r) => done(
-                    &app,
-                    &headers,
-                    &form,
-                    "removed",
-                    r.removed.len() as u64,
-                    r.running.len() as u64,
-                ),
-                Err(e) => failed(&app, &headers, &uri, e).await,
-            }
-        }
+        "remove" => match admin.remove(&queue, &ids).await {
+            Ok(r) => done(
+                &app,
+                &headers,
+                &form,
+                "removed",
+                r.removed.len() as u64,
+                r.running.len() as u64,
+            ),
+            Err(e) => failed(&app, &headers, &uri, e).await,
+        },
         "clean" => {
             let state = match form.get("state") {
                 Some("completed") => Finished::Completed,
                 Some("failed") => Finished::Failed,
+                Some("cancelled") => Finished::Cancelled,
                 other => {
                     let reason = format!(
-                        "cannot clean `{}` jobs; choose `completed` or `failed`",
+                        "cannot clean `{}` jobs; choose `completed`, `failed` or `cancelled`",
                         other.unwrap_or("")
                     );
                     return refuse(&app, &headers, &uri, StatusCode::BAD_REQUEST, &reason).await;

@@ -702,7 +702,7 @@ pub(crate) async fn queue(
         );
         let _ = write!(
             body,
-            "<form method=\"post\" action=\"{p}/queues/{q}/clean\" class=\"maint-item\" data-confirm=\"Remove these finished jobs? This cannot be undone.\">{}<input type=\"hidden\" name=\"back\" value=\"{}\"><div><b>Clean</b><p class=\"muted\">Removes finished jobs older than the age given.</p></div><div class=\"controls\"><select name=\"state\" aria-label=\"Which jobs\"><option value=\"completed\">completed</option><option value=\"failed\">failed</option></select><input name=\"older_than\" value=\"1h\" size=\"6\" aria-label=\"Older than\" title=\"Older than, such as 30m, 1h, 7d\"><button class=\"btn btn-danger\" type=\"submit\">Clean</button></div></form>",
+            "<form method=\"post\" action=\"{p}/queues/{q}/clean\" class=\"maint-item\" data-confirm=\"Remove these finished jobs? This cannot be undone.\">{}<input type=\"hidden\" name=\"back\" value=\"{}\"><div><b>Clean</b><p class=\"muted\">Removes finished jobs older than the age given.</p></div><div class=\"controls\"><select name=\"state\" aria-label=\"Which jobs\"><option value=\"completed\">completed</option><option value=\"failed\">failed</option><option value=\"cancelled\">cancelled</option></select><input name=\"older_than\" value=\"1h\" size=\"6\" aria-label=\"Older than\" title=\"Older than, such as 30m, 1h, 7d\"><button class=\"btn btn-danger\" type=\"submit\">Clean</button></div></form>",
             ctx.csrf_field(),
             esc(&ctx.here)
         );

@@ -1036,6 +1036,7 @@ impl Backend for MemoryBackend {
         let released = {
             let mut state = cell.lock();
             state.announced.remove(worker);
+            state.cancel_requests.remove(worker);
             let lease = state.leases.remove(worker).unwrap_or_default();
             let mut released: Vec<JobId> = lease
                 .jobs
@@ -1116,6 +1117,7 @@ impl Backend for MemoryBackend {
                 .collect();
             for worker in expired {
                 state.announced.remove(&worker);
+                state.cancel_requests.remove(&worker);
                 let lease = state.leases.remove(&worker).unwrap_or_default();
                 let mut ids: Vec<JobId> = lease
                     .jobs

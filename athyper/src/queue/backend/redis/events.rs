@@ -264,7 +264,11 @@ mod tests {
 
     #[test]
     fn ranges_start_after_the_cursor() {
-        let whole = EventCursor::end_of(5, 2);
+        let whole = EventCursor {
+            ms: 5,
+            seq: 2,
+            index: u32::MAX,
+        };
         assert_eq!(range_start(whole), "(5-2");
         let part = EventCursor {
             ms: 5,

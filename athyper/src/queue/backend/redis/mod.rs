@@ -1062,6 +1062,12 @@ impl Backend for RedisBackend {
 
     fn release<'a>(&'a self, queue: &'a str, worker: &'a str) -> BackendFuture<'a, Vec<JobId>> {
         Box::pin(async move {
+            // The worker no longer listens for cancellations.
+            self.inner
+                .cancel_conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(worker);
             let mut call = self.call(&RELEASE, queue);
             call.arg(worker);
             let ids: Vec<String> = self.run("release", &call, true).await?;
