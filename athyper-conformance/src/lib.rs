@@ -125,6 +125,12 @@ macro_rules! __cases {
             events_follow_each_job,
             cancel_ends_waiting_and_delayed_jobs_at_once,
             cancel_stops_a_running_job_in_its_worker,
+            a_flow_parent_runs_after_its_children,
+            a_child_failure_fails_ignores_or_continues,
+            flows_nest_three_levels,
+            cancelling_or_removing_a_parent_cancels_its_children,
+            adding_a_flow_again_adds_nothing_twice,
+            children_ending_in_any_order_release_each_parent_once,
         }
     };
 }
@@ -152,6 +158,7 @@ mod admin;
 mod backend;
 pub mod faults;
 mod flow_control;
+pub mod flows;
 mod support;
 mod worker;
 
@@ -163,6 +170,11 @@ pub use crate::faults::{
     more_jobs_than_asked_never_exceed_concurrency, release_is_retried_at_shutdown,
 };
 pub use crate::flow_control::*;
+pub use crate::flows::{
+    a_child_failure_fails_ignores_or_continues, a_flow_parent_runs_after_its_children,
+    adding_a_flow_again_adds_nothing_twice, cancelling_or_removing_a_parent_cancels_its_children,
+    children_ending_in_any_order_release_each_parent_once, flows_nest_three_levels,
+};
 pub use crate::support::{Measured, Probe, Typed};
 pub use crate::worker::*;
 

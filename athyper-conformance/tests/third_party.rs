@@ -11,7 +11,7 @@ use athyper::queue::backend::{
     Selection, WorkerInfo,
 };
 use athyper::queue::watch::EventFeed;
-use athyper::queue::{Cancel, EventCursor, JobEvent};
+use athyper::queue::{Cancel, Child, EventCursor, JobEvent};
 use athyper::queue::{
     Finished, JobCounts, JobId, JobInfo, JobState, MemoryBackend, ScheduleEntry, SharedBackend,
 };
@@ -247,6 +247,11 @@ impl Backend for Counting {
         self.inner.cancellations(queue, worker, timeout)
     }
 
+    fn children<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Vec<Child>> {
+        self.count("children");
+        self.inner.children(queue, id)
+    }
+
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {
         self.count("set_events");
         self.inner.set_events(queue, on)
@@ -273,7 +278,7 @@ async fn the_suite_uses_the_given_backend() {
     assert_eq!(calls.get("add"), Some(&8), "{calls:?}");
     assert!(calls.get("fetch").copied().unwrap_or(0) >= 9, "{calls:?}");
     assert!(athyper_conformance::CASES.contains(&"priority_then_fifo"));
-    assert_eq!(athyper_conformance::CASES.len(), 68);
+    assert_eq!(athyper_conformance::CASES.len(), 74);
 }
 
 /// What a backend records on add comes from the public constructor.

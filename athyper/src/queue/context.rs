@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::QueueError;
 use crate::queue::backend::SharedBackend;
+use crate::queue::flow::{Child, ChildrenError};
+use crate::registry::Job;
 use crate::queue::job::{JobId, JobInfo};
 
 /// Shared values handlers reach through [`JobContext::data`]: connection
@@ -272,6 +275,48 @@ impl JobContext {
                 *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
                 Ok(())
             }
+        }
+    }
+
+    /// This job's children, if it is a flow's parent
+    /// ([`Queue::add_flow`](crate::queue::Queue::add_flow)): in the order
+    /// they were given, each with how it ended, results decoded as `R`.
+    /// Every completed child's result must decode as `R`; children of
+    /// several handlers read as `serde_json::Value`, or one handler's at a
+    /// time with [`children_of`](Self::children_of). Empty for a job
+    /// without children and in a [`detached`](Self::detached) context.
+    pub async fn children<R: DeserializeOwned>(&self) -> Result<Vec<Child<R>>, ChildrenError> {
+        self.raw_children()
+            .await?
+            .into_iter()
+            .map(Child::decode)
+            .collect()
+    }
+
+    /// The children of handler `job`, results typed as its output.
+    pub async fn children_of<J: Job>(
+        &self,
+        job: &J,
+    ) -> Result<Vec<Child<J::Output>>, ChildrenError> {
+        let descriptor = job.descriptor();
+        self.raw_children()
+            .await?
+            .into_iter()
+            .filter(|c| c.name == descriptor.name && c.queue == descriptor.queue)
+            .map(Child::decode)
+            .collect()
+    }
+
+    async fn raw_children(&self) -> Result<Vec<Child>, ChildrenError> {
+        match &self.inner.progress {
+            ProgressSink::Backend { backend } => backend
+                .children(&self.inner.queue, &self.inner.id)
+                .await
+                .map_err(|source| ChildrenError::Queue {
+                    id: self.inner.id.to_string(),
+                    source,
+                }),
+            ProgressSink::Local(_) => Ok(Vec::new()),
         }
     }
 

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::queue::QueueError;
+use crate::queue::flow::ParentRef;
 use crate::resilience::Backoff;
 pub use crate::trace::JobTrace;
 
@@ -152,6 +153,10 @@ pub enum JobState {
     Waiting,
     /// Scheduled for later: a delayed job or a retry.
     Delayed,
+    /// A flow's parent waiting for its children to end
+    /// ([`Queue::add_flow`](crate::queue::Queue::add_flow)).
+    #[serde(rename = "waiting-children")]
+    WaitingChildren,
     /// Leased by a worker and running.
     Active,
     /// Finished successfully.
@@ -165,9 +170,10 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
         JobState::Waiting,
         JobState::Delayed,
+        JobState::WaitingChildren,
         JobState::Active,
         JobState::Completed,
         JobState::Failed,
@@ -179,6 +185,7 @@ impl JobState {
         match self {
             JobState::Waiting => "waiting",
             JobState::Delayed => "delayed",
+            JobState::WaitingChildren => "waiting-children",
             JobState::Active => "active",
             JobState::Completed => "completed",
             JobState::Failed => "failed",
@@ -442,6 +449,11 @@ pub struct JobInfo {
     pub max_deferrals: u32,
     /// Every time an attempt was given back uncounted, oldest first.
     pub deferrals: Vec<Deferral>,
+    /// The flow's parent this job reports to, if it is a child.
+    pub parent: Option<ParentRef>,
+    /// How many children it waits for (or waited for), if it is a flow's
+    /// parent; 0 otherwise.
+    pub children: u32,
 }
 
 /// An attempt given back without counting: snoozed, throttled, or
@@ -484,7 +496,7 @@ impl JobInfo {
 /// Job counts of one queue, per state and priority.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JobCounts {
-    counts: [[u64; 4]; 6],
+    counts: [[u64; 4]; 7],
     /// Whether the queue is paused.
     pub paused: bool,
 }
@@ -530,9 +542,15 @@ impl JobCounts {
         self.state(JobState::Failed)
     }
 
-    /// Jobs not yet finished: waiting, delayed or active.
+    /// Parents waiting for their children.
+    pub fn waiting_children(&self) -> u64 {
+        self.state(JobState::WaitingChildren)
+    }
+
+    /// Jobs not yet finished: waiting, delayed, waiting for children or
+    /// active.
     pub fn pending(&self) -> u64 {
-        self.waiting() + self.delayed() + self.active()
+        self.waiting() + self.delayed() + self.waiting_children() + self.active()
     }
 
     /// Sets the count of `state` × `priority` (for backends).
@@ -551,16 +569,18 @@ impl fmt::Display for JobCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "waiting {} (critical {}, high {}, normal {}, low {}), delayed {}, active {}, completed {}, failed {}{}",
+            "waiting {} (critical {}, high {}, normal {}, low {}), delayed {}, waiting for children {}, active {}, completed {}, failed {}, cancelled {}{}",
             self.waiting(),
             self.get(JobState::Waiting, Priority::Critical),
             self.get(JobState::Waiting, Priority::High),
             self.get(JobState::Waiting, Priority::Normal),
             self.get(JobState::Waiting, Priority::Low),
             self.delayed(),
+            self.waiting_children(),
             self.active(),
             self.completed(),
             self.failed(),
+            self.state(JobState::Cancelled),
             if self.paused { ", paused" } else { "" },
         )
     }

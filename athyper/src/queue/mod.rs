@@ -14,6 +14,7 @@ pub mod backend;
 mod context;
 mod error;
 mod events;
+pub mod flow;
 mod job;
 pub mod limit;
 pub(crate) mod names;
@@ -27,6 +28,7 @@ pub use self::backend::{Added, Backend, Cancel, MemoryBackend, SharedBackend};
 pub use self::context::{Deferred, Extensions, JobContext, MissingData};
 pub use self::error::{Chain, JobFailure, QueueError, WaitError};
 pub use self::events::{NoEvents, Outcome, QueueEvents, SharedEvents};
+pub use self::flow::{Child, ChildOutcome, ChildrenError, Flow, FlowJob, OnChildFailure};
 pub use self::job::{
     AttemptError, Deferral, Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace,
     KeepJobs, Priority, Retention,

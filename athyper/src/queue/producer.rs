@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::queue::backend::{Added, Cancel, NewJob, Selection, SharedBackend, Unique};
 use crate::queue::events::{SharedEvents, no_events};
+use crate::queue::flow::{self, Child, Flow, FlowJob, ParentRef};
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobOptions, JobState, JobTrace};
 use crate::queue::names::{validate_job_id, validate_job_name, validate_queue_name};
 use crate::queue::schedule::{Schedule, ScheduleEntry};
@@ -162,6 +163,137 @@ impl Queue {
         let json = self.encode(name, payload)?;
         let new = resolve(name, json, &JobDefaults::DEFAULT, &options)?;
         self.submit_one(new).await
+    }
+
+    /// Adds a flow: `parent`, a job of this queue, runs once each of its
+    /// children (these, and any given with [`Flow::child`]) has ended, and
+    /// reads their results with
+    /// [`JobContext::children`](crate::queue::JobContext::children). A child
+    /// may be on any queue of this backend and may have children of its
+    /// own. A child's failure fails the parent unless
+    /// [`Flow::on_child_failure`] says otherwise; cancelling or removing a
+    /// parent cancels its children that have not ended.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use athyper::queue::{Flow, JobContext, MemoryBackend, Queue, Worker};
+    /// #[athyper::job(queue = "numbers")]
+    /// async fn square(_ctx: JobContext, n: u64) -> Result<u64, String> {
+    ///     Ok(n * n)
+    /// }
+    ///
+    /// #[athyper::job(queue = "sums")]
+    /// async fn sum(ctx: JobContext, _: ()) -> Result<u64, String> {
+    ///     let squares = ctx.children_of(&square).await.map_err(|e| e.to_string())?;
+    ///     Ok(squares.iter().filter_map(|c| c.outcome.result()).sum())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let backend: athyper::queue::SharedBackend = std::sync::Arc::new(MemoryBackend::new());
+    /// let sums = Queue::new(backend.clone(), "sums")?;
+    /// # let w1 = Worker::builder(backend.clone(), "numbers").handler(&square).build()?.start();
+    /// # let w2 = Worker::builder(backend, "sums").handler(&sum).build()?.start();
+    /// let flow = sums
+    ///     .add_flow(Flow::new(&sum, ()), (1..=3).map(|n| Flow::new(&square, n)))
+    ///     .await?;
+    /// let total = sums.wait(&sum, &flow.id, Duration::from_secs(30)).await?;
+    /// assert_eq!(total, 1 + 4 + 9);
+    /// # w1.shutdown(Duration::from_secs(5)).await;
+    /// # w2.shutdown(Duration::from_secs(5)).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Jobs are added from the top down, one backend step per queue and
+    /// level. Each child's id is derived from its parent's
+    /// ([`child_id`](crate::queue::flow::child_id)), so a flow whose top job
+    /// has a caller-given id can be added again after an error: what was
+    /// added the first time is found, not added twice.
+    pub async fn add_flow(
+        &self,
+        parent: Flow,
+        children: impl IntoIterator<Item = Flow>,
+    ) -> Result<FlowJob, QueueError> {
+        let parent = parent.children(children);
+        if parent.queue() != &*self.name {
+            return Err(QueueError::WrongQueue {
+                job: format!("{parent:?}"),
+                job_queue: parent.queue().to_owned(),
+                queue: self.name.to_string(),
+            });
+        }
+        let max_payload = self.max_payload;
+        let planned = flow::plan(parent, true, &|descriptor, payload, options| {
+            if payload.len() > max_payload {
+                return Err(QueueError::PayloadTooLarge {
+                    job: descriptor.name.to_owned(),
+                    size: payload.len(),
+                    limit: max_payload,
+                });
+            }
+            resolve(descriptor.name, payload.into(), &descriptor.defaults, options)
+        })?;
+        let mut top: Option<FlowJob> = None;
+        // Each level: the node, and where its FlowJob goes in the tree.
+        let mut level: Vec<(flow::Planned, Vec<usize>)> = vec![(planned, Vec::new())];
+        while !level.is_empty() {
+            // One step per queue of this level, in the order given.
+            let mut queues: Vec<&'static str> = Vec::new();
+            for (node, _) in &level {
+                if !queues.contains(&node.queue) {
+                    queues.push(node.queue);
+                }
+            }
+            let mut added: Vec<Option<Added>> = vec![None; level.len()];
+            for queue in queues {
+                let at: Vec<usize> = (0..level.len())
+                    .filter(|&i| level[i].0.queue == queue)
+                    .collect();
+                let jobs = at.iter().map(|&i| level[i].0.job.clone()).collect();
+                for (i, one) in at.into_iter().zip(self.submit_to(queue, jobs).await?) {
+                    added[i] = Some(one);
+                }
+            }
+            let mut next = Vec::new();
+            for ((node, path), added) in level.into_iter().zip(added) {
+                let added =
+                    added.ok_or_else(|| QueueError::backend("the backend skipped a flow's job"))?;
+                let id = added.id().clone();
+                let job = FlowJob {
+                    queue: node.queue.to_owned(),
+                    id: id.clone(),
+                    new: added.is_new(),
+                    children: Vec::new(),
+                };
+                match path.split_last() {
+                    None => top = Some(job),
+                    Some((_, up)) => {
+                        let mut at = top.as_mut().expect("the top job is added first");
+                        for &i in up {
+                            at = &mut at.children[i];
+                        }
+                        at.children.push(job);
+                    }
+                }
+                for (i, mut child) in node.children.into_iter().enumerate() {
+                    let index = i as u32;
+                    child.job.id = Some(flow::child_id(node.queue, &id, index).to_string());
+                    child.job.parent = Some(ParentRef::new(node.queue, id.clone(), index));
+                    let mut child_path = path.clone();
+                    child_path.push(i);
+                    next.push((child, child_path));
+                }
+            }
+            level = next;
+        }
+        top.ok_or_else(|| QueueError::backend("the backend added no flow"))
+    }
+
+    /// The children of the flow's parent `id`, each with how it ended so
+    /// far, results as JSON text.
+    pub async fn children(&self, id: &JobId) -> Result<Vec<Child>, QueueError> {
+        self.backend.children(&self.name, id).await
     }
 
     /// One job, if it exists.
@@ -546,8 +678,13 @@ impl Queue {
             .ok_or_else(|| QueueError::backend("the backend answered an add with no id"))
     }
 
-    async fn submit(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Added>, QueueError> {
-        let span = trace::producer_span(&self.name, jobs.len());
+    async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>, QueueError> {
+        self.submit_to(&self.name, jobs).await
+    }
+
+    /// Adds jobs to `queue` of this handle's backend.
+    async fn submit_to(&self, queue: &str, mut jobs: Vec<NewJob>) -> Result<Vec<Added>, QueueError> {
+        let span = trace::producer_span(queue, jobs.len());
         // Every job of one add carries the context of that add's span.
         let trace = span.in_scope(trace::capture);
         for job in &mut jobs {
@@ -565,7 +702,7 @@ impl Queue {
         let count = jobs.len();
         let added = self
             .backend
-            .add(&self.name, jobs)
+            .add(queue, jobs)
             .instrument(span.clone())
             .await?;
         if added.len() != count {
@@ -585,7 +722,7 @@ impl Queue {
                 .map(|a| a.id().clone())
                 .collect();
             if !created.is_empty() {
-                self.events.enqueued(&self.name, name, &created);
+                self.events.enqueued(queue, name, &created);
             }
         }
         Ok(added)
@@ -690,6 +827,8 @@ fn resolve(
         delay: options.delay_from_now(),
         trace: JobTrace::default(),
         max_deferrals: options.max_deferrals.unwrap_or(defaults.max_deferrals),
+        parent: None,
+        children: None,
         unique: options.unique.as_ref().map(|u| {
             let key = u.key.clone().unwrap_or_else(|| {
                 format!(

@@ -561,7 +561,7 @@ pub(crate) async fn queue(
             );
         }
         let time_label = match state {
-            JobState::Waiting => "Added",
+            JobState::Waiting | JobState::WaitingChildren => "Added",
             JobState::Delayed => "Due",
             JobState::Active => "Started",
             JobState::Completed => "Completed",
@@ -591,7 +591,7 @@ pub(crate) async fn queue(
                 );
             }
             let time = match state {
-                JobState::Waiting => when(job.enqueued_at, now),
+                JobState::Waiting | JobState::WaitingChildren => when(job.enqueued_at, now),
                 JobState::Delayed => when(job.due_at, now),
                 JobState::Active => when_opt(job.started_at, now),
                 JobState::Completed | JobState::Failed | JobState::Cancelled => {

@@ -22,6 +22,9 @@ use super::{
     Recovered, Selection, THROUGHPUT_MINUTES, WorkerInfo, minutes_until,
 };
 use crate::queue::QueueError;
+use crate::queue::flow::{
+    Child, ChildOutcome, ChildPlan, ChildSlot, OnChildFailure, ParentRef, child_failure, child_id,
+};
 use crate::queue::job::{
     AttemptError, Deferral, Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Retention,
 };
@@ -151,6 +154,32 @@ struct Record {
     last_ack: Option<(Arc<str>, u32)>,
     /// Cancelled while running: it ends cancelled however the attempt ends.
     cancel_requested: bool,
+    /// A flow's parent: its children and how each ended.
+    flow: Option<Box<ParentFlow>>,
+}
+
+#[derive(Debug)]
+struct ParentFlow {
+    plan: ChildPlan,
+    reports: BTreeMap<u32, ChildOutcome<Option<String>>>,
+}
+
+/// Flow steps a queue's step left for other queues: reports of children
+/// that ended, to their parents, and parents whose children that have not
+/// ended are to be cancelled. Each runs under its own queue's lock, after
+/// the step's lock is released, so no two queue locks are ever held.
+#[derive(Debug, Default)]
+struct FlowWork {
+    /// (the parent, the child's id, how it ended)
+    reports: Vec<(ParentRef, JobId, ChildOutcome<Option<String>>)>,
+    /// (the parent's id, its children)
+    cascades: Vec<(JobId, Vec<ChildSlot>)>,
+}
+
+impl FlowWork {
+    fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.cascades.is_empty()
+    }
 }
 
 /// What became of one ack.
@@ -207,6 +236,10 @@ struct QueueState {
     quiet: bool,
     /// Running jobs cancelled, per worker, not yet told.
     cancel_requests: HashMap<Arc<str>, Vec<JobId>>,
+    /// Parents waiting for their children: seq → id.
+    waiting_children: BTreeMap<u64, JobId>,
+    /// Flow steps this queue's step left for others.
+    flow_work: FlowWork,
 }
 
 impl QueueState {
@@ -268,6 +301,12 @@ impl QueueState {
         };
         let due = now.saturating_add(duration_millis(job.delay));
         self.emit(&id, &job.name, EventKind::Added);
+        let flow = job.children.clone().map(|plan| {
+            Box::new(ParentFlow {
+                plan,
+                reports: BTreeMap::new(),
+            })
+        });
         let mut info = job.into_info(id.clone(), from_millis(now));
         // Whole milliseconds, as the backend's clock counts.
         info.due_at = from_millis(due);
@@ -280,9 +319,12 @@ impl QueueState {
                 owner: None,
                 last_ack: None,
                 cancel_requested: false,
+                flow,
             },
         );
-        if due > now {
+        if self.jobs[&id].flow.is_some() {
+            self.enter_waiting_children(&id);
+        } else if due > now {
             self.enter_delayed(&id, due);
         } else {
             self.enter_waiting(&id);
@@ -336,6 +378,15 @@ impl QueueState {
         }
     }
 
+    fn enter_waiting_children(&mut self, id: &JobId) {
+        let rec = self.jobs.get_mut(id).expect("job record exists");
+        rec.info.state = JobState::WaitingChildren;
+        rec.owner = None;
+        self.counts
+            .add(JobState::WaitingChildren, rec.info.priority, 1);
+        self.waiting_children.insert(rec.seq, id.clone());
+    }
+
     fn enter_delayed(&mut self, id: &JobId, due: u64) {
         let rec = self.jobs.get_mut(id).expect("job record exists");
         rec.info.state = JobState::Delayed;
@@ -368,6 +419,22 @@ impl QueueState {
 
     fn enter_finished(&mut self, id: &JobId, now: u64, state: Finished, keep: KeepJobs) {
         self.count_settled(now, state);
+        let rec = self.jobs.get_mut(id).expect("job record exists");
+        if let Some(parent) = rec.info.parent.clone() {
+            let outcome = match state {
+                Finished::Completed => ChildOutcome::Completed(rec.info.result.clone()),
+                Finished::Failed => ChildOutcome::Failed(
+                    rec.info
+                        .failed_reason()
+                        .unwrap_or("failed without an error")
+                        .to_owned(),
+                ),
+                Finished::Cancelled => ChildOutcome::Cancelled,
+            };
+            self.flow_work
+                .reports
+                .push((parent, id.clone(), outcome));
+        }
         let rec = self.jobs.get_mut(id).expect("job record exists");
         rec.owner = None;
         rec.info.finished_at = Some(from_millis(now));
@@ -427,6 +494,9 @@ impl QueueState {
             JobState::Delayed => {
                 let due = crate::queue::time::to_millis(rec.info.due_at);
                 self.delayed.remove(&(due, seq));
+            }
+            JobState::WaitingChildren => {
+                self.waiting_children.remove(&seq);
             }
             JobState::Active => {
                 if let Some(lease) = rec.owner.as_ref().and_then(|o| self.leases.get_mut(o)) {
@@ -792,6 +862,7 @@ impl QueueState {
                 all.into_iter().map(|(_, id)| id).collect()
             }
             JobState::Delayed => self.delayed.values().collect(),
+            JobState::WaitingChildren => self.waiting_children.values().collect(),
             JobState::Active => {
                 let mut all: Vec<&Record> = self
                     .jobs
@@ -831,8 +902,9 @@ impl QueueState {
             return (Cancel::NotFound, false);
         };
         match rec.info.state {
-            JobState::Waiting | JobState::Delayed => {
+            JobState::Waiting | JobState::Delayed | JobState::WaitingChildren => {
                 self.detach(id);
+                self.cascade(id);
                 self.end_cancelled(id, now);
                 (Cancel::Cancelled, false)
             }
@@ -852,6 +924,110 @@ impl QueueState {
             }
             state => (Cancel::Ended(state), false),
         }
+    }
+
+    /// Notes that the children of `id` (a parent that ends before them)
+    /// that have not ended are to be cancelled.
+    fn cascade(&mut self, id: &JobId) {
+        if let Some(flow) = self.jobs.get(id).and_then(|rec| rec.flow.as_ref()) {
+            self.flow_work
+                .cascades
+                .push((id.clone(), flow.plan.children.clone()));
+        }
+    }
+
+    /// Records how the child at `index` of parent `id` ended (once; a
+    /// repeat changes nothing) and moves the parent on if that was what
+    /// it waited for. Returns whether it became waiting.
+    fn notify(
+        &mut self,
+        now: u64,
+        id: &JobId,
+        index: u32,
+        child: &JobId,
+        outcome: ChildOutcome<Option<String>>,
+    ) -> bool {
+        let Some(rec) = self.jobs.get_mut(id) else {
+            return false;
+        };
+        let Some(flow) = rec.flow.as_mut() else {
+            return false;
+        };
+        if flow.reports.contains_key(&index) {
+            return false;
+        }
+        let failure = outcome.is_failure();
+        let why = failure.then(|| child_failure(child, &outcome));
+        flow.reports.insert(index, outcome);
+        if rec.info.state != JobState::WaitingChildren {
+            return false;
+        }
+        let all_in = flow.reports.len() >= flow.plan.children.len();
+        match (flow.plan.on_failure, why) {
+            (OnChildFailure::Fail, Some(why)) => {
+                self.detach(id);
+                let rec = self.jobs.get_mut(id).expect("the parent exists");
+                let attempt = rec.info.attempts_made + 1;
+                rec.info.errors.push(AttemptError {
+                    attempt,
+                    at: from_millis(now),
+                    message: why.clone(),
+                });
+                let name = rec.info.name.clone();
+                self.emit(
+                    id,
+                    &name,
+                    EventKind::Failed {
+                        attempt,
+                        error: why,
+                        will_retry: false,
+                    },
+                );
+                self.cascade(id);
+                self.enter_finished(id, now, Finished::Failed, KeepJobs::ALL);
+                false
+            }
+            (OnChildFailure::Continue, Some(_)) => {
+                self.release_parent(id);
+                true
+            }
+            _ if all_in => {
+                self.release_parent(id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A parent whose children are in joins the back of its priority.
+    fn release_parent(&mut self, id: &JobId) {
+        self.detach(id);
+        let seq = self.next_seq();
+        self.jobs.get_mut(id).expect("the parent exists").seq = seq;
+        self.enter_waiting(id);
+    }
+
+    /// The children of parent `id` in `queue` and how each ended.
+    fn children(&self, queue: &str, id: &JobId) -> Vec<Child> {
+        let Some(flow) = self.jobs.get(id).and_then(|rec| rec.flow.as_ref()) else {
+            return Vec::new();
+        };
+        flow.plan
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                let index = i as u32;
+                Child::new(
+                    slot.clone(),
+                    child_id(queue, id, index),
+                    flow.reports
+                        .get(&index)
+                        .cloned()
+                        .unwrap_or(ChildOutcome::Pending),
+                )
+            })
+            .collect()
     }
 
     /// Makes the jobs of schedules' due ticks, as the missed-tick policy
@@ -935,6 +1111,50 @@ impl MemoryBackend {
     fn now(&self) -> u64 {
         self.inner.clock.now()
     }
+
+    /// Runs the flow steps that a step of `queue` left: each report under
+    /// its parent's queue's lock, each cancellation under its child's,
+    /// one lock at a time, and the steps those leave in turn.
+    fn run_flows(&self, queue: &str, work: FlowWork) {
+        let mut todo: VecDeque<(String, FlowWork)> = VecDeque::new();
+        if !work.is_empty() {
+            todo.push_back((queue.to_owned(), work));
+        }
+        while let Some((from, work)) = todo.pop_front() {
+            for (parent, child, outcome) in work.reports {
+                let cell = self.cell(&parent.queue);
+                let now = self.now();
+                let mut state = cell.lock();
+                let released = state.notify(now, &parent.id, parent.index, &child, outcome);
+                cell.publish(&mut state, now);
+                let more = std::mem::take(&mut state.flow_work);
+                drop(state);
+                if released {
+                    cell.wake();
+                }
+                if !more.is_empty() {
+                    todo.push_back((parent.queue, more));
+                }
+            }
+            for (parent, children) in work.cascades {
+                for (i, slot) in children.into_iter().enumerate() {
+                    let cell = self.cell(&slot.queue);
+                    let now = self.now();
+                    let mut state = cell.lock();
+                    let (_, tell) = state.cancel(&child_id(&from, &parent, i as u32), now);
+                    cell.publish(&mut state, now);
+                    let more = std::mem::take(&mut state.flow_work);
+                    drop(state);
+                    if tell {
+                        cell.cancels.notify_waiters();
+                    }
+                    if !more.is_empty() {
+                        todo.push_back((slot.queue, more));
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn ready<'a, T: Send + 'a>(value: Result<T, QueueError>) -> BackendFuture<'a, T> {
@@ -1002,11 +1222,13 @@ impl Backend for MemoryBackend {
         };
         let more = !state.paused && !state.waiting.is_empty();
         cell.publish(&mut state, now);
+        let work = std::mem::take(&mut state.flow_work);
         drop(state);
         if promoted && more {
             // Other parked workers may take what this one left.
             cell.wake();
         }
+        self.run_flows(queue, work);
         ready(Ok(fetched))
     }
 
@@ -1052,8 +1274,10 @@ impl Backend for MemoryBackend {
                 state.put_back(id, now);
             }
             cell.publish(&mut state, now);
-            released
+            (released, std::mem::take(&mut state.flow_work))
         };
+        let (released, work) = released;
+        self.run_flows(queue, work);
         if !released.is_empty() {
             cell.wake();
         }
@@ -1087,8 +1311,10 @@ impl Backend for MemoryBackend {
                 state.put_back(id, now);
             }
             cell.publish(&mut state, now);
-            back
+            (back, std::mem::take(&mut state.flow_work))
         };
+        let (back, work) = back;
+        self.run_flows(queue, work);
         if !back.is_empty() {
             cell.wake();
         }
@@ -1105,7 +1331,7 @@ impl Backend for MemoryBackend {
         let cell = self.cell(queue);
         let now = self.now();
         let mut recovered = Recovered::default();
-        {
+        let work = {
             let mut state = cell.lock();
             // The worker running the check is alive.
             state.renew_held(now, worker, lease);
@@ -1161,7 +1387,9 @@ impl Backend for MemoryBackend {
                 }
             }
             cell.publish(&mut state, now);
-        }
+            std::mem::take(&mut state.flow_work)
+        };
+        self.run_flows(queue, work);
         if !recovered.requeued.is_empty() {
             cell.wake();
         }
@@ -1290,16 +1518,32 @@ impl Backend for MemoryBackend {
                 queue: queue.to_owned(),
                 id: id.to_string(),
             }),
-            Some(_) => {
+            Some(was) => {
                 state.detach(id);
+                if was == JobState::WaitingChildren {
+                    state.cascade(id);
+                }
                 if let Some(rec) = state.jobs.remove(id) {
                     state.emit(id, &rec.info.name, EventKind::Removed);
+                    let pending = matches!(
+                        was,
+                        JobState::Waiting | JobState::Delayed | JobState::WaitingChildren
+                    );
+                    if let (true, Some(parent)) = (pending, rec.info.parent) {
+                        state
+                            .flow_work
+                            .reports
+                            .push((parent, id.clone(), ChildOutcome::Removed));
+                    }
                 }
                 let now = self.now();
                 cell.publish(&mut state, now);
                 Ok(true)
             }
         };
+        let work = std::mem::take(&mut state.flow_work);
+        drop(state);
+        self.run_flows(queue, work);
         ready(result)
     }
 
@@ -1522,10 +1766,12 @@ impl Backend for MemoryBackend {
         let mut state = cell.lock();
         let (outcome, tell) = state.cancel(id, now);
         cell.publish(&mut state, now);
+        let work = std::mem::take(&mut state.flow_work);
         drop(state);
         if tell {
             cell.cancels.notify_waiters();
         }
+        self.run_flows(queue, work);
         ready(Ok(outcome))
     }
 
@@ -1557,6 +1803,11 @@ impl Backend for MemoryBackend {
                 }
             }
         })
+    }
+
+    fn children<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Vec<Child>> {
+        let children = self.cell(queue).lock().children(queue, id);
+        ready(Ok(children))
     }
 
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {

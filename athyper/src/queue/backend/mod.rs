@@ -59,6 +59,7 @@ pub(crate) use self::redis::redact;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisBackend, RedisConfig};
 use crate::queue::QueueError;
+use crate::queue::flow::{Child, ChildPlan, ParentRef};
 use crate::queue::job::{
     Finished, JobCounts, JobId, JobInfo, JobState, JobTrace, Priority, Retention,
 };
@@ -100,6 +101,12 @@ pub struct NewJob {
     /// A key that blocks (or debounces) other adds with the same key for a
     /// while, even after this job finished.
     pub unique: Option<Unique>,
+    /// The flow's parent this job reports to when it ends for good.
+    pub parent: Option<ParentRef>,
+    /// The children this job waits for: it is added in the state
+    /// [`WaitingChildren`](JobState::WaitingChildren) and becomes waiting
+    /// when they have ended (see [`flow`](crate::queue::flow)).
+    pub children: Option<ChildPlan>,
 }
 
 /// A job's unique key ([`JobOptions::unique_for`](crate::queue::JobOptions::unique_for),
@@ -147,11 +154,13 @@ impl NewJob {
             trace: JobTrace::default(),
             max_deferrals: DEFAULT_MAX_DEFERRALS,
             unique: None,
+            parent: None,
+            children: None,
         }
     }
 
-    /// The job as added under `id` at `now`: waiting, or delayed when it
-    /// has a delay. This is what a backend records on [`Backend::add`];
+    /// The job as added under `id` at `now`: waiting for its children when
+    /// it has some, else waiting, or delayed when it has a delay. This is what a backend records on [`Backend::add`];
     /// [`JobInfo`]'s fields are public, so it sets the rest as the job
     /// moves on.
     pub fn into_info(self, id: JobId, now: SystemTime) -> JobInfo {
@@ -161,7 +170,9 @@ impl NewJob {
             name: self.name,
             payload: self.payload,
             priority: self.priority,
-            state: if self.delay.is_zero() {
+            state: if self.children.is_some() {
+                JobState::WaitingChildren
+            } else if self.delay.is_zero() {
                 JobState::Waiting
             } else {
                 JobState::Delayed
@@ -181,6 +192,11 @@ impl NewJob {
             trace: self.trace,
             max_deferrals: self.max_deferrals,
             deferrals: Vec::new(),
+            children: self
+                .children
+                .as_ref()
+                .map_or(0, |plan| plan.children.len() as u32),
+            parent: self.parent,
         }
     }
 }
@@ -696,6 +712,19 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Box::pin(async move {
             tokio::time::sleep(timeout).await;
             Ok(Vec::new())
+        })
+    }
+
+    /// The children of the flow's parent `id`, in the order they were
+    /// given, each with how it ended so far. Empty for a job without
+    /// children. A backend that keeps no flows says so with an error.
+    fn children<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Vec<Child>> {
+        let _ = (queue, id);
+        Box::pin(async move {
+            Err(QueueError::backend(format!(
+                "the {} backend keeps no flows",
+                self.kind()
+            )))
         })
     }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::queue::backend::{NewJob, WorkerInfo};
+use crate::queue::flow::ParentRef;
 use crate::queue::job::{AttemptError, Deferral, JobId, JobInfo, JobState, JobTrace, Priority};
 use crate::queue::schedule::ScheduleEntry;
 use crate::queue::time::{duration_millis, from_millis};
@@ -184,6 +185,7 @@ pub(super) fn state_code(state: JobState) -> &'static str {
     match state {
         JobState::Waiting => "w",
         JobState::Delayed => "d",
+        JobState::WaitingChildren => "p",
         JobState::Active => "a",
         JobState::Completed => "c",
         JobState::Failed => "f",
@@ -283,6 +285,15 @@ pub(super) fn info_from_reply(reply: InfoReply) -> Result<JobInfo, String> {
         trace: record.trace,
         max_deferrals: record.max_deferrals,
         deferrals: deferrals.iter().map(|d| parse_deferral(d)).collect(),
+        parent: match (fields.get("uq"), fields.get("ui"), ms_field(&fields, "un")) {
+            (Some(queue), Some(id), Some(index)) => Some(ParentRef::new(
+                queue.clone(),
+                JobId::from(id.as_str()),
+                index as u32,
+            )),
+            _ => None,
+        },
+        children: ms_field(&fields, "pc").map_or(0, |n| n as u32),
     })
 }
 
@@ -396,6 +407,8 @@ pub(super) fn fetched_job(
         trace: record.trace,
         max_deferrals: record.max_deferrals,
         deferrals: Vec::new(),
+        parent: None,
+        children: 0,
     })
 }
 

@@ -156,6 +156,7 @@
 
 mod codec;
 mod events;
+mod flows;
 mod waker;
 
 use std::collections::HashMap;
@@ -178,6 +179,7 @@ use super::{
 };
 use crate::queue::QueueError;
 use crate::queue::backend::memory::stalled_message;
+use crate::queue::flow::Child;
 use crate::queue::job::{Finished, JobCounts, JobId, JobInfo, JobState, KeepJobs, Priority};
 use crate::queue::schedule::{Refill, ScheduleEntry};
 use crate::queue::time::duration_millis;
@@ -245,6 +247,8 @@ static SCHEDULE_REMOVE: LazyLock<Lua> = script!("schedule_remove.lua", " flags=a
 static PROMOTE: LazyLock<Lua> = script!("promote.lua", " flags=allow-oom");
 static WORKERS: LazyLock<Lua> = script!("workers.lua", " flags=no-writes");
 static THROUGHPUT: LazyLock<Lua> = script!("throughput.lua", " flags=no-writes");
+static NOTIFY: LazyLock<Lua> = script!("notify.lua", " flags=allow-oom");
+static CHILDREN: LazyLock<Lua> = script!("children.lua", " flags=no-writes");
 /// The health check: answers 1 unless Redis refuses writes.
 static PROBE: LazyLock<Lua> = LazyLock::new(|| Lua::new("#!lua\nreturn 1".to_owned()));
 
@@ -853,6 +857,22 @@ impl RedisBackend {
                     .arg(if unique.debounce { "d" } else { "b" }),
                 None => call.arg("").arg(0).arg(""),
             };
+            match &job.parent {
+                Some(parent) => call
+                    .arg(&parent.queue)
+                    .arg(parent.id.as_str())
+                    .arg(parent.index),
+                None => call.arg("").arg("").arg(0),
+            };
+            match &job.children {
+                Some(plan) => call
+                    .arg(plan.children.len())
+                    .arg(plan.on_failure.code())
+                    .arg(serde_json::to_string(&plan.children).map_err(|e| {
+                        QueueError::backend(format!("a flow's children do not encode: {e}"))
+                    })?),
+                None => call.arg(0).arg("").arg(""),
+            };
         }
         // With a caller's id on every job, sending the add again is safe: a
         // job that was stored the first time is found and not added twice.
@@ -947,13 +967,17 @@ impl RedisBackend {
             i64,
             i64,
             Vec<(String, String, u64)>,
+            i64,
         );
         // A fetch that takes jobs is not sent again: the jobs its lost
         // reply handed out would stay with a worker that never learns of
         // them. The worker reclaims them after the error instead.
         let repeatable = request.max == 0;
-        let (lost, paused, next_due, now, jobs, held, limited, refills): Reply =
+        let (lost, paused, next_due, now, jobs, held, limited, refills, reports): Reply =
             self.run("fetch", &call, repeatable).await?;
+        if reports > 0 {
+            self.deliver_soon(queue);
+        }
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(jobs.len()),
             lost: lost.into_iter().map(JobId::from).collect(),
@@ -1105,8 +1129,18 @@ impl Backend for RedisBackend {
                 .arg(stalled_message(max_stalled))
                 .arg(worker)
                 .arg(duration_millis(lease));
-            let (requeued, failed): (Vec<String>, Vec<String>) =
+            let (requeued, failed, reports): (Vec<String>, Vec<String>, i64) =
                 self.run("stalled-job recovery", &call, true).await?;
+            // Flow reports a worker that died left behind go now; the
+            // recovery's own go at once.
+            let min_age = if reports > 0 {
+                Duration::ZERO
+            } else {
+                flows::SWEEP_AFTER
+            };
+            if let Err(error) = self.deliver(queue, min_age).await {
+                tracing::warn!(queue, %error, "flow reports not delivered yet; the next check sends them again");
+            }
             Ok(Recovered {
                 requeued: requeued.into_iter().map(JobId::from).collect(),
                 failed: failed.into_iter().map(JobId::from).collect(),
@@ -1238,7 +1272,11 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let mut call = self.call(&REMOVE, queue);
             call.arg(id.as_str());
-            match self.run::<i64>("remove", &call, true).await? {
+            let (outcome, reports): (i64, i64) = self.run("remove", &call, true).await?;
+            if reports > 0 {
+                self.deliver_now(queue).await;
+            }
+            match outcome {
                 -1 => Err(QueueError::JobActive {
                     queue: queue.to_owned(),
                     id: id.to_string(),
@@ -1439,7 +1477,11 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             let mut call = self.call(&CANCEL, queue);
             call.arg(id.as_str());
-            let (outcome, state): (i64, String) = self.run("cancel", &call, true).await?;
+            let (outcome, state, reports): (i64, String, i64) =
+                self.run("cancel", &call, true).await?;
+            if reports > 0 {
+                self.deliver_now(queue).await;
+            }
             Ok(match outcome {
                 0 => Cancel::NotFound,
                 1 => Cancel::Cancelled,
@@ -1485,6 +1527,10 @@ impl Backend for RedisBackend {
                 .map_err(|e| backend_error("cancellations", e))?;
             Ok(popped.map(|(_, id)| JobId::from(id)).into_iter().collect())
         })
+    }
+
+    fn children<'a>(&'a self, queue: &'a str, id: &'a JobId) -> BackendFuture<'a, Vec<Child>> {
+        Box::pin(self.children_of(queue, id))
     }
 
     fn set_events<'a>(&'a self, queue: &'a str, on: bool) -> BackendFuture<'a, ()> {

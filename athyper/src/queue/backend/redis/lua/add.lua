@@ -1,12 +1,15 @@
 -- Adds jobs. ARGV: count, then per job: id ('' = generated), name,
 -- priority, delay ms, record head (up to the enqueued time), payload,
--- unique key ('' = none), its time to live ms, and 'd' to debounce.
+-- unique key ('' = none), its time to live ms, 'd' to debounce, then for a
+-- flow the parent's queue, id and the child's index ('' '' 0: none), the
+-- number of children (0: none), what a child's failure does, the
+-- children as JSON.
 -- Returns {id, outcome} per job: 1 new, 0 a duplicate (the id or the
 -- unique key exists), 2 a debounced replacement of the waiting job.
 local now = now_ms()
-expect(':seq', ':jobs', ':names', ':delayed', ':counts')
+expect(':seq', ':jobs', ':names', ':delayed', ':counts', ':parents')
 local n = tonumber(ARGV[1])
-local W = 9
+local W = 15
 -- Every waiting set written below is checked before the first write.
 local checked = {}
 for i = 0, n - 1 do
@@ -83,7 +86,11 @@ for i = 0, n - 1 do
       id, outcome = holder, 0
     end
   else
-    id, outcome = new_job(id, name, p, delay, head, payload, now)
+    local flow = nil
+    if ARGV[b + 9] ~= '' or ARGV[b + 12] ~= '0' then
+      flow = {ARGV[b + 9], ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13], ARGV[b + 14]}
+    end
+    id, outcome = new_job(id, name, p, delay, head, payload, now, flow)
     if uk and outcome == 1 then
       redis.call('SET', uk, id, 'PX', ttl)
     end

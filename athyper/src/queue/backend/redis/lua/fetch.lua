@@ -10,7 +10,7 @@
 -- Returns {lost ids, paused, ms to the next due job or tick (-1: none), now,
 -- jobs {id, record, attempts made, stalled, due ms}, lease was held (1/0),
 -- ms until a rate limit's window ends (-1: none held jobs back),
--- refills {schedule id, spec, after ms}}.
+-- refills {schedule id, spec, after ms}, flow reports left in K:out}.
 local now = now_ms()
 expect(':seq', ':jobs', ':names', ':delayed', ':workers', ':seen', ':completed', ':failed', ':counts', ':sched')
 local worker = ARGV[1]
@@ -51,7 +51,10 @@ for _ = 1, tonumber(ARGV[i]) do
   local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
   local max_deferrals = tonumber(ARGV[i + 6])
   i = i + 6
-  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx')
+  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq')
+  -- A flow's child reports how it ended (read before a completion that
+  -- keeps nothing drops its keys).
+  local child = st and st[7]
   if redis.call('SREM', active, id) == 0 then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
@@ -73,6 +76,9 @@ for _ = 1, tonumber(ARGV[i]) do
       end_cancelled(id, st, name, p, 'a', now)
     elseif kind == 'c' then
       delta('a', p, -1)
+      if child then
+        report_up(id, max_deferrals == 1 and ('c|' .. err) or 'c')
+      end
       if keep_c == 0 then
         drop(id, nil, p)
       else
@@ -104,6 +110,9 @@ for _ = 1, tonumber(ARGV[i]) do
           .. ' times without running to an end; the last deferral: ' .. err
         push_error(id, attempt .. '|' .. num(now) .. '|' .. why)
         emit('f', id, name, attempt, why, 0)
+        if child then
+          report_up(id, 'f|' .. why)
+        end
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
         finish(':failed', id, now)
         delta('f', p, 1)
@@ -134,6 +143,9 @@ for _ = 1, tonumber(ARGV[i]) do
         delta('f', p, 1)
         settled.f = settled.f + 1
         trim_f = true
+        if child then
+          report_up(id, 'f|' .. err)
+        end
       end
     end
   end
@@ -392,4 +404,4 @@ if limited >= 0 then
   limited = math.max(0, limited - now)
 end
 flush_counts()
-return {lost, paused, next_due, now, jobs, held, limited, refills}
+return {lost, paused, next_due, now, jobs, held, limited, refills, reports}

@@ -6,10 +6,12 @@
 --   K:jobs           hash id -> record "2|<priority>|<name>|<max attempts>|<timeout ms>|<backoff>|<trace>|<max deferrals>|<enqueued ms>|<payload>"
 --                    (version 1 records, without max deferrals, still read)
 --   K:j:<id>         hash of a job's changing state, made when it first runs or is delayed:
---                    n name, p priority, sc waiting score, x state (w d a c f),
+--                    n name, p priority, sc waiting score, x state (w d p a c f k),
 --                    a attempts made, s times stalled, t started ms, d due ms, f finished ms, g progress,
 --                    o worker and k attempt of the last settled ack, w worker running it,
---                    cx 1 once cancelled while running (state x k: cancelled)
+--                    cx 1 once cancelled while running (state x k: cancelled),
+--                    uq, ui, un the queue, id and child index of the flow's parent it reports to,
+--                    pc children a flow's parent waits for, pf what a child's failure does (f i c)
 --   K:df:<id>        list of "<ms>|<delay ms>|<reason>", one per deferral (an attempt given back uncounted)
 --   K:e:<id>         list of "<attempt>|<ms>|<error>", one per failed attempt
 --   K:w:<name>       zset of waiting jobs of one handler, score priority * 2^50 + seq
@@ -19,6 +21,14 @@
 --   K:workers        zset worker -> lease expiry ms
 --   K:seen           ms of the last script that renewed or checked leases
 --   K:completed      zset id -> finished ms (likewise K:failed, K:cancelled)
+--   K:parents        zset of flows' parents waiting for their children (state p), score seq
+--   K:kids:<id>      a parent's children as JSON [{queue, name}, ...]; child i's id is <queue of
+--                    the parent>:<id>:<i>
+--   K:ch:<id>        hash child index -> how it ended (c, c|<result>, f|<error>, k, m), at most once each
+--   K:out            hash child id -> JSON [parent queue, parent id, index, outcome, ms]: reports of
+--                    this queue's children that ended, until the parent's queue took them (notify.lua)
+--   K:down           hash parent id -> "<ms>|<kids JSON>": parents that ended before their children,
+--                    whose children that have not ended are yet to be cancelled
 --   K:cx:<w>         list of running jobs of worker w cancelled and not yet told it
 --   K:counts         hash "<state><priority>" -> number of jobs
 --   K:tput           hash "c<minute>" / "f<minute>" -> jobs completed / failed for good in that
@@ -63,7 +73,7 @@ local TYPES = {
   [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
   [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
   [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash', [':sched'] = 'zset',
-  [':cancelled'] = 'zset',
+  [':cancelled'] = 'zset', [':parents'] = 'zset',
 }
 
 -- Fails the script, before any write, if a key of the queue holds another
@@ -168,6 +178,42 @@ local function flush_counts()
   flush_events()
 end
 
+-- A hash that the scripts keep for the client to read (K:out, K:down):
+-- one of another type is replaced.
+local function client_hash(key)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'hash' and t ~= 'none' then
+    redis.call('DEL', key)
+  end
+  return key
+end
+
+-- Entries this script left in K:out and K:down for the client.
+local reports = 0
+
+-- A job that ended for good (or was removed before it ended) reports to
+-- its flow's parent, if it has one, through K:out.
+local function report_up(id, outcome)
+  local up = redis.pcall('HMGET', K .. ':j:' .. id, 'uq', 'ui', 'un')
+  if failed(up) or not up[1] then
+    return
+  end
+  redis.call('HSET', client_hash(K .. ':out'), id,
+    cjson.encode({up[1], up[2], tonumber(up[3]) or 0, outcome, now_ms()}))
+  reports = reports + 1
+end
+
+-- A parent that ended before its children: those that have not ended
+-- are to be cancelled (the client does it, from K:down).
+local function cascade(id)
+  local kids = redis.pcall('GET', K .. ':kids:' .. id)
+  if failed(kids) or not kids then
+    return
+  end
+  redis.call('HSET', client_hash(K .. ':down'), id, num(now_ms()) .. '|' .. kids)
+  reports = reports + 1
+end
+
 -- Lets one idle worker know that work may be waiting. The marker is a pure
 -- signal: one of another type is replaced.
 local function wake()
@@ -267,6 +313,7 @@ local function quarantine(id, reason, from, now, known_p)
   delta(from, p, -1)
   delta('f', p, 1)
   settled.f = settled.f + 1
+  report_up(id, 'f|job data damaged in Redis: ' .. reason)
 end
 
 -- Adds a job to its handler's waiting set. False, having written nothing,
@@ -293,13 +340,13 @@ local function drop(id, state, p)
     p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
   end
   redis.call('HDEL', K .. ':jobs', id)
-  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
+  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id, K .. ':kids:' .. id, K .. ':ch:' .. id)
   delta(state, p, -1)
 end
 
 -- Puts a job that left `from` back to waiting without counting an attempt,
 -- in its old place when it has one, or quarantines it if its data is gone.
--- Takes job `id` out of the set of its idle state (w d c f k).
+-- Takes job `id` out of the set of its idle state (w d p c f k).
 local function unlist(id, state, name)
   if state == 'w' then
     if name then
@@ -309,7 +356,7 @@ local function unlist(id, state, name)
       end
     end
   else
-    local sets = {d = ':delayed', c = ':completed', k = ':cancelled'}
+    local sets = {d = ':delayed', c = ':completed', k = ':cancelled', p = ':parents'}
     redis.call('ZREM', K .. (sets[state] or ':failed'), id)
   end
 end
@@ -321,6 +368,7 @@ local function end_cancelled(id, st, name, p, from, now)
   delta(from, p, -1)
   delta('k', p, 1)
   emit('k', id, name)
+  report_up(id, 'k')
 end
 
 local function put_back(id, from, now)
@@ -421,7 +469,9 @@ end
 -- Stores a new job unless one with this id exists; returns whether it was
 -- made. `head` is the record up to the enqueued time; a generated id is
 -- taken from the sequence when `id` is empty. The waiting set was checked.
-local function new_job(id, name, p, delay, head, payload, now)
+-- `flow`, if given, is {parent queue, parent id, index, children, policy,
+-- kids JSON} ('' and 0 where it has no parent or no children).
+local function new_job(id, name, p, delay, head, payload, now, flow)
   if id ~= '' and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
     return id, 0
   end
@@ -433,7 +483,15 @@ local function new_job(id, name, p, delay, head, payload, now)
     redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
   end
   redis.call('HSET', K .. ':jobs', id, head .. num(now) .. '|' .. payload)
-  if delay > 0 then
+  if flow and flow[1] ~= '' then
+    redis.call('HSET', K .. ':j:' .. id, 'n', name, 'p', p, 'uq', flow[1], 'ui', flow[2], 'un', flow[3])
+  end
+  if flow and (tonumber(flow[4]) or 0) > 0 then
+    redis.call('HSET', K .. ':j:' .. id, 'n', name, 'p', p, 'x', 'p', 'pc', flow[4], 'pf', flow[5])
+    redis.call('SET', K .. ':kids:' .. id, flow[6])
+    redis.call('ZADD', K .. ':parents', seq, id)
+    delta('p', p, 1)
+  elseif delay > 0 then
     local due = num(now + delay)
     redis.call('ZADD', K .. ':delayed', due, id)
     redis.call('HSET', K .. ':j:' .. id, 'n', name, 'p', p, 'x', 'd', 'd', due)
@@ -485,6 +543,8 @@ local function ids_in(state, offset, count)
     end
   elseif state == 'd' then
     ids = redis.call('ZRANGE', K .. ':delayed', offset, offset + count - 1)
+  elseif state == 'p' then
+    ids = redis.call('ZRANGE', K .. ':parents', offset, offset + count - 1)
   else
     local set = (state == 'c' and ':completed') or (state == 'k' and ':cancelled') or ':failed'
     ids = redis.call('ZREVRANGE', K .. set, offset, offset + count - 1)

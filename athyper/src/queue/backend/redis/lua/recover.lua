@@ -2,7 +2,7 @@
 -- more than `max_stalled` times fails. The worker running the check is
 -- alive: its lease is renewed, never taken.
 -- ARGV: max stalled, failure message, worker, lease ms.
--- Returns {requeued ids, failed ids}.
+-- Returns {requeued ids, failed ids, flow reports left in K:out}.
 local now = now_ms()
 expect(':seq', ':jobs', ':names', ':workers', ':seen', ':failed', ':counts', ':winfo')
 local max_stalled = tonumber(ARGV[1])
@@ -32,6 +32,7 @@ for _, worker in ipairs(dead) do
           delta('a', p, -1)
           delta('f', p, 1)
           settled.f = settled.f + 1
+          report_up(id, 'f|' .. ARGV[2])
         else
           quarantine(id, 'its record is missing', 'a', now, p)
         end
@@ -54,4 +55,4 @@ flush_counts()
 if #requeued > 0 then
   wake()
 end
-return {requeued, failed_ids}
+return {requeued, failed_ids, reports}
