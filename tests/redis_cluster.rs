@@ -63,3 +63,18 @@ async fn queues_on_every_node_work() {
     }
     assert_eq!(owners.len(), 3, "the queues spread over all three nodes");
 }
+
+/// The flow cases put a parent and its children on two queues; here those
+/// two queues are served by different masters, so every report crosses
+/// nodes as well as slots.
+#[test]
+fn flow_cases_span_two_masters() {
+    let masters: BTreeSet<usize> = [athyper_conformance::QUEUE, athyper_conformance::flows::KIDS]
+        .iter()
+        .map(|queue| {
+            let slot = cluster().slot_of(&format!("{{{queue}}}"));
+            cluster().master_of_slot(slot)
+        })
+        .collect();
+    assert_eq!(masters.len(), 2, "{masters:?}");
+}

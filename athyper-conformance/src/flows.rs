@@ -17,7 +17,7 @@ use crate::QUEUE;
 use crate::support::*;
 
 /// The second queue of every flow case.
-pub const KIDS: &str = "conformance-kids";
+pub const KIDS: &str = "conformance-children";
 
 fn kids_queue(backend: &SharedBackend) -> Queue {
     Queue::new(backend.clone(), KIDS).unwrap()
@@ -77,7 +77,7 @@ fn later(n: u64) -> Flow {
     )
 }
 
-#[job(queue = "conformance-kids", retry = "none")]
+#[job(queue = "conformance-children", retry = "none")]
 pub(crate) async fn piece(ctx: JobContext, work: Piece) -> Result<u64, String> {
     tokio::time::sleep(Duration::from_millis(work.ms)).await;
     probe(&ctx).log(format!("piece {}", ctx.id()));
@@ -113,7 +113,7 @@ pub(crate) async fn leaf(_ctx: JobContext, n: u64) -> Result<u64, String> {
 }
 
 /// The middle of three levels: the sum of its leaves.
-#[job(queue = "conformance-kids", retry = "none")]
+#[job(queue = "conformance-children", retry = "none")]
 pub(crate) async fn subtotal(ctx: JobContext, _level: u32) -> Result<u64, String> {
     let leaves = ctx.children_of(&leaf).await.map_err(|e| e.to_string())?;
     Ok(leaves.iter().filter_map(|c| c.outcome.result()).sum())

@@ -28,6 +28,7 @@ const CUT_DEADLINE: Duration = Duration::from_secs(60);
 pub struct ReplyFault {
     action: Action,
     after_request: Option<Vec<u8>>,
+    then_refuse: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,7 @@ impl ReplyFault {
         ReplyFault {
             action: Action::Swallow,
             after_request: None,
+            then_refuse: false,
         }
     }
 
@@ -51,7 +53,17 @@ impl ReplyFault {
         ReplyFault {
             action: Action::Deliver,
             after_request: None,
+            then_refuse: false,
         }
+    }
+
+    /// Once the fault fires, refuse new connections (as
+    /// [`FaultProxy::refuse`] does) from before the connection closes, so
+    /// that the client cannot reach the server again until the test lets
+    /// it: a client cut off exactly after that request.
+    pub fn then_refuse(mut self) -> ReplyFault {
+        self.then_refuse = true;
+        self
     }
 
     /// Act only on a connection whose client sent a request containing
@@ -114,6 +126,8 @@ struct Connections {
 #[derive(Default)]
 struct Shared {
     refuse: AtomicBool,
+    /// The armed fault refuses new connections once it fires.
+    refuse_on_fire: AtomicBool,
     delay_nanos: AtomicU64,
     armed: Mutex<Option<ReplyFault>>,
     connections: Mutex<Connections>,
@@ -399,6 +413,9 @@ impl FaultProxy {
 
     /// Arms `fault`, replacing one armed before that has not fired.
     pub fn arm(&self, fault: ReplyFault) {
+        self.shared
+            .refuse_on_fire
+            .store(fault.then_refuse, Ordering::SeqCst);
         *lock(&self.shared.armed) = Some(fault);
     }
 
@@ -575,6 +592,9 @@ async fn to_client(
             return Ok(());
         }
         let fault = shared.take_reply_fault(pending);
+        if fault.is_some() && shared.refuse_on_fire.swap(false, Ordering::SeqCst) {
+            shared.refuse.store(true, Ordering::SeqCst);
+        }
         if fault == Some(Action::Swallow) {
             let counters = &shared.counters;
             counters
