@@ -308,11 +308,13 @@ pub enum ChildrenError {
 ///     Ok(sizes.iter().filter_map(|c| c.outcome.result()).sum())
 /// }
 ///
+/// # fn main() {
 /// let flow = Flow::new(&report, "daily".into())
 ///     .child(Flow::new(&fetch, "https://example.com/a".into()))
 ///     .child(Flow::new(&fetch, "https://example.com/b".into()))
 ///     .on_child_failure(OnChildFailure::Ignore);
 /// # let _ = flow;
+/// # }
 /// ```
 pub struct Flow {
     descriptor: &'static JobDescriptor,
