@@ -93,7 +93,10 @@ async fn publish_digest(ctx: JobContext, week: String) -> Result<String, String>
 
 fn section(name: &str, urls: &[&str]) -> Flow {
     Flow::new(&build_report, name.to_owned())
-        .children(urls.iter().map(|url| Flow::new(&fetch_page, (*url).to_owned())))
+        .children(
+            urls.iter()
+                .map(|url| Flow::new(&fetch_page, (*url).to_owned())),
+        )
         .on_child_failure(OnChildFailure::Ignore)
 }
 
@@ -182,11 +185,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flow = digests
         .add_flow(
             Flow::new(&publish_digest, "2026-W50".into()),
-            [Flow::new(&build_report, "news".into()).child(Flow::with_options(
-                &fetch_page,
-                "https://example.com/news/next-week".into(),
-                later,
-            ))],
+            [
+                Flow::new(&build_report, "news".into()).child(Flow::with_options(
+                    &fetch_page,
+                    "https://example.com/news/next-week".into(),
+                    later,
+                )),
+            ],
         )
         .await?;
     let state = digests

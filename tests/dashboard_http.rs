@@ -835,3 +835,98 @@ async fn an_outer_layer_can_authorise_writes_instead_of_a_token() {
     assert_eq!(done.status, 303, "{done:?}");
     assert_eq!(state_of(&s.admin, id).await, JobState::Waiting);
 }
+
+#[job(queue = "digests", retry = "none")]
+async fn digest(_ctx: JobContext, _week: String) -> Result<(), String> {
+    Ok(())
+}
+
+/// A flow's parent lists its children with how each ended, and a child
+/// links its parent; the parent waiting for children is listed in that
+/// state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_shows_its_children_and_its_parent() {
+    use athyper::queue::Flow;
+
+    let backend = backend().await;
+    let digests = Queue::new(backend.clone(), "digests").unwrap();
+    let mail = Queue::new(backend.clone(), "mail").unwrap();
+    let letter = |to: &str, fail: bool| Letter {
+        to: to.to_owned(),
+        fail,
+    };
+    let flow = digests
+        .add_flow(
+            Flow::new(&digest, "w49".into())
+                .on_child_failure(athyper::queue::OnChildFailure::Ignore),
+            [
+                Flow::new(&deliver, letter("ada", false)),
+                Flow::new(&deliver, letter("bob", true)),
+                Flow::new(&deliver, letter("cy", false)),
+            ],
+        )
+        .await
+        .unwrap();
+    // Two children complete and one fails.
+    let registry = Registry::collect().unwrap();
+    let worker = Worker::builder(backend.clone(), "mail")
+        .registry(&registry)
+        .build()
+        .unwrap()
+        .start();
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    while mail.counts().await.unwrap().pending() > 0 {
+        assert!(tokio::time::Instant::now() < give_up);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.shutdown(PATIENCE).await;
+    // The parent, which ignores failures, then has every child's end and
+    // waits for a worker of its own queue.
+    let admin = Admin::new(backend.clone());
+    let base = serve(router(admin, DashboardConfig::default())).await;
+    let parent = get(
+        &format!("{base}/admin/queues/digests/jobs/{}", flow.id),
+        &[],
+    )
+    .await;
+    assert_eq!(parent.status, 200, "{}", parent.body);
+    assert!(parent.body.contains("<h2>Flow</h2>"), "{}", parent.body);
+    for child in &flow.children {
+        assert!(
+            parent.body.contains(&format!(
+                "href=\"/admin/queues/mail/jobs/{}\"",
+                child.id.as_str().replace(':', "%3A")
+            )),
+            "the parent links child {}: {}",
+            child.id,
+            parent.body
+        );
+    }
+    assert!(
+        parent.body.contains("badge-completed\">completed"),
+        "{}",
+        parent.body
+    );
+    assert!(
+        parent
+            .body
+            .contains("failed: &lt;b&gt;bounced&lt;/b&gt; for bob"),
+        "{}",
+        parent.body
+    );
+    let child = get(
+        &format!("{base}/admin/queues/mail/jobs/{}", flow.children[0].id),
+        &[],
+    )
+    .await;
+    assert!(
+        child.body.contains(&format!(
+            "Child 0 of <a class=\"mono\" href=\"/admin/queues/digests/jobs/{}\"",
+            flow.id
+        )),
+        "{}",
+        child.body
+    );
+    let digest_state = digests.get(&flow.id).await.unwrap().unwrap().state;
+    assert_eq!(digest_state, JobState::Waiting);
+}

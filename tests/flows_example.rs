@@ -67,7 +67,10 @@ fn check(output: &[String]) {
     }
     assert!(line(output, "second digest ").ends_with(": waiting-children"));
     let cancel = line(output, "cancel: ");
-    assert!(cancel.starts_with("cancel: digest Cancelled; report "), "{cancel}");
+    assert!(
+        cancel.starts_with("cancel: digest Cancelled; report "),
+        "{cancel}"
+    );
     assert_eq!(cancel.matches(" cancelled").count(), 2, "{cancel}");
     assert_eq!(output.last().map(String::as_str), Some("done"));
 }

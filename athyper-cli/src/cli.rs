@@ -351,12 +351,16 @@ pub enum StateArg {
     Waiting,
     /// Scheduled for later, or waiting out a retry's backoff
     Delayed,
+    /// A flow's parent waiting for its children
+    WaitingChildren,
     /// Running on a worker
     Active,
     /// Finished successfully
     Completed,
     /// Failed for good
     Failed,
+    /// Cancelled
+    Cancelled,
 }
 
 impl From<StateArg> for JobState {
@@ -364,9 +368,11 @@ impl From<StateArg> for JobState {
         match state {
             StateArg::Waiting => JobState::Waiting,
             StateArg::Delayed => JobState::Delayed,
+            StateArg::WaitingChildren => JobState::WaitingChildren,
             StateArg::Active => JobState::Active,
             StateArg::Completed => JobState::Completed,
             StateArg::Failed => JobState::Failed,
+            StateArg::Cancelled => JobState::Cancelled,
         }
     }
 }

@@ -7,8 +7,8 @@ use athyper::prelude::*;
 use athyper::queue::backend::SharedBackend;
 use athyper::queue::flow::{ParentRef, child_id};
 use athyper::queue::{
-    Cancel, JobInfo, ChildOutcome, Flow, JobOptions, JobState, OnChildFailure, QueueError, WaitError,
-    Worker, WorkerConfig, WorkerHandle,
+    Cancel, ChildOutcome, Flow, JobInfo, JobOptions, JobState, OnChildFailure, QueueError,
+    WaitError, Worker, WorkerConfig, WorkerHandle,
 };
 use athyper::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,10 @@ pub(crate) async fn piece(ctx: JobContext, work: Piece) -> Result<u64, String> {
 #[job(queue = "conformance", retry = "none")]
 pub(crate) async fn assemble(ctx: JobContext, label: String) -> Result<Vec<String>, String> {
     let children = ctx.children_of(&piece).await.map_err(|e| e.to_string())?;
-    probe(&ctx).log(format!("assemble {label} run {}", probe(&ctx).run_of(ctx.id())));
+    probe(&ctx).log(format!(
+        "assemble {label} run {}",
+        probe(&ctx).run_of(ctx.id())
+    ));
     Ok(children
         .iter()
         .map(|c| match &c.outcome {
@@ -210,7 +213,10 @@ pub async fn a_flow_parent_runs_after_its_children(backend: SharedBackend) {
     }
     let recorded = q.children(&flow.id).await.unwrap();
     assert_eq!(
-        recorded.iter().map(|c| c.outcome.clone()).collect::<Vec<_>>(),
+        recorded
+            .iter()
+            .map(|c| c.outcome.clone())
+            .collect::<Vec<_>>(),
         [1, 2, 3].map(|n| ChildOutcome::Completed(Some(n.to_string())))
     );
     assert_eq!(
@@ -395,13 +401,9 @@ pub async fn cancelling_or_removing_a_parent_cancels_its_children(backend: Share
 pub async fn adding_a_flow_again_adds_nothing_twice(backend: SharedBackend) {
     let q = queue(&backend);
     let flow = || {
-        Flow::with_options(
-            &assemble,
-            "order".into(),
-            JobOptions::new().id("order-7"),
-        )
-        .child(piece_of(1))
-        .child(Flow::new(&subtotal, 2).child(Flow::new(&leaf, 5)))
+        Flow::with_options(&assemble, "order".into(), JobOptions::new().id("order-7"))
+            .child(piece_of(1))
+            .child(Flow::new(&subtotal, 2).child(Flow::new(&leaf, 5)))
     };
     let first = q.add_flow(flow(), []).await.unwrap();
     assert_eq!(first.id, "order-7");
@@ -502,12 +504,8 @@ pub async fn children_ending_in_any_order_release_each_parent_once(backend: Shar
             .collect();
         assert_eq!(seen, want);
         let parent = get_in(&backend, QUEUE, &flow.id).await;
-        let last_child = latest_finish(
-            flow.children
-                .iter()
-                .map(|c| get_in(&backend, KIDS, &c.id)),
-        )
-        .await;
+        let last_child =
+            latest_finish(flow.children.iter().map(|c| get_in(&backend, KIDS, &c.id))).await;
         assert!(parent.started_at.unwrap() >= last_child);
     }
     let runs: Vec<String> = probe

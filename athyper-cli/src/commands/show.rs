@@ -128,7 +128,7 @@ pub async fn jobs(ctx: &Ctx, args: JobsArgs) -> Result<(), CliError> {
 fn jobs_table(ctx: &Ctx, state: JobState, jobs: &[JobInfo]) -> String {
     let now = SystemTime::now();
     let when = match state {
-        JobState::Waiting => None,
+        JobState::Waiting | JobState::WaitingChildren => None,
         JobState::Delayed => Some("DUE"),
         JobState::Active => Some("STARTED"),
         JobState::Completed => Some("FINISHED"),
@@ -151,7 +151,7 @@ fn jobs_table(ctx: &Ctx, state: JobState, jobs: &[JobInfo]) -> String {
             Text::from(relative(job.enqueued_at, now)),
         ];
         let at = match state {
-            JobState::Waiting => None,
+            JobState::Waiting | JobState::WaitingChildren => None,
             JobState::Delayed => Some(Some(job.due_at)),
             JobState::Active => Some(job.started_at),
             JobState::Completed | JobState::Failed | JobState::Cancelled => Some(job.finished_at),
@@ -219,6 +219,12 @@ fn job_detail(ctx: &Ctx, job: &JobInfo, view: &JobView) -> String {
     let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| out.paint("-", DIM));
     fields.push(("trace id", or_dash(&view.trace_id)));
     fields.push(("request id", or_dash(&view.request_id)));
+    if let Some(parent) = &view.parent {
+        fields.push(("parent", parent.clone()));
+    }
+    if view.children > 0 {
+        fields.push(("children", view.children.to_string()));
+    }
     fields.push((
         "progress",
         view.progress

@@ -42,7 +42,9 @@ use std::time::Duration;
 pub use self::view::{AttemptView, JobView, MinuteView, QueueView, ScheduleView, WorkerView};
 use crate::queue::backend::{Cancel, JobPage, Minute, Selection, SharedBackend, WorkerInfo};
 use crate::queue::names::validate_queue_name;
-use crate::queue::{Finished, JobCounts, JobId, JobInfo, JobState, QueueError, ScheduleEntry};
+use crate::queue::{
+    Child, Finished, JobCounts, JobId, JobInfo, JobState, QueueError, ScheduleEntry,
+};
 
 /// How many jobs one step of a bulk action touches.
 pub const STEP: usize = 1_000;
@@ -206,6 +208,11 @@ impl Admin {
     /// One job.
     pub async fn job(&self, queue: &str, id: &JobId) -> Result<Option<JobInfo>, QueueError> {
         self.backend.get(queue, id).await
+    }
+
+    /// The children of the flow's parent `id` and how each ended.
+    pub async fn children(&self, queue: &str, id: &JobId) -> Result<Vec<Child>, QueueError> {
+        self.backend.children(queue, id).await
     }
 
     /// The queue's workers and what they hold.

@@ -40,7 +40,8 @@ pub struct JobView {
     pub name: String,
     /// Its queue.
     pub queue: String,
-    /// `waiting`, `delayed`, `active`, `completed` or `failed`.
+    /// `waiting`, `delayed`, `waiting-children`, `active`, `completed`,
+    /// `failed` or `cancelled`.
     pub state: String,
     /// `critical`, `high`, `normal` or `low`.
     pub priority: String,
@@ -76,6 +77,12 @@ pub struct JobView {
     pub trace_id: Option<String>,
     /// The request id of the add, if any.
     pub request_id: Option<String>,
+    /// The flow's parent it reports to, as `<queue>/<id>`, if it is a
+    /// child.
+    pub parent: Option<String>,
+    /// How many children it waits (or waited) for, if it is a flow's
+    /// parent.
+    pub children: u32,
 }
 
 fn json_or_text(text: &str) -> serde_json::Value {
@@ -126,6 +133,8 @@ impl JobView {
                 .collect(),
             trace_id: job.trace.trace_id().map(str::to_owned),
             request_id: job.trace.request_id.clone(),
+            parent: job.parent.as_ref().map(|p| format!("{}/{}", p.queue, p.id)),
+            children: job.children,
         }
     }
 }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::QueueError;
 use crate::queue::backend::SharedBackend;
 use crate::queue::flow::{Child, ChildrenError};
-use crate::registry::Job;
 use crate::queue::job::{JobId, JobInfo};
+use crate::registry::Job;
 
 /// Shared values handlers reach through [`JobContext::data`]: connection
 /// pools, clients, configuration. One value per type.

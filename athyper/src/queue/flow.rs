@@ -473,10 +473,7 @@ mod tests {
             let text = ChildOutcome::encode(&outcome);
             assert_eq!(ChildOutcome::decode(&text), outcome);
         }
-        assert_eq!(
-            ChildOutcome::decode(""),
-            ChildOutcome::Pending
-        );
+        assert_eq!(ChildOutcome::decode(""), ChildOutcome::Pending);
     }
 
     #[test]

@@ -232,7 +232,12 @@ impl Queue {
                     limit: max_payload,
                 });
             }
-            resolve(descriptor.name, payload.into(), &descriptor.defaults, options)
+            resolve(
+                descriptor.name,
+                payload.into(),
+                &descriptor.defaults,
+                options,
+            )
         })?;
         let mut top: Option<FlowJob> = None;
         // Each level: the node, and where its FlowJob goes in the tree.
@@ -683,7 +688,11 @@ impl Queue {
     }
 
     /// Adds jobs to `queue` of this handle's backend.
-    async fn submit_to(&self, queue: &str, mut jobs: Vec<NewJob>) -> Result<Vec<Added>, QueueError> {
+    async fn submit_to(
+        &self,
+        queue: &str,
+        mut jobs: Vec<NewJob>,
+    ) -> Result<Vec<Added>, QueueError> {
         let span = trace::producer_span(queue, jobs.len());
         // Every job of one add carries the context of that add's span.
         let trace = span.in_scope(trace::capture);

@@ -16,7 +16,7 @@ use super::security::{self, CSRF_COOKIE};
 use super::{App, chart, process};
 use crate::admin::{JobQuery, MinuteView, QueueSummary, QueueView, WorkerView};
 use crate::health::{CheckStatus, HealthStatus, Importance};
-use crate::queue::{Chain, JobId, JobInfo, JobState, QueueError};
+use crate::queue::{Chain, ChildOutcome, JobId, JobInfo, JobState, QueueError};
 
 /// The most jobs a page lists.
 pub(crate) const MAX_LIMIT: usize = 200;
@@ -1026,6 +1026,9 @@ pub(crate) async fn job(
         body.push_str("</ol>");
     }
     body.push_str("</section>\n");
+    if job.parent.is_some() || job.children > 0 {
+        body.push_str(&flow_card(&app, &queue, &job).await);
+    }
     if !job.deferrals.is_empty() {
         body.push_str("<section class=\"card\"><div class=\"card-head\"><h2>Deferrals</h2></div><table class=\"table\"><thead><tr><th>When</th><th>For</th><th>Why</th></tr></thead><tbody>");
         for d in job.deferrals.iter().rev() {
@@ -1053,6 +1056,66 @@ pub(crate) async fn job(
         StatusCode::OK,
         &body,
     )
+}
+
+/// A job's place in its flow: the parent it reports to, and its children
+/// with how each ended.
+async fn flow_card(app: &App, queue: &str, job: &JobInfo) -> String {
+    let p = app.prefix();
+    let mut card = String::from(
+        "<section class=\"card\" id=\"flow\"><div class=\"card-head\"><h2>Flow</h2></div>",
+    );
+    if let Some(parent) = &job.parent {
+        let _ = write!(
+            card,
+            "<p>Child {} of <a class=\"mono\" href=\"{p}/queues/{}/jobs/{}\">{}</a> in <b>{}</b>.</p>",
+            parent.index,
+            enc(&parent.queue),
+            enc(parent.id.as_str()),
+            esc(parent.id.as_str()),
+            esc(&parent.queue)
+        );
+    }
+    if job.children > 0 {
+        match app.admin.children(queue, &job.id).await {
+            Ok(children) => {
+                card.push_str("<table class=\"table\" id=\"children\"><thead><tr><th>Child</th><th>Queue</th><th>Handler</th><th>Outcome</th></tr></thead><tbody>");
+                for child in &children {
+                    // HTML: `snippet` escapes the error.
+                    let (class, text) = match &child.outcome {
+                        ChildOutcome::Pending => ("muted", "pending".to_owned()),
+                        ChildOutcome::Completed(_) => ("completed", "completed".to_owned()),
+                        ChildOutcome::Failed(error) => {
+                            ("failed", format!("failed: {}", snippet(error, 80)))
+                        }
+                        ChildOutcome::Cancelled => ("failed", "cancelled".to_owned()),
+                        ChildOutcome::Removed => ("failed", "removed".to_owned()),
+                    };
+                    let _ = write!(
+                        card,
+                        "<tr><td><a class=\"mono\" href=\"{p}/queues/{}/jobs/{}\">{}</a></td><td>{}</td><td>{}</td><td><span class=\"badge badge-{class}\">{}</span></td></tr>",
+                        enc(&child.queue),
+                        enc(child.id.as_str()),
+                        esc(child.id.as_str()),
+                        esc(&child.queue),
+                        esc(&child.name),
+                        text
+                    );
+                }
+                card.push_str("</tbody></table>");
+            }
+            Err(e) => {
+                let _ = write!(
+                    card,
+                    "<p class=\"muted\">Its {} children could not be read: {}</p>",
+                    job.children,
+                    esc(&e.to_string())
+                );
+            }
+        }
+    }
+    card.push_str("</section>\n");
+    card
 }
 
 pub(crate) async fn workers(State(app): State<App>, headers: HeaderMap, uri: Uri) -> Response {

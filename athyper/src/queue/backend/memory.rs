@@ -431,9 +431,7 @@ impl QueueState {
                 ),
                 Finished::Cancelled => ChildOutcome::Cancelled,
             };
-            self.flow_work
-                .reports
-                .push((parent, id.clone(), outcome));
+            self.flow_work.reports.push((parent, id.clone(), outcome));
         }
         let rec = self.jobs.get_mut(id).expect("job record exists");
         rec.owner = None;

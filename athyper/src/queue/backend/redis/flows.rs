@@ -56,7 +56,12 @@ impl RedisBackend {
                 let Ok((parent_queue, parent, index, outcome, at)) =
                     serde_json::from_str::<(String, String, u32, String, u64)>(&entry)
                 else {
-                    tracing::error!(queue, child, entry, "a flow report in Redis does not decode; dropping it");
+                    tracing::error!(
+                        queue,
+                        child,
+                        entry,
+                        "a flow report in Redis does not decode; dropping it"
+                    );
                     self.forget(&out_key, &child).await?;
                     continue;
                 };
