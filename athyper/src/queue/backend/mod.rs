@@ -37,6 +37,16 @@
 //!   worker and attempt number, changes nothing, and is not reported.
 //! - **Nothing is lost**: a failed job keeps its payload and every attempt's
 //!   error until it is retried, cleaned or removed.
+//! - **Flows**: a job added with [`NewJob::children`] waits in the state
+//!   [`WaitingChildren`](JobState::WaitingChildren) until each child (a
+//!   job added with [`NewJob::parent`] pointing at it, on any queue of the
+//!   backend) has ended, then joins the back of its priority; a child's
+//!   failure, cancellation or removal fails it instead unless its plan
+//!   says to ignore failures or continue. Each child's end counts once,
+//!   however often it is reported. A parent that ends before its children
+//!   (cancelled, removed, or failed by a child) has those that have not
+//!   ended cancelled. [`children`](Backend::children) reads what it
+//!   recorded.
 //! - **Waiting is cheap**: [`wait`](Backend::wait) parks an idle worker until
 //!   a job may be available, without polling. It must be safe to drop at any
 //!   point (workers race it against shutdown and local completions), and may

@@ -13,13 +13,13 @@
 //! of its queue, which takes entries older than [`SWEEP_AFTER`].
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{CANCEL, CHILDREN, NOTIFY, RedisBackend};
 use crate::queue::QueueError;
 use crate::queue::flow::{Child, ChildOutcome, ChildSlot, child_id};
 use crate::queue::job::JobId;
-use crate::queue::time::{duration_millis, to_millis};
+use crate::queue::time::duration_millis;
 
 /// How old an outbox entry must be before the stalled-job check takes it:
 /// younger ones are still on their way with the client that wrote them.
@@ -49,7 +49,12 @@ impl RedisBackend {
                     todo.push_back(queue.to_owned());
                 }
             };
-            let now = to_millis(SystemTime::now());
+            // Entries carry Redis's time, so their age is told by its clock.
+            let now = if min_age.is_zero() {
+                0
+            } else {
+                self.redis_now().await?
+            };
             let old_enough = |at: u64| now.saturating_sub(at) >= duration_millis(min_age);
             let out_key = format!("{}:out", self.queue_key(&queue));
             for (child, entry) in self.scan(&out_key).await? {
@@ -119,6 +124,12 @@ impl RedisBackend {
                 tracing::warn!(queue, %error, "flow reports not delivered yet; the stalled-job check sends them again");
             }
         });
+    }
+
+    /// Redis's clock, in ms.
+    async fn redis_now(&self) -> Result<u64, QueueError> {
+        let (secs, micros): (u64, u64) = self.command("time", &redis::cmd("TIME")).await?;
+        Ok(secs * 1000 + micros / 1000)
     }
 
     /// One page of a client hash (`K:out`, `K:down`).
