@@ -67,6 +67,7 @@
 //! | `processes` | `processes.processes_{1,2,4}` | 50,000 queued jobs, 1, 2 and 4 worker processes (this binary again, `BENCH_WORKER_PROCESS` set) on their own connections: from the moment they are told to start, connected, until Redis counts none pending; client CPU and round trips are theirs and this process's together |
 //! | `failed_kept` | `failed_kept.{empty,one_page,kept}.{counts,list_failed_50,ping}` | `queue.counts()`, `queue.list_failed(0, 50)` and the Redis health check (`Backend::ping`), 2,000 calls each one after another, on an empty queue, with 50 failed jobs kept and with 100,000 (`failed`): `p50_us`, `p99_us`, `mean_us`, and `redis_cmds_per_call`, `redis_cpu_us_per_call`, `client_cpu_us_per_call`; `fill` is the run that failed the 99,950 |
 //!
+//! `BENCH_PROCESSES` replaces the process counts (`1,2,4`);
 //! `BENCH_WORKER_WRAPPER` runs each worker process under a command (split
 //! at whitespace), e.g. `valgrind --tool=callgrind`: `bench/profile.sh`
 //! profiles one worker that way.
@@ -1272,7 +1273,20 @@ async fn redis_scaling(
     }
 
     if runs("processes") {
-        for processes in [1, 2, 4] {
+        let list = std::env::var("BENCH_PROCESSES").unwrap_or_else(|_| "1,2,4".to_owned());
+        let mut process_counts = Vec::new();
+        for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match n.parse::<usize>() {
+                Ok(n) if n > 0 => process_counts.push(n),
+                _ => {
+                    return Err(format!(
+                        "BENCH_PROCESSES `{list}`: expected process counts like `1,2,4`"
+                    )
+                    .into());
+                }
+            }
+        }
+        for processes in process_counts {
             let jobs = counts.processes;
             let (r, cost) = scaling_processes(url, admin, processes, jobs).await?;
             eprintln!(
