@@ -51,11 +51,38 @@
 //! | `client_cpu_us_per_job` | this process's user + system CPU (every thread: producer, worker and the bench), from `/proc/self/stat` in `getconf CLK_TCK` ticks (10 ms at 100 Hz), so Linux only |
 //! | `round_trips_per_job` | requests this process sent Redis: the kernel's `data_segs_out` (`ss -tinp`) summed over its connections to Redis, the bench's own counter connection excepted. Several requests written together (a pipeline, or concurrent calls the multiplexed connection coalesces) are one; a request larger than a segment (32 KiB on loopback, e.g. a 1,000-job `add_bulk`) counts once per segment. bench.mjs has no such figure |
 //!
+//! # Scaling (Redis backend)
+//!
+//! How throughput and cost per job move with the size of what Redis holds,
+//! under the top-level key `scaling` (not in `results`: bench.mjs has no
+//! such runs). Every run is one or more workers of concurrency 100 on
+//! no-op jobs, completed jobs removed; each has `jobs`, `jobs_per_s` and
+//! the cost keys above over its window. A full run (no `BENCH_ONLY`) runs
+//! them after `memory`, which adds about 45 s at scale 1 (and 1,000,000
+//! waiting jobs, a few hundred MB, to Redis for a moment).
+//!
+//! | `BENCH_ONLY` key | under `scaling` | what |
+//! |---|---|---|
+//! | `depth` | `depth.waiting_{10k,100k,1m}` | 10,000, 100,000 and 1,000,000 jobs waiting (`waiting`); the window is the first 10,000 run (`jobs`), from the worker's start until its handlers ran them (the last acks may be on their way) |
+//! | `names` | `names.names_{1,10,100}` | 30,000 jobs spread evenly over 1, 10 and 100 job names in one queue (job `i` to name `i % n`), one worker running every name, from its start until all are settled |
+//! | `delayed_burst` | `delayed_burst` | 10,000 delayed jobs due at the same moment, an idle worker waiting: `first_start_ms`, `all_run_ms` and `settled_ms` after the due moment; `jobs_per_s` is jobs ÷ `settled_ms`; the cost runs from 100 ms before the due moment until all are settled |
+//! | `processes` | `processes.processes_{1,2,4}` | 50,000 queued jobs, 1, 2 and 4 worker processes (this binary again, `BENCH_WORKER_PROCESS` set) on their own connections: from the moment they are told to start, connected, until Redis counts none pending; client CPU and round trips are theirs and this process's together |
+//! | `failed_kept` | `failed_kept.{empty,one_page,kept}.{counts,list_failed_50,ping}` | `queue.counts()`, `queue.list_failed(0, 50)` and the Redis health check (`Backend::ping`), 2,000 calls each one after another, on an empty queue, with 50 failed jobs kept and with 100,000 (`failed`): `p50_us`, `p99_us`, `mean_us`, and `redis_cmds_per_call`, `redis_cpu_us_per_call`, `client_cpu_us_per_call`; `fill` is the run that failed the 99,950 |
+//!
+//! `BENCH_PROCESSES` replaces the process counts (`1,2,4`);
+//! `BENCH_WORKER_WRAPPER` runs each worker process under a command (split
+//! at whitespace), e.g. `valgrind --tool=callgrind`: `bench/profile.sh`
+//! profiles one worker that way.
+//!
+//! # Knobs of the Redis mode
+//!
 //! `BENCH_SCALE` multiplies every job count (`0.05` for a smoke run).
 //! `BENCH_ONLY` takes a comma-separated list of `bulk`, `single`, `c1`,
 //! `c10`, `c100`, `c10_keep`, `c100_keep`, `c100_limited`, `latency`,
-//! `priority`, `memory`, runs only those and prints no JSON. The Redis
-//! mode needs Linux's `/proc`, `getconf` and `ss` (iproute2).
+//! `priority`, `memory` and the scaling keys above (`scaling` for all of
+//! them), and runs only those; it prints no JSON, except `{"scaling": …}`
+//! when a scaling scenario ran. The Redis mode needs Linux's `/proc`,
+//! `getconf` and `ss` (iproute2).
 //!
 //! The bench keeps its keys under the prefix `athyper-bench` and removes
 //! only those (`SCAN` + `UNLINK`) before each scenario and at the end. It
@@ -71,8 +98,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use athyper::prelude::*;
 use athyper::queue::backend::{RedisBackend, RedisConfig};
 use athyper::queue::{
-    KeepJobs, MemoryBackend, RateLimit, Retention, SharedBackend, Worker, WorkerConfig,
+    JobCounts, KeepJobs, MemoryBackend, QueueError, RateLimit, Retention, SharedBackend, Worker,
+    WorkerConfig,
 };
+use athyper::registry::{JobDescriptor, Registry};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -186,19 +215,7 @@ fn worker_config(concurrency: usize, completed: KeepJobs) -> WorkerConfig {
 /// polled first so that the wait adds no backend traffic while jobs run.
 /// Fails if nothing moves for `stall`.
 async fn settled(queue: &Queue, jobs: usize, stall: Duration) -> Result<(), BoxError> {
-    let mut last = (0, Instant::now());
-    loop {
-        let done = PROCESSED.load(Ordering::Relaxed);
-        if done >= jobs {
-            break;
-        }
-        if done != last.0 {
-            last = (done, Instant::now());
-        } else if last.1.elapsed() > stall {
-            return Err(format!("stuck at {done} of {jobs} jobs for {stall:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    ran(jobs, stall).await?;
     let give_up = Instant::now() + stall;
     loop {
         let counts = queue.counts().await?;
@@ -231,6 +248,10 @@ where
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    if let Some(concurrency) = env_number::<usize>(WORKER_PROCESS)? {
+        let url = std::env::var("ATHYPER_REDIS_URL")?;
+        return worker_process(url.trim(), concurrency).await;
+    }
     let scale = env_number::<f64>("BENCH_SCALE")?.unwrap_or(1.0);
     if !(scale > 0.0 && scale.is_finite()) {
         return Err(format!("BENCH_SCALE `{scale}`: expected a positive number").into());
@@ -324,6 +345,9 @@ struct Admin {
     own_port: u16,
     /// Clock ticks per second of `/proc/self/stat`.
     clock_ticks: f64,
+    /// Worker processes this one started, whose CPU time and connections
+    /// count as the client's too (the `processes` scenario's).
+    children: Vec<u32>,
 }
 
 /// Server-side counters and this process's own at one moment.
@@ -401,24 +425,25 @@ impl std::fmt::Display for Cost {
     }
 }
 
-/// This process's CPU time so far (user + system, all its threads), in
-/// clock ticks, from fields 14 and 15 of `/proc/self/stat` (Linux only).
-fn process_cpu_ticks() -> Result<u64, BoxError> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|e| format!("client CPU is read from /proc/self/stat (Linux only): {e}"))?;
+/// A process's CPU time so far (user + system, all its threads), in clock
+/// ticks, from fields 14 and 15 of `/proc/<pid>/stat` (Linux only); `pid`
+/// is `self` for this process.
+fn process_cpu_ticks(pid: &str) -> Result<u64, BoxError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("client CPU is read from /proc/{pid}/stat (Linux only): {e}"))?;
     // The command name, field 2, is in parentheses and may hold spaces:
     // the fields are counted from the last `)`, which closes it.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
-        .ok_or("/proc/self/stat: no `)` after the command name")?;
+        .ok_or_else(|| format!("/proc/{pid}/stat: no `)` after the command name"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state): utime is field 14, stime 15.
     let field = |n: usize| -> Result<u64, BoxError> {
         fields
             .get(n - 3)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("/proc/self/stat: field {n} is not a tick count").into())
+            .ok_or_else(|| format!("/proc/{pid}/stat: field {n} is not a tick count").into())
     };
     Ok(field(14)? + field(15)?)
 }
@@ -440,10 +465,10 @@ fn clock_ticks_per_s() -> Result<f64, BoxError> {
     }
 }
 
-/// Data segments sent so far on each open TCP connection of this process to
-/// Redis's `port` (except `skip`), by local port: the kernel's
-/// `data_segs_out` per socket, as `ss -tinp` (iproute2) shows it.
-fn segments_out(port: u16, skip: u16) -> Result<HashMap<u16, u64>, BoxError> {
+/// Data segments sent so far on each open TCP connection of this process
+/// and of `children` to Redis's `port` (except `skip`), by local port: the
+/// kernel's `data_segs_out` per socket, as `ss -tinp` (iproute2) shows it.
+fn segments_out(port: u16, skip: u16, children: &[u32]) -> Result<HashMap<u16, u64>, BoxError> {
     let out = std::process::Command::new("ss")
         .args(["-H", "-t", "-i", "-n", "-p", "state", "established"])
         .arg(format!("( dport = :{port} )"))
@@ -456,7 +481,10 @@ fn segments_out(port: u16, skip: u16) -> Result<HashMap<u16, u64>, BoxError> {
         )
         .into());
     }
-    let me = format!("pid={},", std::process::id());
+    let ours: Vec<String> = std::iter::once(std::process::id())
+        .chain(children.iter().copied())
+        .map(|pid| format!("pid={pid},"))
+        .collect();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut segments = HashMap::new();
     // One socket is a line `recv-q send-q local peer users:((…))`, then an
@@ -466,7 +494,7 @@ fn segments_out(port: u16, skip: u16) -> Result<HashMap<u16, u64>, BoxError> {
         if !line.starts_with(char::is_whitespace) {
             current = None;
             let cols: Vec<&str> = line.split_whitespace().collect();
-            if line.contains(&me) {
+            if ours.iter().any(|pid| line.contains(pid.as_str())) {
                 let local = cols.get(2).and_then(|a| a.rsplit_once(':'));
                 current = local
                     .and_then(|(_, p)| p.parse().ok())
@@ -512,11 +540,12 @@ impl Admin {
             redis_port: port("laddr=")?,
             own_port: port("addr=")?,
             clock_ticks: clock_ticks_per_s()?,
+            children: Vec::new(),
             conn,
         };
         // Fail now, not after the first scenario, where these are missing.
-        process_cpu_ticks()?;
-        segments_out(admin.redis_port, admin.own_port)?;
+        process_cpu_ticks("self")?;
+        segments_out(admin.redis_port, admin.own_port, &[])?;
         Ok(admin)
     }
 
@@ -530,12 +559,16 @@ impl Admin {
     async fn snap(&mut self) -> Result<Snap, BoxError> {
         let text = self.info("all").await?;
         let info = parse_info(&text);
+        let mut ticks = process_cpu_ticks("self")?;
+        for pid in &self.children {
+            ticks += process_cpu_ticks(&pid.to_string())?;
+        }
         let mut snap = Snap {
             calls: 0,
             scripts: 0,
             cpu_us: 0.0,
-            client_cpu_us: process_cpu_ticks()? as f64 * 1e6 / self.clock_ticks,
-            segments: segments_out(self.redis_port, self.own_port)?,
+            client_cpu_us: ticks as f64 * 1e6 / self.clock_ticks,
+            segments: segments_out(self.redis_port, self.own_port, &self.children)?,
         };
         for (key, value) in &info {
             let Some(command) = key.strip_prefix("cmdstat_") else {
@@ -662,14 +695,21 @@ async fn redis_bench(url: &str, scale: f64, only: &[String]) -> Result<(), BoxEr
         "priority",
         "memory",
     ];
-    if let Some(unknown) = only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+    let known = |s: &str| SCENARIOS.contains(&s) || SCALING.contains(&s) || s == "scaling";
+    if let Some(unknown) = only.iter().find(|s| !known(s)) {
         return Err(format!(
-            "BENCH_ONLY: unknown scenario `{unknown}`; expected some of {}",
-            SCENARIOS.join(", ")
+            "BENCH_ONLY: unknown scenario `{unknown}`; expected some of {}, scaling, {}",
+            SCENARIOS.join(", "),
+            SCALING.join(", ")
         )
         .into());
     }
-    let runs = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+    let runs = |s: &str| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|o| o == s || (o == "scaling" && SCALING.contains(&s)))
+    };
     let counts = Counts::scaled(scale);
     let mut admin = Admin::connect(url).await?;
     let version = parse_info(&admin.info("server").await?)
@@ -835,8 +875,14 @@ async fn redis_bench(url: &str, scale: f64, only: &[String]) -> Result<(), BoxEr
         results.insert("memory", None, entry);
     }
 
+    let scaling = redis_scaling(url, &mut admin, scale, &runs).await?;
+
     admin.clean().await?;
+    if !only.is_empty() && !scaling.0.is_empty() {
+        println!("{}", serde_json::json!({ "scaling": scaling.0 }));
+    }
     if only.is_empty() {
+        out.insert("scaling".into(), scaling.0.into());
         if let Some(violations) = priority_order_violations {
             out.insert(
                 "priority_order_violations".into(),
@@ -1086,4 +1132,683 @@ async fn redis_memory(url: &str, admin: &mut Admin, jobs: usize) -> Result<(f64,
         (m1 as f64 - m0 as f64) / jobs as f64,
         (k1 as f64 - k0 as f64) / jobs as f64,
     ))
+}
+
+// ---------------------------------------------------------------------------
+// Scaling (Redis backend)
+
+/// The `BENCH_ONLY` keys of the scaling scenarios; `scaling` runs them all.
+const SCALING: [&str; 5] = [
+    "depth",
+    "names",
+    "delayed_burst",
+    "processes",
+    "failed_kept",
+];
+
+/// The environment variable that makes this binary one of the worker
+/// processes of the `processes` scenario, with its value as concurrency.
+const WORKER_PROCESS: &str = "BENCH_WORKER_PROCESS";
+
+/// The job counts of the scaling scenarios.
+struct ScaleCounts {
+    /// Jobs waiting when the worker starts, under their labels.
+    depths: [(&'static str, usize); 3],
+    /// Jobs run in each depth run's window.
+    window: usize,
+    /// Jobs of each `names` run.
+    names: usize,
+    /// Delayed jobs falling due together.
+    burst: usize,
+    /// Jobs of each `processes` run.
+    processes: usize,
+    /// Failed jobs kept.
+    failed: usize,
+    /// Calls timed per read in `failed_kept` (not scaled).
+    calls: usize,
+}
+
+impl ScaleCounts {
+    fn scaled(scale: f64) -> ScaleCounts {
+        let n = |x: f64| ((x * scale).round() as usize).max(1);
+        ScaleCounts {
+            depths: [
+                ("waiting_10k", n(10_000.0)),
+                ("waiting_100k", n(100_000.0)),
+                ("waiting_1m", n(1_000_000.0)),
+            ],
+            window: n(10_000.0),
+            names: n(30_000.0),
+            burst: n(10_000.0),
+            processes: n(50_000.0),
+            failed: n(100_000.0),
+            calls: 2_000,
+        }
+    }
+}
+
+/// A no-op handler under a name of its own, for the `names` scenario:
+/// [`noop`]'s registration with another name, since `#[job]` makes one
+/// handler of one function and the scenario needs a hundred.
+#[derive(Clone, Copy)]
+struct Named(&'static JobDescriptor);
+
+impl Job for Named {
+    type Payload = u32;
+    type Output = ();
+
+    fn descriptor(&self) -> &'static JobDescriptor {
+        self.0
+    }
+}
+
+/// `names` no-op handlers, named `name00`, `name01`, …
+fn named_noops(names: usize) -> Vec<Named> {
+    let base = noop.descriptor();
+    (0..names)
+        .map(|i| {
+            let descriptor = JobDescriptor {
+                name: String::leak(format!("name{i:02}")),
+                ..*base
+            };
+            Named(Box::leak(Box::new(descriptor)))
+        })
+        .collect()
+}
+
+/// The failed-kept scenario's handler: every attempt fails, with no retry.
+#[job(queue = "bench", retry = "none")]
+async fn fails(_ctx: JobContext, _n: u32) -> Result<(), String> {
+    PROCESSED.fetch_add(1, Ordering::Relaxed);
+    Err("failed on purpose".to_owned())
+}
+
+/// Runs the scaling scenarios `runs` selects and returns their figures,
+/// grouped as in the `scaling` key of the output.
+async fn redis_scaling(
+    url: &str,
+    admin: &mut Admin,
+    scale: f64,
+    runs: &dyn Fn(&str) -> bool,
+) -> Result<Results, BoxError> {
+    let counts = ScaleCounts::scaled(scale);
+    let mut scaling = Results::default();
+
+    if runs("depth") {
+        for (label, waiting) in counts.depths {
+            let jobs = counts.window.min(waiting);
+            let (r, cost) = scaling_depth(url, admin, waiting, jobs).await?;
+            eprintln!(
+                "[athyper] scaling depth {label}: {r:.0} jobs/s over the first {jobs} of {waiting} waiting ({cost})"
+            );
+            let mut entry = scaling.entry(jobs, r, &cost);
+            entry.insert("waiting".into(), serde_json::json!(waiting));
+            scaling.insert("depth", Some(label), entry);
+        }
+    }
+
+    if runs("names") {
+        for names in [1, 10, 100] {
+            let jobs = counts.names;
+            let (r, cost) = scaling_names(url, admin, names, jobs).await?;
+            eprintln!("[athyper] scaling {names} job names: {r:.0} jobs/s ({jobs} jobs; {cost})");
+            let mut entry = scaling.entry(jobs, r, &cost);
+            entry.insert("names".into(), serde_json::json!(names));
+            scaling.insert("names", Some(&format!("names_{names}")), entry);
+        }
+    }
+
+    if runs("delayed_burst") {
+        let jobs = counts.burst;
+        let (burst, cost) = scaling_burst(url, admin, jobs).await?;
+        let r = jobs as f64 / (burst.settled_ms / 1000.0);
+        eprintln!(
+            "[athyper] scaling delayed burst: {jobs} jobs due at once; first start {:.1} ms, all run {:.1} ms, all settled {:.1} ms after the due moment ({cost})",
+            burst.first_start_ms, burst.all_run_ms, burst.settled_ms
+        );
+        let round1 = |x: f64| serde_json::json!((x * 10.0).round() / 10.0);
+        let mut entry = scaling.entry(jobs, r, &cost);
+        entry.insert("first_start_ms".into(), round1(burst.first_start_ms));
+        entry.insert("all_run_ms".into(), round1(burst.all_run_ms));
+        entry.insert("settled_ms".into(), round1(burst.settled_ms));
+        scaling.insert("delayed_burst", None, entry);
+    }
+
+    if runs("processes") {
+        let list = std::env::var("BENCH_PROCESSES").unwrap_or_else(|_| "1,2,4".to_owned());
+        let mut process_counts = Vec::new();
+        for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match n.parse::<usize>() {
+                Ok(n) if n > 0 => process_counts.push(n),
+                _ => {
+                    return Err(format!(
+                        "BENCH_PROCESSES `{list}`: expected process counts like `1,2,4`"
+                    )
+                    .into());
+                }
+            }
+        }
+        for processes in process_counts {
+            let jobs = counts.processes;
+            let (r, cost) = scaling_processes(url, admin, processes, jobs).await?;
+            eprintln!(
+                "[athyper] scaling {processes} worker processes: {r:.0} jobs/s ({jobs} jobs; {cost})"
+            );
+            let mut entry = scaling.entry(jobs, r, &cost);
+            entry.insert("processes".into(), serde_json::json!(processes));
+            scaling.insert("processes", Some(&format!("processes_{processes}")), entry);
+        }
+    }
+
+    if runs("failed_kept") {
+        let entry = scaling_failed_kept(url, admin, counts.failed, counts.calls).await?;
+        scaling.insert("failed_kept", None, entry);
+    }
+    Ok(scaling)
+}
+
+/// Waits until the handlers ran `jobs` attempts; fails if nothing moves
+/// for `stall`.
+async fn ran(jobs: usize, stall: Duration) -> Result<(), BoxError> {
+    let mut last = (0, Instant::now());
+    loop {
+        let done = PROCESSED.load(Ordering::Relaxed);
+        if done >= jobs {
+            return Ok(());
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > stall {
+            return Err(format!("stuck at {done} of {jobs} jobs for {stall:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until the backend counts no job pending, polling every `every`;
+/// fails if the pending count does not move for `stall`.
+async fn drained(queue: &Queue, every: Duration, stall: Duration) -> Result<JobCounts, BoxError> {
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        let counts = queue.counts().await?;
+        let pending = counts.pending();
+        if pending == 0 {
+            return Ok(counts);
+        }
+        if pending != last.0 {
+            last = (pending, Instant::now());
+        } else if last.1.elapsed() > stall {
+            return Err(format!("jobs still pending after {stall:?}: {counts}").into());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `waiting` no-op jobs queued, one worker of concurrency 100: the clock
+/// and the counters run from the worker's start until its handlers ran the
+/// first `jobs` (whose last acks may still be on their way).
+async fn scaling_depth(
+    url: &str,
+    admin: &mut Admin,
+    waiting: usize,
+    jobs: usize,
+) -> Result<(f64, Cost), BoxError> {
+    admin.clean().await?;
+    let queue = Queue::new(connect(url).await?, QUEUE)?;
+    enqueue(&queue, waiting).await?;
+    let backend = connect(url).await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let s0 = admin.snap().await?;
+    let started = Instant::now();
+    let worker = Worker::builder(backend, QUEUE)
+        .handler(&noop)
+        .config(worker_config(100, KeepJobs::NONE))
+        .build()?
+        .start();
+    ran(jobs, Duration::from_secs(60)).await?;
+    let elapsed = started.elapsed();
+    let s1 = admin.snap().await?;
+    worker.shutdown(Duration::from_secs(5)).await;
+    // The worker ran on while the counters were read: how far it got
+    // does not matter, only that nothing failed.
+    let counts = queue.counts().await?;
+    if counts.failed() > 0 {
+        return Err(format!("depth {waiting}: after {jobs} jobs ran: {counts}").into());
+    }
+    Ok((rate(jobs, elapsed), s0.cost(&s1, jobs)))
+}
+
+/// `jobs` no-op jobs spread evenly over `names` handlers (job `i` to
+/// handler `i % names`), one worker of concurrency 100 running them all,
+/// from its start until every job is settled.
+async fn scaling_names(
+    url: &str,
+    admin: &mut Admin,
+    names: usize,
+    jobs: usize,
+) -> Result<(f64, Cost), BoxError> {
+    let named = named_noops(names);
+    admin.clean().await?;
+    let queue = Queue::new(connect(url).await?, QUEUE)?;
+    let mut i = 0;
+    while i < jobs {
+        let mut bulk = queue.bulk();
+        for j in i..jobs.min(i + CHUNK) {
+            bulk.push(&named[j % names], j as u32)?;
+        }
+        i += bulk.len();
+        bulk.submit().await?;
+    }
+    let registry = Registry::from_descriptors(named.iter().map(Job::descriptor))?;
+    let backend = connect(url).await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let s0 = admin.snap().await?;
+    let started = Instant::now();
+    let worker = Worker::builder(backend, QUEUE)
+        .registry(&registry)
+        .config(worker_config(100, KeepJobs::NONE))
+        .build()?
+        .start();
+    settled(&queue, jobs, Duration::from_secs(60)).await?;
+    let elapsed = started.elapsed();
+    let s1 = admin.snap().await?;
+    worker.shutdown(Duration::from_secs(5)).await;
+    Ok((rate(jobs, elapsed), s0.cost(&s1, jobs)))
+}
+
+/// The moments of a delayed burst, in ms after the jobs' due moment.
+struct Burst {
+    first_start_ms: f64,
+    all_run_ms: f64,
+    settled_ms: f64,
+}
+
+/// `jobs` no-op jobs, all due at one moment 2 s after they are first
+/// added, with an idle worker of concurrency 100 waiting: how long after
+/// that moment the first started, all ran and all were settled. The
+/// counters run from just before the due moment until all are settled.
+async fn scaling_burst(
+    url: &str,
+    admin: &mut Admin,
+    jobs: usize,
+) -> Result<(Burst, Cost), BoxError> {
+    admin.clean().await?;
+    let queue = Queue::new(connect(url).await?, QUEUE)?;
+    let worker = Worker::builder(connect(url).await?, QUEUE)
+        .handler(&noop)
+        .config(worker_config(100, KeepJobs::NONE))
+        .build()?
+        .start();
+    PROCESSED.store(0, Ordering::Relaxed);
+    let due = SystemTime::now() + Duration::from_secs(2);
+    let due_ms = due
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0;
+    let mut i = 0;
+    while i < jobs {
+        let mut bulk = queue.bulk();
+        for j in i..jobs.min(i + CHUNK) {
+            bulk.push_with(&noop, j as u32, JobOptions::new().run_at(due))?;
+        }
+        i += bulk.len();
+        bulk.submit().await?;
+    }
+    let delayed = queue.counts().await?.delayed();
+    if delayed != jobs as u64 || PROCESSED.load(Ordering::Relaxed) > 0 {
+        return Err(format!(
+            "delayed burst: {delayed} of {jobs} jobs delayed before they were due"
+        )
+        .into());
+    }
+    let ahead = due_ms - epoch_ms();
+    if ahead < 200.0 {
+        return Err(format!(
+            "delayed burst: adding {jobs} jobs left only {ahead:.0} ms before they fall due"
+        )
+        .into());
+    }
+    tokio::time::sleep(Duration::from_secs_f64((ahead - 100.0) / 1000.0)).await;
+    let s0 = admin.snap().await?;
+    let mut first_start = None;
+    let mut last = (0, Instant::now());
+    let all_run = loop {
+        let done = PROCESSED.load(Ordering::Relaxed);
+        if done > 0 && first_start.is_none() {
+            first_start = Some(epoch_ms());
+        }
+        if done >= jobs {
+            break epoch_ms();
+        }
+        if done != last.0 {
+            last = (done, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(30) {
+            return Err(format!("delayed burst: stuck at {done} of {jobs} jobs").into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let counts = drained(&queue, Duration::from_millis(1), Duration::from_secs(30)).await?;
+    let settled_at = epoch_ms();
+    let s1 = admin.snap().await?;
+    worker.shutdown(Duration::from_secs(5)).await;
+    if counts.failed() > 0 {
+        return Err(format!("delayed burst: {counts}").into());
+    }
+    let burst = Burst {
+        first_start_ms: first_start.unwrap_or(all_run) - due_ms,
+        all_run_ms: all_run - due_ms,
+        settled_ms: settled_at - due_ms,
+    };
+    Ok((burst, s0.cost(&s1, jobs)))
+}
+
+/// One of the worker processes of the `processes` scenario: this binary
+/// again, with [`WORKER_PROCESS`] set.
+struct WorkerProcess {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl WorkerProcess {
+    /// Starts one, under the command of `BENCH_WORKER_WRAPPER` if set
+    /// (split at whitespace, e.g. `valgrind --tool=callgrind`).
+    fn spawn(url: &str, concurrency: usize) -> Result<WorkerProcess, BoxError> {
+        let exe = std::env::current_exe()?;
+        let wrapper = std::env::var("BENCH_WORKER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = std::process::Command::new(program);
+                command.args(words).arg(exe);
+                command
+            }
+            None => std::process::Command::new(exe),
+        };
+        let mut child = command
+            .env(WORKER_PROCESS, concurrency.to_string())
+            .env("ATHYPER_REDIS_URL", url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or("a worker process without stdin")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("a worker process without stdout")?;
+        Ok(WorkerProcess {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+        })
+    }
+
+    fn send(&mut self, line: &str) -> Result<(), BoxError> {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    /// The process's next line. It blocks the thread, which is `main`'s,
+    /// outside the runtime's workers, and only outside measured windows.
+    fn line(&mut self) -> Result<String, BoxError> {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.is_empty() {
+            let status = self.child.wait()?;
+            return Err(format!("a worker process ended early ({status})").into());
+        }
+        Ok(line.trim_end().to_owned())
+    }
+}
+
+/// The body of a worker process: one worker of `concurrency` on its own
+/// connections, started when its parent says `go` and stopped at the next
+/// line (or when the parent goes away); it reports how many jobs it ran.
+async fn worker_process(url: &str, concurrency: usize) -> Result<(), BoxError> {
+    use std::io::Write as _;
+    let worker = Worker::builder(connect(url).await?, QUEUE)
+        .handler(&noop)
+        .config(worker_config(concurrency, KeepJobs::NONE))
+        .build()?;
+    let read_line = || {
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|_| line)
+        })
+    };
+    let mut out = std::io::stdout();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    if read_line().await??.trim() != "go" {
+        return Ok(());
+    }
+    let handle = worker.start();
+    read_line().await??;
+    handle.shutdown(Duration::from_secs(5)).await;
+    writeln!(out, "ran {}", PROCESSED.load(Ordering::Relaxed))?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `jobs` no-op jobs queued, `processes` worker processes of concurrency
+/// 100 each, every one with its own connections: the clock runs from the
+/// moment they are told to start (connected, ready) until the backend
+/// counts no job pending; the client's CPU and round trips are the worker
+/// processes' and this one's together.
+async fn scaling_processes(
+    url: &str,
+    admin: &mut Admin,
+    processes: usize,
+    jobs: usize,
+) -> Result<(f64, Cost), BoxError> {
+    admin.clean().await?;
+    let queue = Queue::new(connect(url).await?, QUEUE)?;
+    enqueue(&queue, jobs).await?;
+    let mut children = Vec::with_capacity(processes);
+    for _ in 0..processes {
+        children.push(WorkerProcess::spawn(url, 100)?);
+    }
+    for child in &mut children {
+        let line = child.line()?;
+        if line != "ready" {
+            return Err(format!("a worker process said `{line}`, not `ready`").into());
+        }
+    }
+    admin.children = children.iter().map(|c| c.child.id()).collect();
+    let s0 = admin.snap().await?;
+    let started = Instant::now();
+    for child in &mut children {
+        child.send("go")?;
+    }
+    let counts = drained(&queue, Duration::from_millis(5), Duration::from_secs(60)).await?;
+    let elapsed = started.elapsed();
+    let s1 = admin.snap().await?;
+    admin.children.clear();
+    let mut total = 0;
+    for child in &mut children {
+        child.send("stop")?;
+    }
+    for child in &mut children {
+        let line = child.line()?;
+        let n: usize = line
+            .strip_prefix("ran ")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("a worker process said `{line}`, not `ran <jobs>`"))?;
+        total += n;
+        child.child.wait()?;
+    }
+    if total < jobs || counts.failed() > 0 {
+        return Err(format!("{processes} processes ran {total} of {jobs} jobs: {counts}").into());
+    }
+    Ok((rate(jobs, elapsed), s0.cost(&s1, jobs)))
+}
+
+/// A read of the `failed_kept` scenario.
+#[derive(Clone, Copy)]
+enum Read {
+    Counts,
+    ListFailed,
+    Ping,
+}
+
+impl Read {
+    const ALL: [Read; 3] = [Read::Counts, Read::ListFailed, Read::Ping];
+
+    fn key(self) -> &'static str {
+        match self {
+            Read::Counts => "counts",
+            Read::ListFailed => "list_failed_50",
+            Read::Ping => "ping",
+        }
+    }
+
+    /// One call; returns the failed jobs it saw (none for `ping`).
+    async fn call(self, queue: &Queue) -> Result<usize, QueueError> {
+        match self {
+            Read::Counts => queue.counts().await.map(|c| c.failed() as usize),
+            Read::ListFailed => queue.list_failed(0, 50).await.map(|jobs| jobs.len()),
+            Read::Ping => queue.backend().ping().await.map(|()| 0),
+        }
+    }
+}
+
+/// Times `calls` calls of each [`Read`], one after another, after a few
+/// untimed ones: latency in µs and cost per call.
+async fn time_reads(
+    queue: &Queue,
+    admin: &mut Admin,
+    calls: usize,
+    failed: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, BoxError> {
+    let round1 = |x: f64| serde_json::json!((x * 10.0).round() / 10.0);
+    let mut out = serde_json::Map::new();
+    for read in Read::ALL {
+        for _ in 0..10 {
+            read.call(queue).await?;
+        }
+        let mut samples = Vec::with_capacity(calls);
+        let s0 = admin.snap().await?;
+        for _ in 0..calls {
+            let started = Instant::now();
+            let seen = read.call(queue).await?;
+            samples.push(started.elapsed().as_secs_f64() * 1e6);
+            let expect = match read {
+                Read::Counts => failed,
+                Read::ListFailed => failed.min(50),
+                Read::Ping => 0,
+            };
+            if seen != expect {
+                return Err(format!("{}: saw {seen} failed jobs, not {expect}", read.key()).into());
+            }
+        }
+        let s1 = admin.snap().await?;
+        let cost = s0.cost(&s1, calls);
+        let mean = samples.iter().sum::<f64>() / calls as f64;
+        samples.sort_by(f64::total_cmp);
+        let mut entry = serde_json::Map::new();
+        entry.insert("calls".into(), serde_json::json!(calls));
+        entry.insert("p50_us".into(), round1(percentile(&samples, 50.0)));
+        entry.insert("p99_us".into(), round1(percentile(&samples, 99.0)));
+        entry.insert("mean_us".into(), round1(mean));
+        entry.insert("redis_cmds_per_call".into(), round1(cost.cmds));
+        entry.insert("redis_cpu_us_per_call".into(), round1(cost.cpu_us));
+        entry.insert("client_cpu_us_per_call".into(), round1(cost.client_cpu_us));
+        eprintln!(
+            "[athyper] scaling {} with {failed} failed jobs kept: p50 {:.1} µs, p99 {:.1} µs, mean {mean:.1} µs; per call {:.1} redis cmds, {:.1} µs redis cpu, {:.1} µs client cpu",
+            read.key(),
+            percentile(&samples, 50.0),
+            percentile(&samples, 99.0),
+            cost.cmds,
+            cost.cpu_us,
+            cost.client_cpu_us
+        );
+        out.insert(read.key().into(), entry.into());
+    }
+    Ok(out)
+}
+
+/// The reads an operator makes (`counts`, the first page of 50 failed
+/// jobs, the Redis health check) on an empty queue, on one keeping one
+/// page of failed jobs, and on one keeping `jobs`, made by running them at
+/// concurrency 100 (that run's throughput and cost are `fill`).
+async fn scaling_failed_kept(
+    url: &str,
+    admin: &mut Admin,
+    jobs: usize,
+    calls: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, BoxError> {
+    admin.clean().await?;
+    let queue = Queue::new(connect(url).await?, QUEUE)?;
+    let page = 50.min(jobs);
+    let empty = time_reads(&queue, admin, calls, 0).await?;
+    fail_jobs(url, &queue, admin, page).await?;
+    let one_page = time_reads(&queue, admin, calls, page).await?;
+    let (r, cost) = fail_jobs(url, &queue, admin, jobs - page).await?;
+    eprintln!(
+        "[athyper] scaling fail and keep: {r:.0} jobs/s ({} jobs; {cost})",
+        jobs - page
+    );
+    let kept = time_reads(&queue, admin, calls, jobs).await?;
+
+    let mut fill = serde_json::Map::new();
+    fill.insert("jobs".into(), serde_json::json!(jobs - page));
+    fill.insert("jobs_per_s".into(), serde_json::json!(r.round()));
+    fill.extend(cost.json());
+    let mut entry = serde_json::Map::new();
+    entry.insert("failed".into(), serde_json::json!(jobs));
+    entry.insert("fill".into(), fill.into());
+    entry.insert("empty".into(), empty.into());
+    entry.insert("one_page".into(), one_page.into());
+    entry.insert("kept".into(), kept.into());
+    Ok(entry)
+}
+
+/// Adds `jobs` jobs of [`fails`] and runs them at concurrency 100 into the
+/// failed set (kept whole, as by default), from the worker's start until
+/// all are settled.
+async fn fail_jobs(
+    url: &str,
+    queue: &Queue,
+    admin: &mut Admin,
+    jobs: usize,
+) -> Result<(f64, Cost), BoxError> {
+    let before = queue.counts().await?.failed();
+    let mut left = jobs;
+    let mut n = 0u32;
+    while left > 0 {
+        let size = left.min(CHUNK);
+        queue
+            .add_bulk(
+                &fails,
+                (0..size).map(|_| {
+                    n += 1;
+                    n
+                }),
+            )
+            .await?;
+        left -= size;
+    }
+    let backend = connect(url).await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let s0 = admin.snap().await?;
+    let started = Instant::now();
+    let worker = Worker::builder(backend, QUEUE)
+        .handler(&fails)
+        .config(worker_config(100, KeepJobs::NONE))
+        .build()?
+        .start();
+    ran(jobs, Duration::from_secs(60)).await?;
+    let counts = drained(queue, Duration::from_millis(1), Duration::from_secs(60)).await?;
+    let elapsed = started.elapsed();
+    let s1 = admin.snap().await?;
+    worker.shutdown(Duration::from_secs(5)).await;
+    if counts.failed() != before + jobs as u64 {
+        return Err(format!("failed kept: {before} failed, {jobs} more run, then {counts}").into());
+    }
+    Ok((rate(jobs, elapsed), s0.cost(&s1, jobs.max(1))))
 }
