@@ -201,6 +201,7 @@ impl ChildOutcome<Option<String>> {
     }
 
     /// Reads the stored form back; anything else reads as pending.
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn decode(text: &str) -> ChildOutcome<Option<String>> {
         match text.split_once('|') {
             Some(("c", json)) => ChildOutcome::Completed(Some(json.to_owned())),
