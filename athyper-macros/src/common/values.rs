@@ -62,7 +62,7 @@ fn parse_one(input: ParseStream<'_>, example: &str) -> syn::Result<(Ident, Value
     })?;
     let value = if input.peek(Token![=]) {
         input.parse::<Token![=]>()?;
-        Value::Expr(input.parse()?)
+        Value::Expr(ungroup(input.parse()?))
     } else if input.peek(syn::token::Paren) {
         let content;
         syn::parenthesized!(content in input);
@@ -71,6 +71,16 @@ fn parse_one(input: ParseStream<'_>, example: &str) -> syn::Result<(Ident, Value
         Value::Flag
     };
     Ok((key, value))
+}
+
+/// A value a `macro_rules!` passed on as a fragment (`$queue:literal`,
+/// `$n:expr`) arrives in invisible delimiters: the value is what is
+/// inside.
+fn ungroup(expr: Expr) -> Expr {
+    match expr {
+        Expr::Group(group) => ungroup(*group.expr),
+        other => other,
+    }
 }
 
 /// Parses a nested list such as the inside of `circuit_breaker(...)`, its

@@ -63,18 +63,24 @@ pub(crate) fn expand(job: Job) -> TokenStream {
     // then reports it once).
     let check_output = quote_spanned!(output.span()=> #private::assert_result::<#output>(););
     let output_type = result_ok_type(&private, &output);
+    // Local variables of the generated code, all at the call site: a
+    // handler written inside a `macro_rules!` has its parts at spans of
+    // different hygiene, and a variable declared at one span is not in
+    // scope at another.
+    let ctx_var = Ident::new("__athyper_ctx", Span::call_site());
+    let payload_var = Ident::new("__athyper_payload", Span::call_site());
     let ctx_arg = quote_spanned!(context.span()=>
-        <#context as #private::IsJobContext>::from_context(__athyper_ctx)
+        <#context as #private::IsJobContext>::from_context(#ctx_var)
     );
     // Spanned at the user's function, so that a handler whose future is not
     // `Send` is reported there rather than at the attribute.
     let private_at_fn = respan(private.clone(), ident.span());
     let run = quote_spanned! {ident.span()=>
         #private_at_fn::run_job::<#handle, _, _, #output>(
-            __athyper_ctx,
-            __athyper_payload,
-            |__athyper_ctx, __athyper_payload| {
-                <#handle>::#ident(#ctx_arg, __athyper_payload)
+            #ctx_var,
+            #payload_var,
+            |#ctx_var, #payload_var| {
+                <#handle>::#ident(#ctx_arg, #payload_var)
             },
         )
     };
@@ -125,10 +131,10 @@ pub(crate) fn expand(job: Job) -> TokenStream {
             #[allow(dead_code)]
             #vis async fn call(
                 &self,
-                __athyper_ctx: #context,
-                __athyper_payload: #payload,
+                #ctx_var: #context,
+                #payload_var: #payload,
             ) -> #output {
-                Self::#ident(__athyper_ctx, __athyper_payload).await
+                Self::#ident(#ctx_var, #payload_var).await
             }
 
             #[doc(hidden)]
@@ -148,8 +154,8 @@ pub(crate) fn expand(job: Job) -> TokenStream {
             }
 
             fn __athyper_run(
-                __athyper_ctx: #private::JobContext,
-                __athyper_payload: #private::Arc<::core::primitive::str>,
+                #ctx_var: #private::JobContext,
+                #payload_var: #private::Arc<::core::primitive::str>,
             ) -> #private::BoxFuture<'static, #private::RunResult> {
                 #check_output
                 #run
