@@ -40,6 +40,7 @@ local function replace(id, name, p, delay, head, payload)
     if failed(redis.pcall('ZREM', K .. ':w:' .. old_name, id)) then
       return false
     end
+    refresh_head(old_name)
   elseif state == 'd' then
     redis.call('ZREM', K .. ':delayed', id)
   else

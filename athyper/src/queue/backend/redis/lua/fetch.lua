@@ -298,16 +298,19 @@ if paused == 0 and max > 0 then
     local left
     left, queue_key, queue_end = window('*', queue_rate)
     if left < max then
-      if redis.call('SCARD', K .. ':names') > 0 then
+      if redis.call('ZCARD', K .. ':names') > 0 then
         hold(queue_end)
       end
       max = left
     end
   end
-  local names = redis.call('SMEMBERS', K .. ':names')
-  local candidates = {}
+  -- Names with waiting jobs, by the score of each one's first job.
+  local heads = redis.call('ZRANGE', K .. ':names', 0, -1, 'WITHSCORES')
+  -- {head score, name, how many more it may give, how many it gave}
+  local lines = {}
   local rated = {}
-  for _, name in ipairs(names) do
+  for j = 1, #heads, 2 do
+    local name = heads[j]
     local cap = caps[name] or max
     if cap > max then
       cap = max
@@ -321,19 +324,47 @@ if paused == 0 and max > 0 then
       end
     end
     if cap > 0 then
-      local r = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, cap - 1, 'WITHSCORES')
-      if failed(r) then
-        -- Not a waiting set of ours: skip the name rather than stop.
-        redis.call('SREM', K .. ':names', name)
-      else
-        for j = 1, #r, 2 do
-          candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name}
-        end
-      end
+      lines[#lines + 1] = {tonumber(heads[j + 1]), name, cap, 0}
     end
   end
-  if #names > 1 then
-    table.sort(candidates, function(a, b) return a[1] < b[1] end)
+  -- A merge of the names' waiting sets by score: the name whose first job
+  -- is best gives its jobs up to the next name's first, then that one,
+  -- and so on. Each step reads only what it takes (and one more, to know
+  -- where the name goes on), so a fetch costs what it takes, not what
+  -- waits under other names.
+  local candidates = {}
+  local steps = 0
+  while #candidates < max and #lines > 0 and steps < max + #heads do
+    steps = steps + 1
+    local line = table.remove(lines, 1)
+    local bound = lines[1] and lines[1][1]
+    local want = math.min(max - #candidates, line[3])
+    local r = redis.pcall('ZRANGE', K .. ':w:' .. line[2], line[4], line[4] + want, 'WITHSCORES')
+    if failed(r) then
+      -- Not a waiting set of ours: skip the name rather than stop.
+      redis.call('ZREM', K .. ':names', line[2])
+    else
+      local took, after = 0, nil
+      for j = 1, #r, 2 do
+        local score = tonumber(r[j + 1])
+        if took < want and (bound == nil or score < bound) then
+          candidates[#candidates + 1] = {score, r[j], line[2]}
+          took = took + 1
+        else
+          after = score
+          break
+        end
+      end
+      line[3], line[4] = line[3] - took, line[4] + took
+      if after and line[3] > 0 then
+        line[1] = after
+        local at = 1
+        while lines[at] and lines[at][1] < after do
+          at = at + 1
+        end
+        table.insert(lines, at, line)
+      end
+    end
   end
   local taken = {}
   for j = 1, math.min(max, #candidates) do
@@ -367,9 +398,7 @@ if paused == 0 and max > 0 then
     if r then
       count(r[1], #ids, r[2])
     end
-    if redis.call('ZCARD', key) == 0 then
-      redis.call('SREM', K .. ':names', name)
-    elseif r and #ids >= r[4] then
+    if refresh_head(name) and r and #ids >= r[4] then
       -- The limit, not the waiting jobs, ran out.
       hold(r[3])
     end
@@ -383,7 +412,7 @@ if paused == 0 and max > 0 then
     count(queue_key, taken_total, queue_rate)
   end
   -- Work is left: let another idle worker know.
-  if #jobs > 0 and redis.call('SCARD', K .. ':names') > 0 then
+  if #jobs > 0 and redis.call('ZCARD', K .. ':names') > 0 then
     wake()
   end
 end

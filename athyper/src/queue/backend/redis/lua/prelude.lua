@@ -15,7 +15,9 @@
 --   K:df:<id>        list of "<ms>|<delay ms>|<reason>", one per deferral (an attempt given back uncounted)
 --   K:e:<id>         list of "<attempt>|<ms>|<error>", one per failed attempt
 --   K:w:<name>       zset of waiting jobs of one handler, score priority * 2^50 + seq
---   K:names          set of handler names with waiting jobs
+--   K:names          zset of handler names with waiting jobs, each scored by its first
+--                    waiting job's score (a plain set in queues written before; the first
+--                    script that checks it converts it)
 --   K:delayed        zset id -> due ms
 --   K:active:<w>     set of jobs worker w holds
 --   K:workers        zset worker -> lease expiry ms
@@ -70,11 +72,25 @@ local function now_ms()
 end
 
 local TYPES = {
-  [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'set', [':delayed'] = 'zset',
+  [':seq'] = 'string', [':jobs'] = 'hash', [':names'] = 'zset', [':delayed'] = 'zset',
   [':workers'] = 'zset', [':seen'] = 'string', [':completed'] = 'zset', [':failed'] = 'zset',
   [':counts'] = 'hash', [':tput'] = 'hash', [':winfo'] = 'hash', [':sched'] = 'zset',
   [':cancelled'] = 'zset', [':parents'] = 'zset',
 }
+
+-- K:names as a plain set of names (as queues written before kept it)
+-- becomes the zset of names by their first waiting job.
+local function convert_names()
+  local key = K .. ':names'
+  local names = redis.call('SMEMBERS', key)
+  redis.call('DEL', key)
+  for _, name in ipairs(names) do
+    local head = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, 0, 'WITHSCORES')
+    if type(head) == 'table' and head.err == nil and head[2] then
+      redis.call('ZADD', key, head[2], name)
+    end
+  end
+end
 
 -- Fails the script, before any write, if a key of the queue holds another
 -- type than the scripts give it.
@@ -82,7 +98,9 @@ local function expect(...)
   for _, suffix in ipairs({...}) do
     local key = K .. suffix
     local t = redis.call('TYPE', key).ok
-    if t ~= 'none' and t ~= TYPES[suffix] then
+    if suffix == ':names' and t == 'set' then
+      convert_names()
+    elseif t ~= 'none' and t ~= TYPES[suffix] then
       error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the ' .. TYPES[suffix]
         .. ' athyper keeps there; rename or delete it'})
     end
@@ -322,7 +340,19 @@ local function to_waiting(id, name, score)
   if failed(redis.pcall('ZADD', K .. ':w:' .. name, num(score), id)) then
     return false
   end
-  redis.call('SADD', K .. ':names', name)
+  redis.call('ZADD', K .. ':names', 'LT', num(score), name)
+  return true
+end
+
+-- Scores `name` in K:names by its first waiting job again, after jobs left
+-- its waiting set; a name with none left goes. Returns whether it has any.
+local function refresh_head(name)
+  local head = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, 0, 'WITHSCORES')
+  if failed(head) or not head[2] then
+    redis.call('ZREM', K .. ':names', name)
+    return false
+  end
+  redis.call('ZADD', K .. ':names', head[2], name)
   return true
 end
 
@@ -349,11 +379,8 @@ end
 -- Takes job `id` out of the set of its idle state (w d p c f k).
 local function unlist(id, state, name)
   if state == 'w' then
-    if name then
-      local key = K .. ':w:' .. name
-      if not failed(redis.pcall('ZREM', key, id)) and redis.call('EXISTS', key) == 0 then
-        redis.call('SREM', K .. ':names', name)
-      end
+    if name and not failed(redis.pcall('ZREM', K .. ':w:' .. name, id)) then
+      refresh_head(name)
     end
   else
     local sets = {d = ':delayed', c = ':completed', k = ':cancelled', p = ':parents'}
@@ -514,7 +541,7 @@ local function ids_in(state, offset, count)
   end
   if state == 'w' then
     local scored = {}
-    for _, name in ipairs(redis.call('SMEMBERS', K .. ':names')) do
+    for _, name in ipairs(redis.call('ZRANGE', K .. ':names', 0, -1)) do
       local r = redis.pcall('ZRANGE', K .. ':w:' .. name, 0, offset + count - 1, 'WITHSCORES')
       if not failed(r) then
         for j = 1, #r, 2 do
