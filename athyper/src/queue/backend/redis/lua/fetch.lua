@@ -329,40 +329,43 @@ if paused == 0 and max > 0 then
   end
   -- A merge of the names' waiting sets by score: the name whose first job
   -- is best gives its jobs up to the next name's first, then that one,
-  -- and so on. Each step reads only what it takes (and one more, to know
-  -- where the name goes on), so a fetch costs what it takes, not what
-  -- waits under other names.
+  -- and so on. Each step reads only what it takes, and then the one job
+  -- after (to know where the name goes on), so a fetch costs what it
+  -- takes, not what waits under other names.
   local candidates = {}
   local steps = 0
   while #candidates < max and #lines > 0 and steps < max + #heads do
     steps = steps + 1
     local line = table.remove(lines, 1)
-    local bound = lines[1] and lines[1][1]
+    local name, offset = line[2], line[4]
+    local key = K .. ':w:' .. name
     local want = math.min(max - #candidates, line[3])
-    local r = redis.pcall('ZRANGE', K .. ':w:' .. line[2], line[4], line[4] + want, 'WITHSCORES')
+    local bound = lines[1] and lines[1][1]
+    local r
+    if bound then
+      r = redis.pcall('ZRANGEBYSCORE', key, '-inf', '(' .. num(bound), 'WITHSCORES', 'LIMIT', offset, want)
+    else
+      r = redis.pcall('ZRANGE', key, offset, offset + want - 1, 'WITHSCORES')
+    end
     if failed(r) then
       -- Not a waiting set of ours: skip the name rather than stop.
-      redis.call('ZREM', K .. ':names', line[2])
+      redis.call('ZREM', K .. ':names', name)
     else
-      local took, after = 0, nil
       for j = 1, #r, 2 do
-        local score = tonumber(r[j + 1])
-        if took < want and (bound == nil or score < bound) then
-          candidates[#candidates + 1] = {score, r[j], line[2]}
-          took = took + 1
-        else
-          after = score
-          break
-        end
+        candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name}
       end
-      line[3], line[4] = line[3] - took, line[4] + took
-      if after and line[3] > 0 then
-        line[1] = after
-        local at = 1
-        while lines[at] and lines[at][1] < after do
-          at = at + 1
+      local took = #r / 2
+      line[3], line[4] = line[3] - took, offset + took
+      if bound and line[3] > 0 then
+        local after = redis.call('ZRANGE', key, line[4], line[4], 'WITHSCORES')
+        if after[2] then
+          line[1] = tonumber(after[2])
+          local at = 1
+          while lines[at] and lines[at][1] < line[1] do
+            at = at + 1
+          end
+          table.insert(lines, at, line)
         end
-        table.insert(lines, at, line)
       end
     end
   end
