@@ -190,12 +190,19 @@
 //! in libc's float printing and parsing, from `num()`'s `string.format` and
 //! Lua numbers given to `redis.call` (which Redis prints with `%.17g`).
 //!
+//! Job names: every fetch once ranged up to `max` jobs of every name and
+//! sorted them all, so that with 1, 10 and 100 names in one queue (jobs
+//! spread evenly, the bench's `scaling.names`) a job cost 13.5, 24.5 and
+//! 135 µs of Redis CPU (57,000, 34,000 and 7,100 jobs/s). `K:names` now
+//! scores each name by its first waiting job, and the fetch merges the
+//! names by it, reading each name's jobs only up to the next name's first:
+//! 13.4–15.2, 18 and 25 µs (52,000–56,000, 45,000 and 32,000–35,000
+//! jobs/s), measured side by side in one sitting. What is left grows with
+//! how finely the names interleave (evenly spread, each job is a run of its
+//! own: two small reads) and with reading every name's head once a fetch.
+//!
 //! Candidates to cut, largest first:
 //!
-//! - the per-name walk in `fetch.lua`: with 1, 10 and 100 job names in one
-//!   queue a job costs 12, 22 and 125 µs of Redis CPU (60,000, 37,000 and
-//!   7,700 jobs/s; the bench's `scaling.names`): every fetch ranges up to
-//!   `max` jobs of every name and sorts them all;
 //! - Lua number conversions: `num(now)` per job, and numbers made with
 //!   `tonumber` and turned back into strings, where the ARGV string would do;
 //! - the attempt's future boxed once, so that it moves as a pointer (4,000);
