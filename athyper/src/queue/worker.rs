@@ -980,7 +980,9 @@ impl Loop {
             job.trace.clone(),
             run_attempt(descriptor, ctx, job, cancel, shared.config.max_result),
         );
-        let handle = self.tasks.spawn(attempt.instrument(span));
+        // Boxed once here, the attempt's state moves as a pointer into and
+        // out of its task instead of being copied at each step.
+        let handle = self.tasks.spawn(Box::pin(attempt.instrument(span)));
         self.task_slots.insert(handle.id(), index);
     }
 

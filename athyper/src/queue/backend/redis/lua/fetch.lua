@@ -12,6 +12,8 @@
 -- ms until a rate limit's window ends (-1: none held jobs back),
 -- refills {schedule id, spec, after ms}, flow reports left in K:out}.
 local now = now_ms()
+-- Printed once: Lua prints numbers through the C library's float formatting.
+local now_s = num(now)
 expect(':seq', ':jobs', ':names', ':delayed', ':workers', ':seen', ':completed', ':failed', ':counts', ':sched')
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
@@ -49,6 +51,7 @@ local lost = {}
 local trim_c, trim_f = false, false
 for _ = 1, tonumber(ARGV[i]) do
   local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+  local attempt_s = ARGV[i + 3]
   local max_deferrals = tonumber(ARGV[i + 6])
   i = i + 6
   local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq')
@@ -83,7 +86,7 @@ for _ = 1, tonumber(ARGV[i]) do
         drop(id, nil, p)
       else
         local jk = state_key(id, st)
-        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'c', 'f', num(now))
+        redis.call('HSET', jk, 'n', name, 'p', PS[p] or p, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
         if max_deferrals == 1 then
           -- The handler's result (the last argument says there is one).
           redis.call('HSET', jk, 'r', err)
@@ -108,18 +111,18 @@ for _ = 1, tonumber(ARGV[i]) do
       if n >= max_deferrals then
         local why = 'deferred more than ' .. max_deferrals
           .. ' times without running to an end; the last deferral: ' .. err
-        push_error(id, attempt .. '|' .. num(now) .. '|' .. why)
+        push_error(id, attempt .. '|' .. now_s .. '|' .. why)
         emit('f', id, name, attempt, why, 0)
         if child then
           report_up(id, 'f|' .. why)
         end
-        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', now_s)
         finish(':failed', id, now)
         delta('f', p, 1)
         settled.f = settled.f + 1
         trim_f = true
       else
-        redis.call('RPUSH', dk, num(now) .. '|' .. num(retry) .. '|' .. err)
+        redis.call('RPUSH', dk, now_s .. '|' .. num(retry) .. '|' .. err)
         emit('d', id, name, retry, err)
         local due = num(now + retry)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt - 1, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
@@ -128,7 +131,7 @@ for _ = 1, tonumber(ARGV[i]) do
       end
     else
       delta('a', p, -1)
-      push_error(id, attempt .. '|' .. num(now) .. '|' .. err)
+      push_error(id, attempt .. '|' .. now_s .. '|' .. err)
       local jk = state_key(id, st)
       local again = retry >= 0 and allowed ~= nil and attempt < allowed
       emit('f', id, name, attempt, err, again and 1 or 0)
@@ -138,7 +141,7 @@ for _ = 1, tonumber(ARGV[i]) do
         redis.call('ZADD', K .. ':delayed', due, id)
         delta('d', p, 1)
       else
-        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', num(now))
+        redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', now_s)
         finish(':failed', id, now)
         delta('f', p, 1)
         settled.f = settled.f + 1
@@ -191,7 +194,7 @@ local function split(csv)
   end
   return out
 end
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', num(now), 'LIMIT', 0, 100)) do
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', now_s, 'LIMIT', 0, 100)) do
   local sk = K .. ':s:' .. sid
   local s = redis.pcall('HMGET', sk, 'n', 'head', 'pl', 'spec', 'miss', 'grace', 'ticks', 'last')
   if failed(s) or not s[1] or not s[2] then
@@ -245,7 +248,7 @@ end
 
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
-local due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', num(now), 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', now_s, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   redis.call('ZREM', K .. ':delayed', id)
   local st = state_of(id, 'n', 'p')
@@ -352,7 +355,7 @@ if paused == 0 and max > 0 then
       redis.call('ZREM', K .. ':names', name)
     else
       for j = 1, #r, 2 do
-        candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name}
+        candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name, r[j + 1]}
       end
       local took = #r / 2
       line[3], line[4] = line[3] - took, offset + took
@@ -371,7 +374,7 @@ if paused == 0 and max > 0 then
   end
   local taken = {}
   for j = 1, math.min(max, #candidates) do
-    local score, id, name = candidates[j][1], candidates[j][2], candidates[j][3]
+    local score, id, name, score_s = candidates[j][1], candidates[j][2], candidates[j][3], candidates[j][4]
     local p = math.floor(score / PRIO)
     taken[name] = taken[name] or {}
     local list = taken[name]
@@ -381,7 +384,7 @@ if paused == 0 and max > 0 then
       quarantine(id, 'its record is missing', 'w', now, p)
     else
       local st = state_of(id, 'a', 's', 'd')
-      redis.call('HSET', state_key(id, st), 'n', name, 'p', p, 'sc', num(score), 'x', 'a', 't', num(now), 'w', worker)
+      redis.call('HSET', state_key(id, st), 'n', name, 'p', PS[p] or p, 'sc', score_s, 'x', 'a', 't', now_s, 'w', worker)
       redis.call('SADD', active, id)
       st = st or {}
       jobs[#jobs + 1] = {id, record, st[1] or '0', st[2] or '0', st[3] or ''}

@@ -58,6 +58,8 @@
 -- than stopping: no bad entry stops a queue.
 local K = KEYS[1]
 local PRIO = 1125899906842624 -- 2^50
+-- Priorities as text, to write without printing a Lua number.
+local PS = {[0] = '0', '1', '2', '3'}
 -- Entries of K:events kept (approximately); watch::EVENTS_KEPT.
 local EVENTS_KEPT = 10000
 
@@ -121,7 +123,7 @@ local function delta(state, p, d)
   if state == nil or p == nil then
     return
   end
-  local key = state .. p
+  local key = state .. (PS[p] or p)
   deltas[key] = (deltas[key] or 0) + d
 end
 
