@@ -465,7 +465,11 @@ local function observe(now, lease)
       redis.call('ZADD', K .. ':workers', num(tonumber(leases[i + 1]) + now - last), leases[i])
     end
   end
-  redis.call('SET', key, num(now))
+  -- Noted again only when it moved on by a little: busy workers run this
+  -- many times a millisecond, and the gap it looks for is far longer.
+  if not last or now - last >= math.min(50, lease / 8) then
+    redis.call('SET', key, num(now))
+  end
 end
 
 -- Everything known of one job, or nil if it has no record.
