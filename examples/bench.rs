@@ -182,6 +182,16 @@ fn rate(jobs: usize, d: Duration) -> f64 {
 
 /// Adds `jobs` no-op jobs by `add_bulk` in chunks of [`CHUNK`].
 async fn enqueue(queue: &Queue, jobs: usize) -> Result<Duration, athyper::Error> {
+    enqueue_of(queue, &noop, jobs).await
+}
+
+/// Adds `jobs` jobs of `job`, numbered from 1, by `add_bulk` in chunks of
+/// [`CHUNK`].
+async fn enqueue_of<J: athyper::registry::Job<Payload = u32>>(
+    queue: &Queue,
+    job: &J,
+    jobs: usize,
+) -> Result<Duration, athyper::Error> {
     let started = Instant::now();
     let mut left = jobs;
     let mut n = 0u32;
@@ -189,7 +199,7 @@ async fn enqueue(queue: &Queue, jobs: usize) -> Result<Duration, athyper::Error>
         let size = left.min(CHUNK);
         queue
             .add_bulk(
-                &noop,
+                job,
                 (0..size).map(|_| {
                     n += 1;
                     n
@@ -1778,21 +1788,7 @@ async fn fail_jobs(
     jobs: usize,
 ) -> Result<(f64, Cost), BoxError> {
     let before = queue.counts().await?.failed();
-    let mut left = jobs;
-    let mut n = 0u32;
-    while left > 0 {
-        let size = left.min(CHUNK);
-        queue
-            .add_bulk(
-                &fails,
-                (0..size).map(|_| {
-                    n += 1;
-                    n
-                }),
-            )
-            .await?;
-        left -= size;
-    }
+    enqueue_of(queue, &fails, jobs).await?;
     let backend = connect(url).await?;
     PROCESSED.store(0, Ordering::Relaxed);
     let s0 = admin.snap().await?;

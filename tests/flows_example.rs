@@ -4,33 +4,18 @@
 //! failing its report, the subscriber sees both reports, and cancelling
 //! the second digest cancels its report and page.
 
-use std::process::Command;
 use std::time::Duration;
 
-use athyper_test_support::{Proc, RedisServer, example};
+use athyper_test_support::{RedisServer, run_example};
 
 fn run(redis_url: Option<&str>) -> Vec<String> {
-    let mut command = Command::new(example("flows"));
-    command
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("ATHYPER_REDIS_PREFIX")
-        .env_remove("ATHYPER_REDIS_CLUSTER")
-        .env("ATHYPER_HTTP_ADDR", "127.0.0.1:0")
-        .env("ATHYPER_LOG_FORMAT", "pretty")
-        .env("RUST_LOG", "warn");
-    match redis_url {
-        Some(url) => command.env("ATHYPER_REDIS_URL", url),
-        None => command.env_remove("ATHYPER_REDIS_URL"),
-    };
     // The example bounds each wait itself (20 s); this only bounds a
     // process that hangs.
-    let (status, output) = Proc::spawn("flows", command).wait(Duration::from_secs(120));
-    assert!(
-        status.success(),
-        "flows exited with {status}:\n{}",
-        output.join("\n")
-    );
-    output
+    run_example("flows", Duration::from_secs(120), |command| {
+        if let Some(url) = redis_url {
+            command.env("ATHYPER_REDIS_URL", url);
+        }
+    })
 }
 
 fn line<'a>(output: &'a [String], prefix: &str) -> &'a str {

@@ -2,28 +2,14 @@
 //! exits 0 by itself and shows each scheduling and flow-control feature
 //! doing what it promises.
 
-use std::process::Command;
 use std::time::Duration;
 
-use athyper_test_support::{Proc, example};
+use athyper_test_support::run_example;
 
 fn run() -> Vec<String> {
-    let mut command = Command::new(example("scheduling"));
-    command
-        .env_remove("ATHYPER_REDIS_URL")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("ATHYPER_HTTP_ADDR", "127.0.0.1:0")
-        .env("ATHYPER_LOG_FORMAT", "pretty")
-        .env("RUST_LOG", "warn");
     // The example waits for each step with deadlines of its own (20 s);
     // this one only bounds a process that hangs.
-    let (status, output) = Proc::spawn("scheduling", command).wait(Duration::from_secs(120));
-    assert!(
-        status.success(),
-        "scheduling exited with {status}:\n{}",
-        output.join("\n")
-    );
-    output
+    run_example("scheduling", Duration::from_secs(120), |_| {})
 }
 
 /// The one line starting with `prefix`.

@@ -25,4 +25,4 @@ pub use self::proxy::{FaultProxy, ProxyStats, ReplyFault};
 pub use self::redis::{AppendFsync, RedisOptions, RedisServer, RefusingPort, free_port};
 pub use cluster::{Failover, RedisCluster};
 pub use http::{HttpAnswer, http_get, http_post_json, http_request};
-pub use process::{Proc, Stream, example};
+pub use process::{Proc, Stream, example, run_example};

@@ -23,6 +23,34 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Runs example `name` to its end on the embedded backend (its Redis and
+/// OTLP settings removed, HTTP on a free port, plain logs at `warn`), after
+/// `configure` adjusts the command, and returns its output lines. Fails
+/// the test when it does not exit 0 within `timeout`, showing its output.
+pub fn run_example(
+    name: &str,
+    timeout: Duration,
+    configure: impl FnOnce(&mut Command),
+) -> Vec<String> {
+    let mut command = Command::new(example(name));
+    command
+        .env_remove("ATHYPER_REDIS_URL")
+        .env_remove("ATHYPER_REDIS_PREFIX")
+        .env_remove("ATHYPER_REDIS_CLUSTER")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("ATHYPER_HTTP_ADDR", "127.0.0.1:0")
+        .env("ATHYPER_LOG_FORMAT", "pretty")
+        .env("RUST_LOG", "warn");
+    configure(&mut command);
+    let (status, output) = Proc::spawn(name, command).wait(timeout);
+    assert!(
+        status.success(),
+        "{name} exited with {status}:\n{}",
+        output.join("\n")
+    );
+    output
+}
+
 fn build_example(name: &str) -> PathBuf {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo.args([
