@@ -50,7 +50,7 @@ pub struct JobDefaults {
 
 /// A schedule declared on a handler: `#[job(cron = "0 */5 * * * *", tz =
 /// "Europe/Berlin")]` or `#[job(every = "30s")]`, with `catch_up = 3` for
-/// [`Missed::CatchUp`](crate::queue::Missed::CatchUp). Each tick's payload
+/// [`Missed::CatchUp`]. Each tick's payload
 /// comes from `payload`: the handler's `payload = <expr>` value, or
 /// its payload type's `Default`.
 #[derive(Clone, Copy, Debug)]

@@ -13,7 +13,7 @@ pub enum ErrorClass {
     Transient,
     /// A transient failure whose error says how long to wait (an HTTP 429 or
     /// 503 with `Retry-After`, say). A policy that
-    /// [honours retry-after](super::RetryPolicy::honour_retry_after) waits at
+    /// [honours retry-after](super::RetryPolicy::with_retry_after) waits at
     /// least this long before the next attempt.
     RetryAfter(Duration),
     /// A failure of the dependency that retrying will not fix: it counts
