@@ -148,9 +148,10 @@ pub const WARNING: Style = Style::new()
 
 /// The colour of each state (and of a paused queue), the same in tables
 /// and in text.
-const STATE_COLOURS: [(&str, AnsiColor, Color); 7] = [
+const STATE_COLOURS: [(&str, AnsiColor, Color); 8] = [
     ("waiting", AnsiColor::Blue, Color::DarkBlue),
     ("delayed", AnsiColor::Yellow, Color::DarkYellow),
+    ("waiting-children", AnsiColor::BrightBlue, Color::Blue),
     ("active", AnsiColor::Cyan, Color::DarkCyan),
     ("completed", AnsiColor::Green, Color::DarkGreen),
     ("failed", AnsiColor::Red, Color::DarkRed),

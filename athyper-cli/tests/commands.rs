@@ -61,12 +61,14 @@ async fn queues_lists_every_queue_with_its_counts() {
                 "PAUSED",
                 "WAITING",
                 "DELAYED",
+                "WAITING-CHILDREN",
                 "ACTIVE",
                 "COMPLETED",
-                "FAILED"
+                "FAILED",
+                "CANCELLED"
             ],
-            vec!["emails", "no", "3", "1", "0", "3", "2"],
-            vec!["reports", "no", "1", "0", "0", "0", "0"],
+            vec!["emails", "no", "3", "1", "0", "0", "3", "2", "0"],
+            vec!["reports", "no", "1", "0", "0", "0", "0", "0", "0"],
         ],
         "{table}"
     );

@@ -12,7 +12,15 @@ use crate::cli::JobsArgs;
 use crate::error::CliError;
 use crate::output::{BOLD, DIM, RED, Text, clip, count, relative, short, state_style, timestamp};
 
-const COUNT_COLUMNS: [&str; 5] = ["WAITING", "DELAYED", "ACTIVE", "COMPLETED", "FAILED"];
+const COUNT_COLUMNS: [&str; 7] = [
+    "WAITING",
+    "DELAYED",
+    "WAITING-CHILDREN",
+    "ACTIVE",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+];
 
 pub async fn queues(ctx: &Ctx) -> Result<(), CliError> {
     let queues = ctx.admin.queues().await.map_err(|e| ctx.fail(e))?;
@@ -39,9 +47,11 @@ pub async fn queues(ctx: &Ctx) -> Result<(), CliError> {
             },
             count(q.waiting, "waiting"),
             count(q.delayed, "delayed"),
+            count(q.waiting_children, "waiting-children"),
             count(q.active, "active"),
             count(q.completed, "completed"),
             count(q.failed, "failed"),
+            count(q.cancelled, "cancelled"),
         ]);
     }
     ctx.out.print(&table.render())

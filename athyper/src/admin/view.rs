@@ -150,12 +150,16 @@ pub struct QueueView {
     pub waiting: u64,
     /// Jobs delayed (scheduled, or waiting out a retry's backoff).
     pub delayed: u64,
+    /// Flows' parents waiting for their children.
+    pub waiting_children: u64,
     /// Jobs running.
     pub active: u64,
     /// Jobs completed and kept.
     pub completed: u64,
     /// Jobs failed for good.
     pub failed: u64,
+    /// Jobs cancelled and kept.
+    pub cancelled: u64,
     /// Jobs not yet finished, per priority (`critical`, `high`, `normal`,
     /// `low`).
     pub pending_by_priority: [(String, u64); 4],
@@ -165,19 +169,26 @@ impl QueueView {
     /// The view of `counts` of the queue `name`.
     pub fn new(name: &str, counts: &JobCounts) -> QueueView {
         let pending = |p: Priority| {
-            [JobState::Waiting, JobState::Delayed, JobState::Active]
-                .into_iter()
-                .map(|s| counts.get(s, p))
-                .sum()
+            [
+                JobState::Waiting,
+                JobState::Delayed,
+                JobState::WaitingChildren,
+                JobState::Active,
+            ]
+            .into_iter()
+            .map(|s| counts.get(s, p))
+            .sum()
         };
         QueueView {
             name: name.to_owned(),
             paused: counts.paused,
             waiting: counts.waiting(),
             delayed: counts.delayed(),
+            waiting_children: counts.waiting_children(),
             active: counts.active(),
             completed: counts.completed(),
             failed: counts.failed(),
+            cancelled: counts.state(JobState::Cancelled),
             pending_by_priority: Priority::ALL.map(|p| (p.to_string(), pending(p))),
         }
     }
