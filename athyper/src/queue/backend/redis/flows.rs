@@ -3,7 +3,7 @@
 //!
 //! A child's queue and its parent's may be in different cluster slots, so
 //! no script does both sides. A script that ends a child writes its report
-//! into the child's queue's outbox (`K:out`) and says how many it wrote;
+//! into the child's queue's outbox (`K:out`) and says which it wrote;
 //! the client then runs `notify.lua` in the parent's queue, which records
 //! the report once per child and releases or fails the parent, and only
 //! then deletes the outbox entry. Parents that ended before their children
@@ -39,52 +39,27 @@ impl RedisBackend {
     pub(super) async fn deliver(&self, queue: &str, min_age: Duration) -> Result<(), QueueError> {
         let mut todo: VecDeque<String> = VecDeque::from([queue.to_owned()]);
         let mut steps = 0;
+        // Entries carry Redis's time, so their age is told by its clock,
+        // read once the first entry needs it.
+        let mut now: Option<u64> = None;
         while let Some(queue) = todo.pop_front() {
             steps += 1;
             if steps > MAX_STEPS {
                 break;
             }
-            let follow = |queue: &str, todo: &mut VecDeque<String>| {
-                if !todo.iter().any(|q| q == queue) {
-                    todo.push_back(queue.to_owned());
-                }
-            };
-            // Entries carry Redis's time, so their age is told by its clock.
-            let now = if min_age.is_zero() {
-                0
-            } else {
-                self.redis_now().await?
-            };
-            let old_enough = |at: u64| now.saturating_sub(at) >= duration_millis(min_age);
             let out_key = format!("{}:out", self.queue_key(&queue));
             for (child, entry) in self.scan(&out_key).await? {
-                let Ok((parent_queue, parent, index, outcome, at)) =
-                    serde_json::from_str::<(String, String, u32, String, u64)>(&entry)
-                else {
-                    tracing::error!(
-                        queue,
-                        child,
-                        entry,
-                        "a flow report in Redis does not decode; dropping it"
-                    );
-                    self.forget(&out_key, &child).await?;
-                    continue;
-                };
-                if !old_enough(at) {
+                if !self.old_enough(entry_ms(&entry), min_age, &mut now).await? {
                     continue;
                 }
-                let mut call = self.call(&NOTIFY, &parent_queue);
-                call.arg(&parent).arg(index).arg(&outcome).arg(&child);
-                let (_, left): (i64, i64) = self.run("flow report", &call, true).await?;
-                if left > 0 {
-                    follow(&parent_queue, &mut todo);
+                if let Some(next) = self.send_report(&out_key, &child, &entry).await? {
+                    follow(&mut todo, next);
                 }
-                self.forget(&out_key, &child).await?;
             }
             let down_key = format!("{}:down", self.queue_key(&queue));
             for (parent, entry) in self.scan(&down_key).await? {
                 let (at, kids) = entry.split_once('|').unwrap_or(("0", "[]"));
-                if !old_enough(at.parse().unwrap_or(0)) {
+                if !self.old_enough(at.parse().ok(), min_age, &mut now).await? {
                     continue;
                 }
                 let kids: Vec<ChildSlot> = serde_json::from_str(kids).unwrap_or_default();
@@ -96,13 +71,87 @@ impl RedisBackend {
                     let (_, _, left): (i64, String, i64) =
                         self.run("cancel a flow's child", &call, true).await?;
                     if left > 0 {
-                        follow(&slot.queue, &mut todo);
+                        follow(&mut todo, slot.queue.clone());
                     }
                 }
                 self.forget(&down_key, &parent).await?;
             }
         }
         Ok(())
+    }
+
+    /// Takes the reports of these children of `queue`, which a step just
+    /// wrote, to their parents: exactly those entries, read by field, so
+    /// that workers settling children at once do not each take all of them.
+    /// What the parents' side leaves in turn goes by [`deliver`](Self::deliver).
+    async fn deliver_reports(&self, queue: &str, children: &[String]) -> Result<(), QueueError> {
+        let out_key = format!("{}:out", self.queue_key(queue));
+        let entries: Vec<Option<String>> = self
+            .command(
+                "flow outbox",
+                redis::cmd("HMGET").arg(&out_key).arg(children),
+            )
+            .await?;
+        let mut next: Vec<String> = Vec::new();
+        for (child, entry) in children.iter().zip(entries) {
+            // Gone: another client took it meanwhile.
+            let Some(entry) = entry else { continue };
+            if let Some(queue) = self.send_report(&out_key, child, &entry).await?
+                && !next.contains(&queue)
+            {
+                next.push(queue);
+            }
+        }
+        for queue in next {
+            self.deliver(&queue, Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes one outbox entry to its parent, then deletes it. Returns the
+    /// parent's queue when the parent's side left entries of its own (the
+    /// parent ended and reports further up, or has children to cancel).
+    async fn send_report(
+        &self,
+        out_key: &str,
+        child: &str,
+        entry: &str,
+    ) -> Result<Option<String>, QueueError> {
+        let Ok((parent_queue, parent, index, outcome, _)) =
+            serde_json::from_str::<(String, String, u32, String, u64)>(entry)
+        else {
+            tracing::error!(
+                out_key,
+                child,
+                entry,
+                "a flow report in Redis does not decode; dropping it"
+            );
+            self.forget(out_key, child).await?;
+            return Ok(None);
+        };
+        let mut call = self.call(&NOTIFY, &parent_queue);
+        call.arg(&parent).arg(index).arg(&outcome).arg(child);
+        let (_, left): (i64, i64) = self.run("flow report", &call, true).await?;
+        self.forget(out_key, child).await?;
+        Ok((left > 0).then_some(parent_queue))
+    }
+
+    /// Whether an entry written at `at` (Redis ms) is `min_age` old;
+    /// reads Redis's clock into `now` the first time it is needed.
+    async fn old_enough(
+        &self,
+        at: Option<u64>,
+        min_age: Duration,
+        now: &mut Option<u64>,
+    ) -> Result<bool, QueueError> {
+        if min_age.is_zero() {
+            return Ok(true);
+        }
+        let now = match now {
+            Some(now) => *now,
+            None => *now.insert(self.redis_now().await?),
+        };
+        Ok(now.saturating_sub(at.unwrap_or(0)) >= duration_millis(min_age))
     }
 
     /// Delivers what a step of `queue` left before answering its caller
@@ -114,13 +163,14 @@ impl RedisBackend {
         }
     }
 
-    /// Delivers in the background what a step of `queue` left in its
-    /// outbox; what fails here the stalled-job check does later.
-    pub(super) fn deliver_soon(&self, queue: &str) {
+    /// Takes in the background the reports a step of `queue` just wrote
+    /// for these children; what fails here the stalled-job check sends
+    /// again later.
+    pub(super) fn deliver_soon(&self, queue: &str, children: Vec<String>) {
         let backend = self.clone();
         let queue = queue.to_owned();
         tokio::spawn(async move {
-            if let Err(error) = backend.deliver(&queue, Duration::ZERO).await {
+            if let Err(error) = backend.deliver_reports(&queue, &children).await {
                 tracing::warn!(queue, %error, "flow reports not delivered yet; the stalled-job check sends them again");
             }
         });
@@ -179,4 +229,18 @@ impl RedisBackend {
             })
             .collect())
     }
+}
+
+/// Queues `queue` to be visited, once.
+fn follow(todo: &mut VecDeque<String>, queue: String) {
+    if !todo.contains(&queue) {
+        todo.push_back(queue);
+    }
+}
+
+/// When an outbox entry was written (Redis ms), if it reads.
+fn entry_ms(entry: &str) -> Option<u64> {
+    serde_json::from_str::<(String, String, u32, String, u64)>(entry)
+        .ok()
+        .map(|(_, _, _, _, at)| at)
 }

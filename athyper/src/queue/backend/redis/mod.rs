@@ -1028,7 +1028,7 @@ impl RedisBackend {
             i64,
             i64,
             Vec<(String, String, u64)>,
-            i64,
+            Vec<String>,
         );
         // A fetch that takes jobs is not sent again: the jobs its lost
         // reply handed out would stay with a worker that never learns of
@@ -1036,8 +1036,8 @@ impl RedisBackend {
         let repeatable = request.max == 0;
         let (lost, paused, next_due, now, jobs, held, limited, refills, reports): Reply =
             self.run("fetch", &call, repeatable).await?;
-        if reports > 0 {
-            self.deliver_soon(queue);
+        if !reports.is_empty() {
+            self.deliver_soon(queue, reports);
         }
         let mut fetched = Fetched {
             jobs: Vec::with_capacity(jobs.len()),

@@ -10,7 +10,7 @@
 -- Returns {lost ids, paused, ms to the next due job or tick (-1: none), now,
 -- jobs {id, record, attempts made, stalled, due ms}, lease was held (1/0),
 -- ms until a rate limit's window ends (-1: none held jobs back),
--- refills {schedule id, spec, after ms}, flow reports left in K:out}.
+-- refills {schedule id, spec, after ms}, children whose reports it left in K:out}.
 local now = now_ms()
 -- Printed once: Lua prints numbers through the C library's float formatting.
 local now_s = num(now)
@@ -439,4 +439,4 @@ if limited >= 0 then
   limited = math.max(0, limited - now)
 end
 flush_counts()
-return {lost, paused, next_due, now, jobs, held, limited, refills, reports}
+return {lost, paused, next_due, now, jobs, held, limited, refills, reported}

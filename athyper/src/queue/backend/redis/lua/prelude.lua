@@ -208,8 +208,10 @@ local function client_hash(key)
   return key
 end
 
--- Entries this script left in K:out and K:down for the client.
+-- Entries this script left in K:out and K:down for the client, and the
+-- children whose reports it wrote.
 local reports = 0
+local reported = {}
 
 -- A job that ended for good (or was removed before it ended) reports to
 -- its flow's parent, if it has one, through K:out.
@@ -221,6 +223,7 @@ local function report_up(id, outcome)
   redis.call('HSET', client_hash(K .. ':out'), id,
     cjson.encode({up[1], up[2], tonumber(up[3]) or 0, outcome, now_ms()}))
   reports = reports + 1
+  reported[#reported + 1] = id
 end
 
 -- A parent that ended before its children: those that have not ended
