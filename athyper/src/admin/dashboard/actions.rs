@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::html::{Nav, enc};
-use super::pages::{self, Ctx, Screen, safe_back};
+use super::html::enc;
+use super::pages::{self, Ctx, safe_back};
 use super::security::{self, Refusal, SESSION_COOKIE, Via};
 use super::{App, Writes};
 use crate::admin::STEP;
@@ -312,20 +312,14 @@ pub(crate) async fn login(
     let given = form.get("token").unwrap_or("");
     if !security::same(given, token) {
         let ctx = Ctx::new(&app, &headers, &uri, None);
-        let queues = app.admin.queues().await.unwrap_or_default();
-        let body = pages::login_body(&app, &ctx, &next, Some("That is not the admin token."));
-        return pages::render(
+        return pages::sign_in_page(
             &app,
             &ctx,
-            &queues,
-            Screen {
-                title: "Sign in",
-                nav: Nav::SignIn,
-                queue: None,
-            },
+            &next,
+            Some("That is not the admin token."),
             StatusCode::UNAUTHORIZED,
-            &body,
-        );
+        )
+        .await;
     }
     let sep = if next.contains('?') { '&' } else { '?' };
     let mut response = Redirect::to(&format!("{next}{sep}done=signed-in")).into_response();

@@ -1424,7 +1424,7 @@ pub(crate) fn safe_back(app: &App, back: Option<&str>) -> String {
 }
 
 /// The sign-in form.
-pub(crate) fn login_body(app: &App, ctx: &Ctx, next: &str, error: Option<&str>) -> String {
+fn login_body(app: &App, ctx: &Ctx, next: &str, error: Option<&str>) -> String {
     let p = app.prefix();
     let note = match &app.config.writes {
         super::Writes::Token(_) => {
@@ -1464,18 +1464,29 @@ pub(crate) async fn login(
 ) -> Response {
     let ctx = Ctx::new(&app, &headers, &uri, None);
     let next = safe_back(&app, query.get("next").map(String::as_str));
+    sign_in_page(&app, &ctx, &next, None, StatusCode::OK).await
+}
+
+/// The sign-in page, with `error` above the form when a token was refused.
+pub(crate) async fn sign_in_page(
+    app: &App,
+    ctx: &Ctx,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let queues = app.admin.queues().await.unwrap_or_default();
-    let body = login_body(&app, &ctx, &next, None);
+    let body = login_body(app, ctx, next, error);
     render(
-        &app,
-        &ctx,
+        app,
+        ctx,
         &queues,
         Screen {
             title: "Sign in",
             nav: Nav::SignIn,
             queue: None,
         },
-        StatusCode::OK,
+        status,
         &body,
     )
 }
