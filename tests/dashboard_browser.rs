@@ -121,6 +121,19 @@ async fn page_says(client: &Client, what: &str) {
     .await;
 }
 
+/// Clicks the element `at` once the page shows it.
+async fn click(client: &Client, at: Locator<'_>) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(at)
+        .await
+        .unwrap_or_else(|e| panic!("{at:?} on the page: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -225,31 +238,9 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
     screenshot(&client, "overview").await;
 
     // A failed webhook, opened from the queue's failed list.
-    client
-        .find(Locator::Css("a[href=\"/admin/queues/webhooks\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("a.tab-failed"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("a[data-job=\"hook-2\"]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("a[href=\"/admin/queues/webhooks\"]")).await;
+    click(&client, Locator::Css("a.tab-failed")).await;
+    click(&client, Locator::Css("a[data-job=\"hook-2\"]")).await;
     client
         .wait()
         .at_most(PATIENCE)
@@ -302,13 +293,7 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
     assert_eq!(text(&client, "h1 .badge").await, "failed");
 
     // Sign in with the token, and come back to the job.
-    client
-        .find(Locator::LinkText("Sign in to act"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Sign in to act")).await;
     let password = client
         .wait()
         .at_most(PATIENCE)
@@ -317,26 +302,14 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
         .unwrap();
     screenshot(&client, "sign-in").await;
     password.send_keys("not-the-token").await.unwrap();
-    client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("sign-in")).await;
     page_says(&client, "That is not the admin token.").await;
     let password = client
         .find(Locator::Css("input[name=\"token\"]"))
         .await
         .unwrap();
     password.send_keys(TOKEN).await.unwrap();
-    client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("sign-in")).await;
     client
         .wait()
         .at_most(PATIENCE)
@@ -356,13 +329,7 @@ async fn an_operator_retries_a_failed_job_in_a_browser() {
 
     // Retry it: it leaves the failed list (the receiver is back, so it
     // completes).
-    client
-        .find(Locator::Id("job-retry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("job-retry")).await;
     page_says(&client, "1 job requeued.").await;
     eventually("the retried job completes", || async {
         client.refresh().await.unwrap();
