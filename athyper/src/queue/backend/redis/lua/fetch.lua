@@ -54,7 +54,7 @@ for _ = 1, tonumber(ARGV[i]) do
   local attempt_s = ARGV[i + 3]
   local max_deferrals = tonumber(ARGV[i + 6])
   i = i + 6
-  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq')
+  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq', 'pc')
   -- A flow's child reports how it ended (read before a completion that
   -- keeps nothing drops its keys).
   local child = st and st[7]
@@ -83,7 +83,7 @@ for _ = 1, tonumber(ARGV[i]) do
         report_up(id, max_deferrals == 1 and ('c|' .. err) or 'c')
       end
       if keep_c == 0 then
-        drop(id, nil, p)
+        drop(id, nil, p, st and st[8] ~= false)
       else
         local jk = state_key(id, st)
         redis.call('HSET', jk, 'n', name, 'p', PS[p] or p, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)

@@ -369,13 +369,20 @@ local function to_waiting_ok(name)
 end
 
 -- Removes a job and its keys; `state` is where it was counted.
-local function drop(id, state, p)
+-- `parent` false says it is known to have no children (a flow's parent
+-- keeps them in K:kids and K:ch), which saves deleting keys that are not
+-- there.
+local function drop(id, state, p, parent)
   if p == nil then
     local st = state_of(id, 'p')
     p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
   end
   redis.call('HDEL', K .. ':jobs', id)
-  redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id, K .. ':kids:' .. id, K .. ':ch:' .. id)
+  if parent == false then
+    redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
+  else
+    redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id, K .. ':kids:' .. id, K .. ':ch:' .. id)
+  end
   delta(state, p, -1)
 end
 
