@@ -41,6 +41,10 @@ pub struct Plan {
     /// Each fetch asks the backend for this many jobs more than it was
     /// asked for, as a faulty backend would hand out.
     pub extra_jobs: usize,
+    /// Each fetch waits this long before it reaches the backend, as over a
+    /// slow network, so that a worker's steps are seen on their way at
+    /// the same time.
+    pub fetch_delay: Duration,
 }
 
 /// A backend that passes every call to another, except where its [`Plan`]
@@ -50,6 +54,21 @@ pub struct Faulty {
     plan: Mutex<Plan>,
     /// How many faults it caused, so a case can check it tested something.
     injected: AtomicUsize,
+    /// Fetches on their way now, and the most jobs they ask for together.
+    on_the_way: Mutex<Steps>,
+}
+
+/// Fetches on their way at once, now and at the peak.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Steps {
+    /// How many fetches are on their way now.
+    pub fetches: usize,
+    /// How many jobs they ask for together.
+    pub asked: usize,
+    /// The most fetches that were on their way at once.
+    pub peak_fetches: usize,
+    /// The most jobs fetches on their way at once asked for together.
+    pub peak_asked: usize,
 }
 
 impl fmt::Debug for Faulty {
@@ -75,12 +94,18 @@ impl Faulty {
             inner,
             plan: Mutex::default(),
             injected: AtomicUsize::new(0),
+            on_the_way: Mutex::default(),
         }
     }
 
     /// Changes the plan.
     pub fn plan(&self, change: impl FnOnce(&mut Plan)) {
         change(&mut self.plan.lock().unwrap());
+    }
+
+    /// The fetches on their way now, and at the peak.
+    pub fn steps(&self) -> Steps {
+        *self.on_the_way.lock().unwrap()
     }
 
     /// How many faults were injected so far.
@@ -142,7 +167,25 @@ impl Backend for Faulty {
                 self.injected.fetch_add(1, Ordering::SeqCst);
                 request.max += extra;
             }
-            let fetched = self.inner.fetch(queue, request).await?;
+            let asked = request.max;
+            {
+                let mut steps = self.on_the_way.lock().unwrap();
+                steps.fetches += 1;
+                steps.asked += asked;
+                steps.peak_fetches = steps.peak_fetches.max(steps.fetches);
+                steps.peak_asked = steps.peak_asked.max(steps.asked);
+            }
+            let delay = self.plan.lock().unwrap().fetch_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let fetched = self.inner.fetch(queue, request).await;
+            {
+                let mut steps = self.on_the_way.lock().unwrap();
+                steps.fetches -= 1;
+                steps.asked -= asked;
+            }
+            let fetched = fetched?;
             if lose { Err(injected()) } else { Ok(fetched) }
         })
     }
@@ -439,6 +482,41 @@ pub async fn a_panicking_loop_lets_its_lease_expire(backend: SharedBackend) {
     assert_eq!(faulty.injected(), 1);
     assert_eq!(worker.shutdown(PATIENCE).await, Default::default());
     assert_eq!(get(&backend, &id).await.unwrap().state, JobState::Waiting);
+}
+
+pub async fn overlapping_steps_stay_within_the_concurrency(backend: SharedBackend) {
+    let faulty = Arc::new(Faulty::new(backend));
+    faulty.plan(|p| p.fetch_delay = Duration::from_millis(5));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let worker = start_worker(&shared, &probe, 8);
+    let labels: Vec<String> = (0..60).map(|i| format!("job-{i}")).collect();
+    q.add_bulk(&record, labels.clone()).await.unwrap();
+    q.add_bulk(&limited, vec![5; 20]).await.unwrap();
+    q.add_bulk(&unlimited, vec![5; 20]).await.unwrap();
+    q.resume().await.unwrap();
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    let steps = faulty.steps();
+    assert_eq!(
+        steps.peak_fetches, 2,
+        "the worker keeps a second step on its way while the first one's jobs run"
+    );
+    assert!(
+        steps.peak_asked <= 8,
+        "steps on their way asked for {} jobs together, past the 8 slots",
+        steps.peak_asked
+    );
+    assert_eq!(q.counts().await.unwrap().completed(), 100);
+    assert_each_once(probe.entries(), &labels);
+    assert!(probe.total_peak() <= 8, "peak {}", probe.total_peak());
+    assert!(
+        probe.peak("limited") <= 2,
+        "limited peaked at {}",
+        probe.peak("limited")
+    );
 }
 
 pub async fn more_jobs_than_asked_never_exceed_concurrency(backend: SharedBackend) {

@@ -101,6 +101,7 @@ macro_rules! __cases {
             a_cut_off_worker_stops_attempts_it_lost,
             a_panicking_loop_lets_its_lease_expire,
             more_jobs_than_asked_never_exceed_concurrency,
+            overlapping_steps_stay_within_the_concurrency,
             cancellation_comes_before_the_abort,
             queues_are_discovered,
             workers_are_listed_with_what_they_hold,
@@ -167,7 +168,8 @@ pub use crate::backend::*;
 pub use crate::faults::{
     a_cut_off_worker_stops_attempts_it_lost, a_panicking_loop_lets_its_lease_expire,
     cancellation_comes_before_the_abort, lost_fetch_replies_run_nothing_twice,
-    more_jobs_than_asked_never_exceed_concurrency, release_is_retried_at_shutdown,
+    more_jobs_than_asked_never_exceed_concurrency, overlapping_steps_stay_within_the_concurrency,
+    release_is_retried_at_shutdown,
 };
 pub use crate::flow_control::*;
 pub use crate::flows::{

@@ -5,7 +5,13 @@
 //! ([`Backend::fetch`](crate::queue::backend::Backend::fetch)), never taking
 //! more than it has free slots for, worker-wide and per handler; each
 //! attempt runs in a task of its own, so a slow or panicking handler holds
-//! only its slot. With nothing to do the loop parks on the backend's
+//! only its slot. Up to two steps are on their way at once, each asking for
+//! at most half of the slots: while the jobs one brought run, the next
+//! already settles those that ended and takes more, so that the backend
+//! does not sit idle while the worker runs jobs, nor the worker while the
+//! backend answers. The slots a step asked for are held for it until it
+//! returns, and its jobs start in the order the steps were sent. With
+//! nothing to do the loop parks on the backend's
 //! [`wait`](crate::queue::backend::Backend::wait) and on its own running
 //! attempts, whichever comes first.
 //!
@@ -21,12 +27,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::queue::backend::{Ack, FetchRequest, SharedBackend, WorkerInfo};
+use crate::queue::backend::{Ack, FetchRequest, Fetched, SharedBackend, WorkerInfo};
 use crate::queue::context::{Deferral, Extensions, JobContext};
 use crate::queue::events::{Outcome, SharedEvents, no_events};
 use crate::queue::job::{JobId, JobInfo, Retention};
@@ -43,6 +51,11 @@ use crate::trace;
 /// end during one round trip already fill the next step (measured: at
 /// concurrency 100 a linger cost client CPU and gained nothing).
 const LINGER_UP_TO: usize = 32;
+
+/// How many backend steps a worker keeps on their way at once: while the
+/// jobs one step brought run, the next is already sent, so that neither the
+/// backend nor the worker waits out the other's share of a round trip.
+const STEPS_IN_FLIGHT: usize = 2;
 
 /// How a worker runs. Every setting has a default; the setters chain:
 /// `WorkerConfig::default().concurrency(32).lease(Duration::from_secs(10))`.
@@ -369,6 +382,13 @@ impl Worker {
             per_handler: HashMap::new(),
             acks: Vec::new(),
             finished_while_draining: 0,
+            steps: FuturesOrdered::new(),
+            reserved: 0,
+            reserved_per_handler: HashMap::new(),
+            reclaim: false,
+            short: false,
+            park: self.shared.config.idle_wait,
+            not_before: None,
             lease: self.shared.lease.clone(),
             outage: Outage::default(),
             announced: false,
@@ -591,6 +611,37 @@ struct Loop {
     /// Handlers whose jobs this worker does not take until then: a handler
     /// of theirs said its service throttles it.
     throttled: HashMap<&'static str, tokio::time::Instant>,
+    /// Backend steps on their way, in the order they were sent.
+    steps: FuturesOrdered<BoxFuture<'static, (Step, Result<Fetched, QueueError>)>>,
+    /// Slots held for the jobs those steps may bring.
+    reserved: usize,
+    /// The same, per handler with a limit.
+    reserved_per_handler: HashMap<&'static str, usize>,
+    /// After a failed step the backend may hold jobs for this worker that
+    /// it never received; they are put back before the next step.
+    reclaim: bool,
+    /// The last step found fewer jobs than it asked for (or the queue
+    /// paused): no step goes for free slots alone until the backend wakes
+    /// the worker or `park` passes.
+    short: bool,
+    /// How long to park when short.
+    park: Duration,
+    /// No step goes before then: the backend did not answer.
+    not_before: Option<tokio::time::Instant>,
+}
+
+/// A backend step on its way: what it carries.
+struct Step {
+    /// The most jobs it asked for.
+    asked: usize,
+    /// The per-handler caps it asked under.
+    limits: Vec<(&'static str, usize)>,
+    /// The results it carries, and the lease each attempt ran under.
+    acks: Vec<Ack>,
+    epochs: Vec<u64>,
+    /// The lease epoch when it was sent, and whether a lease was held.
+    epoch: u64,
+    held: bool,
 }
 
 impl Loop {
@@ -617,9 +668,6 @@ impl Loop {
         );
 
         let config = &shared.config;
-        // After a failed fetch the backend may hold jobs for this worker
-        // that it never received; they are put back before the next one.
-        let mut reclaim = false;
         let mut draining = false;
         let mut aborted = false;
         // When the first slot of the coming step was freed.
@@ -629,128 +677,59 @@ impl Loop {
             while let Some(result) = self.tasks.try_join_next_with_id() {
                 self.settle(result, draining);
             }
-            if draining && self.tasks.is_empty() {
+            if draining && self.tasks.is_empty() && self.steps.is_empty() {
                 break;
+            }
+            let now = tokio::time::Instant::now();
+            let held_back = self.not_before.is_some_and(|until| now < until);
+            if !held_back {
+                self.not_before = None;
             }
             let free = if draining {
                 0
             } else {
-                config.concurrency.saturating_sub(self.tasks.len())
+                config
+                    .concurrency
+                    .saturating_sub(self.tasks.len() + self.reserved)
             };
-            // A few slots free while others run: give those a moment to end
-            // too, so that one step settles and refills several.
-            if free > 0
-                && config.concurrency < LINGER_UP_TO
-                && free * 2 < config.concurrency
-                && !reclaim
-                && !config.ack_linger.is_zero()
-            {
-                let until = *freed_at
-                    .get_or_insert_with(|| tokio::time::Instant::now() + config.ack_linger);
-                if tokio::time::Instant::now() < until {
-                    tokio::select! {
-                        biased;
-                        Some(result) = self.tasks.join_next_with_id() => {
-                            self.settle(result, draining);
+            if !held_back && self.steps.is_empty() {
+                // A few slots free while others run: give those a moment
+                // to end too, so that one step settles and refills several.
+                if free > 0
+                    && config.concurrency < LINGER_UP_TO
+                    && free * 2 < config.concurrency
+                    && !self.reclaim
+                    && !config.ack_linger.is_zero()
+                {
+                    let until = *freed_at.get_or_insert(now + config.ack_linger);
+                    if now < until {
+                        tokio::select! {
+                            biased;
+                            Some(result) = self.tasks.join_next_with_id() => {
+                                self.settle(result, draining);
+                            }
+                            () = tokio::time::sleep_until(until) => {}
                         }
-                        () = tokio::time::sleep_until(until) => {}
+                        continue;
                     }
+                }
+                freed_at = None;
+                if self.reclaim {
+                    self.put_back_unreceived().await;
                     continue;
                 }
             }
-            freed_at = None;
-            let mut park = config.idle_wait;
-            let mut want_more = false;
-            if reclaim {
-                let known = self.known();
-                match shared
-                    .backend
-                    .reclaim(&shared.queue, &shared.id, &known)
-                    .await
-                {
-                    Ok(back) => {
-                        reclaim = false;
-                        if !back.is_empty() {
-                            tracing::info!(jobs = ?back, "put back jobs this worker never received (a reply was lost, or a fetch returned more than asked)");
-                        }
-                    }
-                    Err(error) => park = self.outage.failed("putting back unreceived jobs", &error),
-                }
+            if !held_back
+                && !self.reclaim
+                && let Some(ask) = self.next_ask(free)
+            {
+                self.send(ask);
+                continue;
             }
-            if !reclaim && (free > 0 || !self.acks.is_empty()) {
-                let limits = self.limits();
-                let acks: Vec<Ack> = self.acks.iter().map(|(ack, _)| ack.clone()).collect();
-                let mut request = FetchRequest::new(&shared.id, free);
-                request.lease = config.lease;
-                request.acks = &acks;
-                request.retention = config.retention;
-                request.limits = &limits;
-                request.rates = &shared.rates;
-                request.queue_rate = config.rate_limit;
-                let epoch = self.lease.epoch();
-                match shared.backend.fetch(&shared.queue, request).await {
-                    Ok(fetched) => {
-                        self.outage.recovered();
-                        if !self.announced {
-                            self.announce().await;
-                        }
-                        self.acks.drain(..acks.len());
-                        if self.lease.held.load(Ordering::SeqCst)
-                            && !fetched.lease_was_held
-                            && epoch == self.lease.epoch()
-                        {
-                            self.lose_lease(epoch, "the fetch found it gone");
-                        }
-                        self.lease.held.store(true, Ordering::SeqCst);
-                        for id in &fetched.lost {
-                            tracing::warn!(job.id = %id, "result not recorded: the job was taken back as stalled and runs elsewhere");
-                        }
-                        let got = fetched.jobs.len();
-                        let mut jobs = fetched.jobs.into_iter();
-                        for job in jobs.by_ref().take(free) {
-                            self.start_attempt(job, &stop);
-                        }
-                        if jobs.len() > 0 {
-                            // More than asked: never run past the
-                            // concurrency; the backend takes the rest back.
-                            tracing::warn!(
-                                asked = free,
-                                got,
-                                "the backend handed out more jobs than asked"
-                            );
-                            reclaim = true;
-                            continue;
-                        }
-                        if got > 0 && got == free {
-                            continue;
-                        }
-                        // Paused or short of jobs: park on the backend,
-                        // which an add or a resume wakes.
-                        want_more = free > got;
-                        if let Some(due) = fetched.next_due_in {
-                            park = park.min(due);
-                        }
-                        // A rate limit's window end, or a throttled handler's
-                        // pause, ends the wait too: no polling meanwhile.
-                        if let Some(until) = fetched.limited_for {
-                            park = park.min(until);
-                        }
-                        if let Some(until) = self.throttle_ends_in() {
-                            park = park.min(until);
-                        }
-                        if !fetched.refills.is_empty() {
-                            self.refill(&fetched.refills).await;
-                        }
-                    }
-                    Err(error) => {
-                        // The acks stay queued: a step that failed mid-way
-                        // is safe to repeat, so nothing is lost.
-                        reclaim = true;
-                        park = self.outage.failed("fetching jobs", &error);
-                    }
-                }
-            }
-            let backend_wait = want_more && !draining;
+            let idle = self.steps.is_empty();
+            let backend_wait = idle && self.short && !draining && !held_back;
+            let not_before = self.not_before.unwrap_or(now);
+            let park = self.park;
             tokio::select! {
                 biased;
                 () = stop.abort.cancelled(), if !aborted => {
@@ -764,16 +743,25 @@ impl Loop {
                 }
                 () = self.lease.lost_notify.notified() => {}
                 Some(ids) = cancelled.recv() => self.cancel_running(&ids),
+                Some((step, result)) = self.steps.next(), if !idle => {
+                    self.took(step, result, &stop, aborted).await;
+                }
                 Some(result) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.settle(result, draining);
                 }
                 result = shared.backend.wait(&shared.queue, park), if backend_wait => {
+                    self.short = false;
+                    self.park = config.idle_wait;
                     if let Err(error) = result {
                         let wait = self.outage.failed("waiting for jobs", &error);
                         tokio::time::sleep(wait).await;
                     }
                 }
-                () = tokio::time::sleep(park), if !backend_wait => {}
+                () = tokio::time::sleep_until(not_before), if held_back => {}
+                () = tokio::time::sleep(park), if idle && !backend_wait && !held_back => {
+                    self.short = false;
+                    self.park = config.idle_wait;
+                }
             }
         }
 
@@ -787,6 +775,164 @@ impl Loop {
         }
         tracing::info!(finished, released = released.len(), "worker stopped");
         DrainReport { finished, released }
+    }
+
+    /// How many jobs the next step should ask for, if one should go now:
+    /// with no step on its way, as soon as a slot is free (the queue had
+    /// jobs at the last look) or a result waits; with one on its way, once
+    /// a full step's share of the slots is free. A step asks for at most
+    /// that share, so that the next one can go while its jobs run.
+    fn next_ask(&self, free: usize) -> Option<usize> {
+        let share = self.shared.config.concurrency.div_ceil(STEPS_IN_FLIGHT);
+        let ask = free.min(share);
+        let send = match self.steps.len() {
+            0 => (free > 0 && !self.short) || !self.acks.is_empty(),
+            n if n < STEPS_IN_FLIGHT => !self.short && free >= share,
+            _ => false,
+        };
+        send.then_some(ask)
+    }
+
+    /// Sends a step: the results so far, and a request for up to `ask`
+    /// jobs, whose slots are held for it until it returns.
+    fn send(&mut self, ask: usize) {
+        let shared = self.shared.clone();
+        let limits = self.limits();
+        for (name, cap) in &limits {
+            *self.reserved_per_handler.entry(name).or_default() += (*cap).min(ask);
+        }
+        self.reserved += ask;
+        let (acks, epochs) = std::mem::take(&mut self.acks).into_iter().unzip();
+        let step = Step {
+            asked: ask,
+            limits,
+            acks,
+            epochs,
+            epoch: self.lease.epoch(),
+            held: self.lease.held.load(Ordering::SeqCst),
+        };
+        self.steps.push_back(Box::pin(async move {
+            let mut request = FetchRequest::new(&shared.id, step.asked);
+            request.lease = shared.config.lease;
+            request.acks = &step.acks;
+            request.retention = shared.config.retention;
+            request.limits = &step.limits;
+            request.rates = &shared.rates;
+            request.queue_rate = shared.config.rate_limit;
+            let result = shared.backend.fetch(&shared.queue, request).await;
+            (step, result)
+        }));
+    }
+
+    /// Takes in what a step brought back: starts its jobs, or, when it
+    /// failed, keeps its results to send again and puts back whatever the
+    /// backend may have handed out unseen before the next step.
+    async fn took(
+        &mut self,
+        step: Step,
+        result: Result<Fetched, QueueError>,
+        stop: &Stop,
+        aborted: bool,
+    ) {
+        self.reserved -= step.asked;
+        for (name, cap) in &step.limits {
+            if let Some(held) = self.reserved_per_handler.get_mut(name) {
+                *held = held.saturating_sub((*cap).min(step.asked));
+            }
+        }
+        let fetched = match result {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                // A step that failed mid-way is safe to repeat: its results
+                // go again with the next, unless their lease was lost since.
+                let epoch = self.lease.epoch();
+                let mut back: Vec<(Ack, u64)> = step
+                    .acks
+                    .into_iter()
+                    .zip(step.epochs)
+                    .filter(|(_, e)| *e >= epoch)
+                    .collect();
+                back.append(&mut self.acks);
+                self.acks = back;
+                self.reclaim = true;
+                let wait = self.outage.failed("fetching jobs", &error);
+                self.not_before = Some(tokio::time::Instant::now() + wait);
+                return;
+            }
+        };
+        self.outage.recovered();
+        if !self.announced {
+            self.announce().await;
+        }
+        if step.held && !fetched.lease_was_held && step.epoch == self.lease.epoch() {
+            self.lose_lease(step.epoch, "the fetch found it gone");
+        }
+        self.lease.held.store(true, Ordering::SeqCst);
+        for id in &fetched.lost {
+            tracing::warn!(job.id = %id, "result not recorded: the job was taken back as stalled and runs elsewhere");
+        }
+        let got = fetched.jobs.len();
+        if !aborted {
+            // Aborted: the jobs stay under the lease, and the hand-back
+            // puts them back unstarted.
+            for job in fetched.jobs.into_iter().take(step.asked) {
+                self.start_attempt(job, stop);
+            }
+        }
+        if got > step.asked {
+            // More than asked: never run past the concurrency; the backend
+            // takes the rest back.
+            tracing::warn!(
+                asked = step.asked,
+                got,
+                "the backend handed out more jobs than asked"
+            );
+            self.reclaim = true;
+        }
+        // Paused or short of jobs: no more steps for free slots until the
+        // backend, which an add or a resume wakes, says there may be some.
+        self.short = got < step.asked;
+        if self.short {
+            let mut park = self.shared.config.idle_wait;
+            if let Some(due) = fetched.next_due_in {
+                park = park.min(due);
+            }
+            // A rate limit's window end, or a throttled handler's pause,
+            // ends the wait too: no polling meanwhile.
+            if let Some(until) = fetched.limited_for {
+                park = park.min(until);
+            }
+            if let Some(until) = self.throttle_ends_in() {
+                park = park.min(until);
+            }
+            self.park = park;
+        }
+        if !fetched.refills.is_empty() {
+            self.refill(&fetched.refills).await;
+        }
+    }
+
+    /// After a failed step, with no other on its way: puts back the jobs
+    /// the backend holds for this worker that it never received.
+    async fn put_back_unreceived(&mut self) {
+        let shared = self.shared.clone();
+        let known = self.known();
+        match shared
+            .backend
+            .reclaim(&shared.queue, &shared.id, &known)
+            .await
+        {
+            Ok(back) => {
+                self.reclaim = false;
+                if !back.is_empty() {
+                    tracing::info!(jobs = ?back, "put back jobs this worker never received (a reply was lost, or a fetch returned more than asked)");
+                }
+            }
+            Err(error) => {
+                let wait = self.outage.failed("putting back unreceived jobs", &error);
+                self.not_before = Some(tokio::time::Instant::now() + wait);
+            }
+        }
     }
 
     /// Sends the last results and puts back what the worker still holds,
@@ -846,8 +992,8 @@ impl Loop {
     }
 
     /// Computes more ticks for schedules that run low.
-    async fn refill(&self, refills: &[Refill]) {
-        let shared = &self.shared;
+    async fn refill(&mut self, refills: &[Refill]) {
+        let shared = self.shared.clone();
         for refill in refills {
             let ticks = match Schedule::from_spec(&refill.spec, Missed::Skip) {
                 Ok(schedule) => schedule.ticks_after(refill.after_ms, TICKS_AHEAD),
@@ -936,7 +1082,8 @@ impl Loop {
                     return Some((d.name, 0));
                 }
                 let limit = d.defaults.concurrency? as usize;
-                let running = self.per_handler.get(d.name).copied().unwrap_or(0);
+                let running = self.per_handler.get(d.name).copied().unwrap_or(0)
+                    + self.reserved_per_handler.get(d.name).copied().unwrap_or(0);
                 Some((d.name, limit.saturating_sub(running)))
             })
             .collect()
