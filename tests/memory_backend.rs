@@ -9,3 +9,65 @@ async fn backend() -> SharedBackend {
 }
 
 athyper_conformance::suite!(backend);
+
+mod start_order {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use athyper::prelude::*;
+    use athyper::queue::{MemoryBackend, SharedBackend, Worker};
+
+    static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    #[athyper::job(queue = "start-order")]
+    async fn note_start(_ctx: JobContext, label: String) -> Result<(), String> {
+        STARTED.lock().unwrap().push(label);
+        Ok(())
+    }
+
+    /// A runtime thread runs the task spawned last before the others; the
+    /// jobs of one step still start in the order the worker took them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_step_starts_its_jobs_most_urgent_first() {
+        let backend: SharedBackend = Arc::new(MemoryBackend::new());
+        let queue = Queue::new(backend.clone(), "start-order").unwrap();
+        queue.pause().await.unwrap();
+        let mut expected = Vec::new();
+        for (name, priority) in [
+            ("low", Priority::Low),
+            ("normal", Priority::Normal),
+            ("high", Priority::High),
+            ("critical", Priority::Critical),
+        ] {
+            let labels: Vec<String> = (0..4).map(|i| format!("{name}-{i}")).collect();
+            let mut bulk = queue.bulk();
+            for label in &labels {
+                bulk.push_with(
+                    &note_start,
+                    label.clone(),
+                    JobOptions::new().priority(priority),
+                )
+                .unwrap();
+            }
+            bulk.submit().await.unwrap();
+            expected.splice(0..0, labels);
+        }
+        let worker = Worker::builder(backend, "start-order")
+            .handler(&note_start)
+            .concurrency(8)
+            .build()
+            .unwrap()
+            .start();
+        queue.resume().await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while queue.counts().await.unwrap().completed() < 16 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the jobs did not complete"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        worker.shutdown(Duration::from_secs(10)).await;
+        assert_eq!(*STARTED.lock().unwrap(), expected);
+    }
+}

@@ -878,6 +878,13 @@ impl Loop {
             for job in fetched.jobs.into_iter().take(step.asked) {
                 self.start_attempt(job, stop);
             }
+            if got > 1 {
+                // Tokio runs the task spawned last before the others (its
+                // "LIFO slot"), which would start the least urgent job of
+                // the batch first. A task spawned after them takes that
+                // place, so the batch starts in the order it was taken.
+                tokio::spawn(async {});
+            }
         }
         if got > step.asked {
             // More than asked: never run past the concurrency; the backend
