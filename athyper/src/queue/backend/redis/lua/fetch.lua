@@ -194,7 +194,13 @@ local function split(csv)
   end
   return out
 end
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', now_s, 'LIMIT', 0, 100)) do
+-- The first tick is read on its own first: most steps find none due.
+local tick = redis.call('ZRANGE', K .. ':sched', 0, 0, 'WITHSCORES')
+local due_ticks = {}
+if tick[2] and tonumber(tick[2]) <= now then
+  due_ticks = redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', now_s, 'LIMIT', 0, 100)
+end
+for _, sid in ipairs(due_ticks) do
   local sk = K .. ':s:' .. sid
   local s = redis.pcall('HMGET', sk, 'n', 'head', 'pl', 'spec', 'miss', 'grace', 'ticks', 'last')
   if failed(s) or not s[1] or not s[2] then
@@ -248,7 +254,12 @@ end
 
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
-local due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', now_s, 'LIMIT', 0, 1000)
+-- The first delayed job is read on its own first: most steps find none due.
+local first = redis.call('ZRANGE', K .. ':delayed', 0, 0, 'WITHSCORES')
+local due = {}
+if first[2] and tonumber(first[2]) <= now then
+  due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', now_s, 'LIMIT', 0, 1000)
+end
 for _, id in ipairs(due) do
   redis.call('ZREM', K .. ':delayed', id)
   local st = state_of(id, 'n', 'p')
@@ -424,11 +435,16 @@ if paused == 0 and max > 0 then
 end
 
 local next_due = -1
-local first = redis.call('ZRANGE', K .. ':delayed', 0, 0, 'WITHSCORES')
+-- Read again only where this step moved what was due.
+if #due > 0 then
+  first = redis.call('ZRANGE', K .. ':delayed', 0, 0, 'WITHSCORES')
+end
 if first[2] then
   next_due = math.max(0, tonumber(first[2]) - now)
 end
-local tick = redis.call('ZRANGE', K .. ':sched', 0, 0, 'WITHSCORES')
+if #due_ticks > 0 then
+  tick = redis.call('ZRANGE', K .. ':sched', 0, 0, 'WITHSCORES')
+end
 if tick[2] then
   local until_tick = math.max(0, tonumber(tick[2]) - now)
   if next_due < 0 or until_tick < next_due then

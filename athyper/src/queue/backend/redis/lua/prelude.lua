@@ -68,9 +68,14 @@ local function num(n)
   return string.format('%.0f', n)
 end
 
+-- Redis's clock, read once per script: a script runs in one instant.
+local clock = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if clock == nil then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
 
 local TYPES = {
@@ -138,8 +143,7 @@ local function tally()
   if redis.call('TYPE', key).ok ~= 'hash' then
     redis.call('DEL', key)
   end
-  local t = redis.call('TIME')
-  local minute = math.floor(tonumber(t[1]) / 60)
+  local minute = math.floor(now_ms() / 60000)
   local first = false
   for _, kind in ipairs({'c', 'f'}) do
     local n = settled[kind]
