@@ -86,7 +86,12 @@ for _ = 1, tonumber(ARGV[i]) do
         drop(id, nil, p, st and st[8] ~= false)
       else
         local jk = state_key(id, st)
-        redis.call('HSET', jk, 'n', name, 'p', PS[p] or p, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
+        if st and st[1] and st[2] then
+          -- Its name and priority are there from the fetch that took it.
+          redis.call('HSET', jk, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
+        else
+          redis.call('HSET', jk, 'n', name, 'p', PS[p] or p, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
+        end
         if max_deferrals == 1 then
           -- The handler's result (the last argument says there is one).
           redis.call('HSET', jk, 'r', err)

@@ -293,17 +293,26 @@ local function push_error(id, entry)
   end
 end
 
+-- The highest score of each finished set, read from Redis once a script:
+-- only `finish` adds to these sets.
+local last_finished = {}
+
 -- Adds a finished job to its set, scored by finish time in ms. Jobs that
 -- finish in the same millisecond get scores 1/1024 ms apart (exact in a
 -- double), so trimming by count drops them in the order they finished,
 -- not by id.
 local function finish(set, id, now)
   local key = K .. set
-  local score = now
-  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if last[2] ~= nil and tonumber(last[2]) >= score then
-    score = tonumber(last[2]) + 1 / 1024
+  local last = last_finished[set]
+  if last == nil then
+    local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    last = tonumber(top[2]) or -1
   end
+  local score = now
+  if last >= score then
+    score = last + 1 / 1024
+  end
+  last_finished[set] = score
   redis.call('ZADD', key, string.format('%.17g', score), id)
 end
 
