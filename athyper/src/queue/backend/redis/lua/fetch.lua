@@ -67,10 +67,19 @@ for _ = 1, tonumber(ARGV[i]) do
       lost[#lost + 1] = id
     end
   else
-    local record = redis.call('HGET', K .. ':jobs', id)
-    local hp, hn, allowed = header(record)
-    local p = (st and tonumber(st[1])) or hp
-    local name = (st and st[2]) or hn
+    local p = st and tonumber(st[1])
+    local name = st and st[2]
+    local record, allowed
+    if kind == 'c' and p and name then
+      -- A completion needs no more of the record than that it is there.
+      record = redis.call('HEXISTS', K .. ':jobs', id) == 1
+    else
+      local hp, hn
+      record = redis.call('HGET', K .. ':jobs', id)
+      hp, hn, allowed = header(record)
+      p = p or hp
+      name = name or hn
+    end
     if not record or not p or not name then
       quarantine(id, record and 'its record does not read' or 'its record is missing', 'a', now, p)
     elseif st and st[6] == '1' then
