@@ -146,11 +146,11 @@ impl WorkerConfig {
     /// How long a freed slot may wait for more of the running attempts to
     /// end before the worker settles them and takes new jobs, in one
     /// backend step; default 500 µs, `Duration::ZERO` to settle each at
-    /// once. It waits only while fewer than half of the slots are free and
-    /// other attempts run, so a worker with work for every slot stays busy
-    /// and one running a single job never waits; a worker of 32 slots or
-    /// more never waits, as the attempts that end during one round trip
-    /// already fill its next step.
+    /// once. It waits only while fewer than half of the slots are free,
+    /// other attempts run and no step is on its way, so a worker with work
+    /// for every slot stays busy and one running a single job never waits;
+    /// a worker of 32 slots or more never waits, as the attempts that end
+    /// during one round trip already fill its next step.
     #[must_use]
     pub fn ack_linger(mut self, linger: Duration) -> Self {
         self.ack_linger = linger;

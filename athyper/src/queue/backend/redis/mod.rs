@@ -219,7 +219,7 @@
 //! Redis was busy 63 % of the time (20.3 µs × 31,066 jobs/s). A worker
 //! now keeps a second step on its way, each asking for at most half of the
 //! slots (see the worker's module docs), and Redis is what limits: in the
-//! next sitting it was busy 95 % at concurrency 10 and 97 % at 100.
+//! sitting after it was busy 99 % at concurrency 10 and 98 % at 100.
 //!
 //! Candidates to cut, largest first:
 //!
