@@ -218,8 +218,15 @@
 //! ran a batch, and the worker while Redis ran its step. At concurrency 10
 //! Redis was busy 63 % of the time (20.3 µs × 31,066 jobs/s). A worker
 //! now keeps a second step on its way, each asking for at most half of the
-//! slots (see the worker's module docs), and Redis is what limits: in the
-//! sitting after it was busy 99 % at concurrency 10 and 98 % at 100.
+//! slots (see the worker's module docs), and Redis is what limits: in
+//! the README's sitting it was busy 99 % at concurrency 10 and 98 % at
+//! 100.
+//!
+//! Finished sets: a completion kept in `K:completed` read the set's
+//! highest score once a job (a `ZRANGE` per job) to keep scores rising;
+//! it now reads it once a step. At concurrency 100 with completed jobs
+//! kept, Redis CPU per job went from 57.6 µs to 34.3 µs between two
+//! sittings on the same machine (36.1 µs with them removed).
 //!
 //! Candidates to cut, largest first:
 //!
