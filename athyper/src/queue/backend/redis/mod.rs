@@ -224,9 +224,12 @@
 //!
 //! Finished sets: a completion kept in `K:completed` read the set's
 //! highest score once a job (a `ZRANGE` per job) to keep scores rising;
-//! it now reads it once a step. At concurrency 100 with completed jobs
-//! kept, Redis CPU per job went from 57.6 µs to 34.3 µs between two
-//! sittings on the same machine (36.1 µs with them removed).
+//! it now reads it once a step, and writes only the state fields that
+//! change. At concurrency 100 with completed jobs kept that is 9.7
+//! commands a job instead of 10.7, as with completed jobs removed. Side
+//! by side (3 rounds each), Redis CPU per job went from 50.5 to 46.9 µs;
+//! between two sittings on the same machine, from 57.6 to 34.3 µs (36.1
+//! with completed jobs removed in the second).
 //!
 //! Candidates to cut, largest first:
 //!

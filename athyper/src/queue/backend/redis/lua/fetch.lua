@@ -208,12 +208,17 @@ local function split(csv)
   end
   return out
 end
--- The first tick is read on its own first: most steps find none due.
-local tick = redis.call('ZRANGE', K .. ':sched', 0, 0, 'WITHSCORES')
-local due_ticks = {}
-if tick[2] and tonumber(tick[2]) <= now then
-  due_ticks = redis.call('ZRANGEBYSCORE', K .. ':sched', '-inf', now_s, 'LIMIT', 0, 100)
+-- Up to `limit` entries of the sorted set `set` due by now, and its first
+-- entry, which is read on its own first: most steps find none due.
+local function due_in(set, limit)
+  local key = K .. set
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if head[2] and tonumber(head[2]) <= now then
+    return redis.call('ZRANGEBYSCORE', key, '-inf', now_s, 'LIMIT', 0, limit), head
+  end
+  return {}, head
 end
+local due_ticks, tick = due_in(':sched', 100)
 for _, sid in ipairs(due_ticks) do
   local sk = K .. ':s:' .. sid
   local s = redis.pcall('HMGET', sk, 'n', 'head', 'pl', 'spec', 'miss', 'grace', 'ticks', 'last')
@@ -268,12 +273,7 @@ end
 
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
--- The first delayed job is read on its own first: most steps find none due.
-local first = redis.call('ZRANGE', K .. ':delayed', 0, 0, 'WITHSCORES')
-local due = {}
-if first[2] and tonumber(first[2]) <= now then
-  due = redis.call('ZRANGEBYSCORE', K .. ':delayed', '-inf', now_s, 'LIMIT', 0, 1000)
-end
+local due, first = due_in(':delayed', 1000)
 for _, id in ipairs(due) do
   redis.call('ZREM', K .. ':delayed', id)
   local st = state_of(id, 'n', 'p')
