@@ -45,6 +45,9 @@ pub struct Plan {
     /// slow network, so that a worker's steps are seen on their way at
     /// the same time.
     pub fetch_delay: Duration,
+    /// Each fetch's reply waits this long after the backend ran it, so
+    /// that its jobs are active there before the worker has them.
+    pub reply_delay: Duration,
 }
 
 /// A backend that passes every call to another, except where its [`Plan`]
@@ -180,6 +183,10 @@ impl Backend for Faulty {
                 tokio::time::sleep(delay).await;
             }
             let fetched = self.inner.fetch(queue, request).await;
+            let delay = self.plan.lock().unwrap().reply_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             {
                 let mut steps = self.on_the_way.lock().unwrap();
                 steps.fetches -= 1;
@@ -517,6 +524,27 @@ pub async fn overlapping_steps_stay_within_the_concurrency(backend: SharedBacken
         "limited peaked at {}",
         probe.peak("limited")
     );
+}
+
+pub async fn a_job_cancelled_on_its_way_to_the_worker_is_cancelled(backend: SharedBackend) {
+    use athyper::queue::Cancel;
+
+    let faulty = Arc::new(Faulty::new(backend.clone()));
+    let shared: SharedBackend = faulty.clone();
+    let q = queue(&shared);
+    let probe = Probe::default();
+    let worker = start_worker(&shared, &probe, 2);
+    // The worker's steps come back late: the job is active in the backend
+    // while the step that took it is still on its way to the worker.
+    faulty.plan(|p| p.reply_delay = Duration::from_millis(300));
+    let id = q.add(&headstrong, 1).await.unwrap().into_id();
+    wait_for_state(&backend, &id, JobState::Active).await;
+    assert_eq!(q.cancel(&id).await.unwrap(), Cancel::Requested);
+    let info = wait_for_state(&backend, &id, JobState::Cancelled).await;
+    faulty.plan(|p| p.reply_delay = Duration::ZERO);
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.cancelled(), [id.to_string()]);
+    assert_eq!(info.result, None);
 }
 
 pub async fn more_jobs_than_asked_never_exceed_concurrency(backend: SharedBackend) {

@@ -102,6 +102,7 @@ macro_rules! __cases {
             a_panicking_loop_lets_its_lease_expire,
             more_jobs_than_asked_never_exceed_concurrency,
             overlapping_steps_stay_within_the_concurrency,
+            a_job_cancelled_on_its_way_to_the_worker_is_cancelled,
             cancellation_comes_before_the_abort,
             queues_are_discovered,
             workers_are_listed_with_what_they_hold,
@@ -166,10 +167,10 @@ mod worker;
 pub use crate::admin::*;
 pub use crate::backend::*;
 pub use crate::faults::{
-    a_cut_off_worker_stops_attempts_it_lost, a_panicking_loop_lets_its_lease_expire,
-    cancellation_comes_before_the_abort, lost_fetch_replies_run_nothing_twice,
-    more_jobs_than_asked_never_exceed_concurrency, overlapping_steps_stay_within_the_concurrency,
-    release_is_retried_at_shutdown,
+    a_cut_off_worker_stops_attempts_it_lost, a_job_cancelled_on_its_way_to_the_worker_is_cancelled,
+    a_panicking_loop_lets_its_lease_expire, cancellation_comes_before_the_abort,
+    lost_fetch_replies_run_nothing_twice, more_jobs_than_asked_never_exceed_concurrency,
+    overlapping_steps_stay_within_the_concurrency, release_is_retried_at_shutdown,
 };
 pub use crate::flow_control::*;
 pub use crate::flows::{

@@ -389,6 +389,7 @@ impl Worker {
             short: false,
             park: self.shared.config.idle_wait,
             not_before: None,
+            cancel_on_start: Vec::new(),
             lease: self.shared.lease.clone(),
             outage: Outage::default(),
             announced: false,
@@ -628,6 +629,8 @@ struct Loop {
     park: Duration,
     /// No step goes before then: the backend did not answer.
     not_before: Option<tokio::time::Instant>,
+    /// Jobs cancelled while a step that may bring them was on its way.
+    cancel_on_start: Vec<JobId>,
 }
 
 /// A backend step on its way: what it carries.
@@ -878,6 +881,11 @@ impl Loop {
             for job in fetched.jobs.into_iter().take(step.asked) {
                 self.start_attempt(job, stop);
             }
+            if self.steps.is_empty() {
+                // Every step has returned: a cancelled job not started by
+                // now is not this worker's.
+                self.cancel_on_start.clear();
+            }
             if got > 1 {
                 // Tokio runs the task spawned last before the others (its
                 // "LIFO slot"), which would start the least urgent job of
@@ -1043,13 +1051,19 @@ impl Loop {
         }
     }
 
-    /// Fires the tokens of running jobs `ids` that were cancelled.
+    /// Fires the tokens of running jobs `ids` that were cancelled. A job
+    /// not running here yet may be on its way in a step: its token fires as
+    /// it starts.
     fn cancel_running(&mut self, ids: &[JobId]) {
-        for slot in self.slots.iter_mut().flatten() {
-            if ids.contains(&slot.id) {
-                tracing::info!(job.id = %slot.id, "job cancelled while running");
-                slot.user_cancelled = true;
-                slot.cancel.cancel();
+        for id in ids {
+            match self.slots.iter_mut().flatten().find(|slot| &slot.id == id) {
+                Some(slot) => {
+                    tracing::info!(job.id = %slot.id, "job cancelled while running");
+                    slot.user_cancelled = true;
+                    slot.cancel.cancel();
+                }
+                None if !self.steps.is_empty() => self.cancel_on_start.push(id.clone()),
+                None => {}
             }
         }
     }
@@ -1106,6 +1120,13 @@ impl Loop {
     }
 
     fn start_attempt(&mut self, job: JobInfo, stop: &Stop) {
+        let cancelled_before = match self.cancel_on_start.iter().position(|id| *id == job.id) {
+            Some(at) => {
+                self.cancel_on_start.swap_remove(at);
+                true
+            }
+            None => false,
+        };
         let shared = &self.shared;
         let epoch = self.lease.epoch();
         let Some(&descriptor) = shared.handlers.get(job.name.as_str()) else {
@@ -1143,6 +1164,10 @@ impl Loop {
             .events
             .started(&shared.queue, descriptor.name, &job.id, waited);
         let cancel = stop.cancel.child_token();
+        if cancelled_before {
+            tracing::info!(job.id = %job.id, "job cancelled as it starts");
+            cancel.cancel();
+        }
         let ctx = JobContext::for_job(
             &job,
             shared.queue.clone(),
@@ -1159,7 +1184,7 @@ impl Loop {
             max_deferrals: job.max_deferrals,
             epoch,
             cancel: cancel.clone(),
-            user_cancelled: false,
+            user_cancelled: cancelled_before,
         };
         let index = match self.free_slots.pop() {
             Some(index) => {
