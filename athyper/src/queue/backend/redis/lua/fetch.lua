@@ -14,7 +14,6 @@
 local now = now_ms()
 -- Printed once: Lua prints numbers through the C library's float formatting.
 local now_s = num(now)
-expect(':seq', ':jobs', ':names', ':delayed', ':workers', ':seen', ':completed', ':failed', ':counts', ':sched')
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
@@ -37,40 +36,137 @@ if tonumber(ARGV[i + 1]) >= 0 then
   queue_rate = {tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])}
 end
 i = i + 3
-local active = K .. ':active:' .. worker
-if redis.call('TYPE', active).ok ~= 'set' then
-  -- Not a set of this worker's (none, or written by someone else): the
-  -- worker holds nothing.
-  redis.call('DEL', active)
+-- The acks, as where each one's six arguments start, and their ids.
+local acks, ack_ids = {}, {}
+local completions, others = false, false
+for k = 1, tonumber(ARGV[i]) do
+  acks[k] = i
+  ack_ids[k] = ARGV[i + 1]
+  if ARGV[i + 2] == 'c' then
+    completions = true
+  else
+    others = true
+  end
+  i = i + 6
 end
 
-observe(now, lease)
-local held = redis.call('ZSCORE', K .. ':workers', worker) and 1 or 0
+-- What the step reads anyway comes first, and types the keys it reads
+-- (see `read`); `expect` checks the rest before the first write.
+local held = read(':workers', 'ZSCORE', worker) and 1 or 0
+local seen = read(':seen', 'GET')
+local first = read(':delayed', 'ZRANGE', 0, 0, 'WITHSCORES')
+local tick = read(':sched', 'ZRANGE', 0, 0, 'WITHSCORES')
+local paused = redis.call('EXISTS', K .. ':paused')
+local fetching = paused == 0 and max > 0
+-- Names with waiting jobs, by the score of each one's first job; read
+-- again below if this step makes jobs wait.
+local heads = fetching and read(':names', 'ZRANGE', 0, -1, 'WITHSCORES') or nil
+-- A flow's child reports how it ended (read before a completion that
+-- keeps nothing drops its keys).
+local states = {}
+for k, id in ipairs(ack_ids) do
+  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq', 'pc')
+  states[k] = st or false
+  if st and st[6] == '1' then
+    finished_top(':cancelled')
+  end
+end
+if completions and keep_c ~= 0 then
+  finished_top(':completed')
+end
+local due_now = (first[2] and tonumber(first[2]) <= now) or (tick[2] and tonumber(tick[2]) <= now)
+if others then
+  -- Failures and deferrals go to the failed and delayed sets, and may be
+  -- due at once.
+  finished_top(':failed')
+  due_now = true
+end
+if due_now then
+  expect(':seq', ':names')
+end
+expect(':jobs', ':failed', ':counts')
+
+observe(now, lease, seen)
+
+-- The acks: whether this worker holds each job, asked of its active set
+-- at once (a set of another type is dropped: the worker holds nothing).
+local active = K .. ':active:' .. worker
+local holds = {}
+if #acks == 1 then
+  local gone = redis.pcall('SREM', active, ack_ids[1])
+  if failed(gone) then
+    redis.call('DEL', active)
+    gone = 0
+  end
+  holds[1] = gone == 1
+elseif #acks > 1 then
+  local ids = ack_ids
+  local member = {}
+  for j = 1, #ids, 500 do
+    local r = redis.pcall('SMISMEMBER', active, unpack(ids, j, math.min(j + 499, #ids)))
+    if failed(r) then
+      redis.call('DEL', active)
+      member = {}
+      break
+    end
+    for k = 1, #r do
+      member[j + k - 1] = r[k] == 1
+    end
+  end
+  -- An id acked twice in one step is settled once.
+  local taken_back = {}
+  local gone = {}
+  for k, id in ipairs(ids) do
+    holds[k] = member[k] == true and not taken_back[id]
+    if holds[k] then
+      taken_back[id] = true
+      gone[#gone + 1] = id
+    end
+  end
+  for j = 1, #gone, 500 do
+    redis.call('SREM', active, unpack(gone, j, math.min(j + 499, #gone)))
+  end
+end
 
 local lost = {}
 local trim_c, trim_f = false, false
-for _ = 1, tonumber(ARGV[i]) do
-  local id, kind, attempt, retry, err = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
-  local attempt_s = ARGV[i + 3]
-  local max_deferrals = tonumber(ARGV[i + 6])
-  i = i + 6
-  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq', 'pc')
-  -- A flow's child reports how it ended (read before a completion that
-  -- keeps nothing drops its keys).
+-- The earliest due time this step gives a delayed job.
+local delayed_at = nil
+local function delay(id, due)
+  redis.call('ZADD', K .. ':delayed', due, id)
+  local at = tonumber(due)
+  if delayed_at == nil or at < delayed_at then
+    delayed_at = at
+  end
+end
+-- Ids settled by an ack of this step: another ack of one is a repeat.
+local settled_here = {}
+for k, at in ipairs(acks) do
+  -- id, kind c|f|r, attempt, ms, text, number (see the top); numbers are
+  -- read where a branch needs them.
+  local id, kind, attempt_s, err = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 5]
+  local st = states[k] or nil
   local child = st and st[7]
-  if redis.call('SREM', active, id) == 0 then
+  if settled_here[id] then
+    -- Sent twice in one step: settled by the first.
+  elseif not holds[k] then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
     -- took it back and it runs elsewhere.
-    local repeated = st and st[4] == worker and tonumber(st[3]) == attempt
+    local repeated = st and st[4] == worker and tonumber(st[3]) == tonumber(attempt_s)
     if not repeated and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
       lost[#lost + 1] = id
     end
   else
+    settled_here[id] = true
     local p = st and tonumber(st[1])
     local name = st and st[2]
+    local cancelled = st and st[6] == '1'
     local record, allowed
-    if kind == 'c' and p and name then
+    if kind == 'c' and p and name and not cancelled and keep_c == 0 then
+      -- Dropped at once: the record's removal says whether it was there.
+      record = redis.call('HDEL', K .. ':jobs', id) == 1
+    elseif kind == 'c' and p and name then
       -- A completion needs no more of the record than that it is there.
       record = redis.call('HEXISTS', K .. ':jobs', id) == 1
     else
@@ -82,38 +178,48 @@ for _ = 1, tonumber(ARGV[i]) do
     end
     if not record or not p or not name then
       quarantine(id, record and 'its record does not read' or 'its record is missing', 'a', now, p)
-    elseif st and st[6] == '1' then
+    elseif cancelled then
       -- Cancelled while it ran: whatever the attempt came to.
-      redis.call('HSET', state_key(id, st), 'a', attempt, 'k', attempt, 'o', worker)
+      redis.call('HSET', state_key(id, st), 'a', attempt_s, 'k', attempt_s, 'o', worker)
       end_cancelled(id, st, name, p, 'a', now)
     elseif kind == 'c' then
       delta('a', p, -1)
+      -- The last argument says whether the handler gave a result.
+      local has_result = ARGV[at + 6] == '1'
       if child then
-        report_up(id, max_deferrals == 1 and ('c|' .. err) or 'c')
+        report_up(id, has_result and ('c|' .. err) or 'c')
       end
       if keep_c == 0 then
-        drop(id, nil, p, st and st[8] ~= false)
+        -- Its record went above; its other keys go with the step's.
+        dropped[#dropped + 1] = K .. ':j:' .. id
+        dropped[#dropped + 1] = K .. ':e:' .. id
+        dropped[#dropped + 1] = K .. ':df:' .. id
+        if not st or st[8] ~= false then
+          dropped[#dropped + 1] = K .. ':kids:' .. id
+          dropped[#dropped + 1] = K .. ':ch:' .. id
+        end
       else
         local jk = state_key(id, st)
-        if st and st[1] and st[2] then
-          -- Its name and priority are there from the fetch that took it.
-          redis.call('HSET', jk, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
-        else
-          redis.call('HSET', jk, 'n', name, 'p', PS[p] or p, 'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s)
+        local fields = {'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s}
+        if not (st and st[1] and st[2]) then
+          -- Its name and priority come from the record.
+          fields[#fields + 1], fields[#fields + 2] = 'n', name
+          fields[#fields + 1], fields[#fields + 2] = 'p', PS[p] or p
         end
-        if max_deferrals == 1 then
-          -- The handler's result (the last argument says there is one).
-          redis.call('HSET', jk, 'r', err)
+        if has_result then
+          fields[#fields + 1], fields[#fields + 2] = 'r', err
         end
-        finish(':completed', id, now)
+        redis.call('HSET', jk, unpack(fields))
+        finish(':completed', id, now, true)
         delta('c', p, 1)
         trim_c = true
       end
       local started = st and tonumber(st[5])
-      emit('c', id, name, attempt, started and math.max(0, now - started) or 0)
+      emit('c', id, name, attempt_s, started and math.max(0, now - started) or 0)
       settled.c = settled.c + 1
     elseif kind == 'r' then
       -- Given back uncounted, unless it was given back too often.
+      local attempt, retry, max_deferrals = tonumber(attempt_s), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 6])
       delta('a', p, -1)
       local dk = K .. ':df:' .. id
       local n = redis.pcall('LLEN', dk)
@@ -140,19 +246,20 @@ for _ = 1, tonumber(ARGV[i]) do
         emit('d', id, name, retry, err)
         local due = num(now + retry)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt - 1, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
-        redis.call('ZADD', K .. ':delayed', due, id)
+        delay(id, due)
         delta('d', p, 1)
       end
     else
+      local attempt, retry = tonumber(attempt_s), tonumber(ARGV[at + 4])
       delta('a', p, -1)
-      push_error(id, attempt .. '|' .. now_s .. '|' .. err)
+      push_error(id, attempt_s .. '|' .. now_s .. '|' .. err)
       local jk = state_key(id, st)
       local again = retry >= 0 and allowed ~= nil and attempt < allowed
       emit('f', id, name, attempt, err, again and 1 or 0)
       if again then
         local due = num(now + retry)
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'd', 'd', due)
-        redis.call('ZADD', K .. ':delayed', due, id)
+        delay(id, due)
         delta('d', p, 1)
       else
         redis.call('HSET', jk, 'n', name, 'p', p, 'a', attempt, 'k', attempt, 'o', worker, 'x', 'f', 'f', now_s)
@@ -167,6 +274,12 @@ for _ = 1, tonumber(ARGV[i]) do
     end
   end
 end
+flush_dropped()
+flush_finished()
+if delayed_at and (not first[2] or delayed_at < tonumber(first[2])) then
+  -- The delayed set's first entry is now one of this step's.
+  first = {'', num(delayed_at)}
+end
 
 -- Drops the oldest finished jobs beyond a count and an age (-1: no bound).
 local function trim(state, set, keep_count, keep_age)
@@ -175,16 +288,18 @@ local function trim(state, set, keep_count, keep_age)
     local over = redis.call('ZCARD', key) - keep_count
     if over > 0 then
       local gone = redis.call('ZPOPMIN', key, over)
+      local ids = {}
       for j = 1, #gone, 2 do
-        drop(gone[j], state)
+        ids[#ids + 1] = gone[j]
       end
+      drop_many(ids, state)
     end
   end
   if keep_age >= 0 then
     local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num(now - keep_age), 'LIMIT', 0, 1000)
-    for _, id in ipairs(old) do
-      redis.call('ZREM', key, id)
-      drop(id, state)
+    if #old > 0 then
+      redis.call('ZREM', key, unpack(old))
+      drop_many(old, state)
     end
   end
 end
@@ -194,6 +309,7 @@ end
 if trim_f then
   trim('f', ':failed', keep_f, keep_f_age)
 end
+flush_dropped()
 
 redis.call('ZADD', K .. ':workers', num(now + lease), worker)
 
@@ -208,17 +324,15 @@ local function split(csv)
   end
   return out
 end
--- Up to `limit` entries of the sorted set `set` due by now, and its first
--- entry, which is read on its own first: most steps find none due.
-local function due_in(set, limit)
-  local key = K .. set
-  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+-- Up to `limit` entries of the sorted set `set` due by now, given its
+-- first entry, read at the start: most steps find none due.
+local function due_in(set, limit, head)
   if head[2] and tonumber(head[2]) <= now then
-    return redis.call('ZRANGEBYSCORE', key, '-inf', now_s, 'LIMIT', 0, limit), head
+    return redis.call('ZRANGEBYSCORE', K .. set, '-inf', now_s, 'LIMIT', 0, limit)
   end
-  return {}, head
+  return {}
 end
-local due_ticks, tick = due_in(':sched', 100)
+local due_ticks = due_in(':sched', 100, tick)
 for _, sid in ipairs(due_ticks) do
   local sk = K .. ':s:' .. sid
   local s = redis.pcall('HMGET', sk, 'n', 'head', 'pl', 'spec', 'miss', 'grace', 'ticks', 'last')
@@ -273,9 +387,11 @@ end
 
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
-local due, first = due_in(':delayed', 1000)
+local due = due_in(':delayed', 1000, first)
+if #due > 0 then
+  redis.call('ZREM', K .. ':delayed', unpack(due))
+end
 for _, id in ipairs(due) do
-  redis.call('ZREM', K .. ':delayed', id)
   local st = state_of(id, 'n', 'p')
   local record = redis.call('HGET', K .. ':jobs', id)
   local hp, hn = header(record)
@@ -294,8 +410,11 @@ for _, id in ipairs(due) do
     end
   end
 end
+if fetching and (#due > 0 or #due_ticks > 0) then
+  -- This step made jobs wait: the names' heads may have moved.
+  heads = redis.call('ZRANGE', K .. ':names', 0, -1, 'WITHSCORES')
+end
 
-local paused = redis.call('EXISTS', K .. ':paused')
 local jobs = {}
 -- Rate limits count in fixed windows of Redis's clock.
 local limited = -1
@@ -320,20 +439,18 @@ local function count(key, n, limit)
     redis.call('PEXPIRE', key, limit[2] * 2)
   end
 end
-if paused == 0 and max > 0 then
+if fetching then
   local queue_key, queue_end
   if queue_rate then
     local left
     left, queue_key, queue_end = window('*', queue_rate)
     if left < max then
-      if redis.call('ZCARD', K .. ':names') > 0 then
+      if #heads > 0 then
         hold(queue_end)
       end
       max = left
     end
   end
-  -- Names with waiting jobs, by the score of each one's first job.
-  local heads = redis.call('ZRANGE', K .. ':names', 0, -1, 'WITHSCORES')
   -- {head score, name, how many more it may give, how many it gave}
   local lines = {}
   local rated = {}
@@ -361,6 +478,11 @@ if paused == 0 and max > 0 then
   -- after (to know where the name goes on), so a fetch costs what it
   -- takes, not what waits under other names.
   local candidates = {}
+  -- Per name, the score (as text) of the first job after those taken,
+  -- false if none is left, where a read saw it: its head once they go.
+  local after_taken = {}
+  -- Names this step took out of K:names.
+  local gone_names = 0
   local steps = 0
   while #candidates < max and #lines > 0 and steps < max + #heads do
     steps = steps + 1
@@ -373,19 +495,26 @@ if paused == 0 and max > 0 then
     if bound then
       r = redis.pcall('ZRANGEBYSCORE', key, '-inf', '(' .. num(bound), 'WITHSCORES', 'LIMIT', offset, want)
     else
-      r = redis.pcall('ZRANGE', key, offset, offset + want - 1, 'WITHSCORES')
+      -- One more than it takes: the name's head once they go.
+      r = redis.pcall('ZRANGE', key, offset, offset + want, 'WITHSCORES')
     end
     if failed(r) then
       -- Not a waiting set of ours: skip the name rather than stop.
       redis.call('ZREM', K .. ':names', name)
+      gone_names = gone_names + 1
     else
-      for j = 1, #r, 2 do
+      local took = math.min(#r / 2, want)
+      for j = 1, took * 2, 2 do
         candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name, r[j + 1]}
       end
-      local took = #r / 2
       line[3], line[4] = line[3] - took, offset + took
-      if bound and line[3] > 0 then
+      if not bound then
+        after_taken[name] = r[took * 2 + 2] or false
+      elseif line[3] <= 0 then
+        after_taken[name] = nil
+      else
         local after = redis.call('ZRANGE', key, line[4], line[4], 'WITHSCORES')
+        after_taken[name] = after[2] or false
         if after[2] then
           line[1] = tonumber(after[2])
           local at = 1
@@ -398,26 +527,69 @@ if paused == 0 and max > 0 then
     end
   end
   local taken = {}
-  for j = 1, math.min(max, #candidates) do
+  local started = {}
+  local count_taken = math.min(max, #candidates)
+  -- The records of the jobs taken, read at once.
+  local records = {}
+  for j = 1, count_taken, 500 do
+    local ids = {}
+    for c = j, math.min(j + 499, count_taken) do
+      ids[#ids + 1] = candidates[c][2]
+    end
+    local r = redis.call('HMGET', K .. ':jobs', unpack(ids))
+    for c = 1, #r do
+      records[j + c - 1] = r[c]
+    end
+  end
+  -- Marks job `id` running here; false if its state hash was of another
+  -- type (the caller replaces it).
+  local function mark(jk, name, p_s, score_s)
+    return redis.pcall('HSET', jk, 'n', name, 'p', p_s, 'sc', score_s, 'x', 'a', 't', now_s, 'w', worker)
+  end
+  for j = 1, count_taken do
     local score, id, name, score_s = candidates[j][1], candidates[j][2], candidates[j][3], candidates[j][4]
     local p = math.floor(score / PRIO)
     taken[name] = taken[name] or {}
     local list = taken[name]
     list[#list + 1] = id
-    local record = redis.call('HGET', K .. ':jobs', id)
+    local record = records[j]
     if not record then
       quarantine(id, 'its record is missing', 'w', now, p)
     else
-      local st = state_of(id, 'a', 's', 'd')
-      redis.call('HSET', state_key(id, st), 'n', name, 'p', PS[p] or p, 'sc', score_s, 'x', 'a', 't', now_s, 'w', worker)
-      redis.call('SADD', active, id)
-      st = st or {}
+      local jk = K .. ':j:' .. id
+      local p_s = PS[p] or num(p)
+      local made = mark(jk, name, p_s, score_s)
+      local st
+      if failed(made) then
+        -- Not a state hash of ours: it is replaced.
+        redis.call('DEL', jk)
+        mark(jk, name, p_s, score_s)
+        st = {}
+      elseif made == 6 then
+        -- Every field is new, so the job never ran nor waited delayed:
+        -- each write of its attempts, stalls or due time also writes its
+        -- state `x`.
+        st = {}
+      else
+        st = redis.call('HMGET', jk, 'a', 's', 'd')
+      end
+      started[#started + 1] = id
       jobs[#jobs + 1] = {id, record, st[1] or '0', st[2] or '0', st[3] or ''}
-      emit('s', id, name, (tonumber(st[1]) or 0) + 1)
+      -- The attempt it starts (as text where it is the first).
+      emit('s', id, name, st[1] and (tonumber(st[1]) or 0) + 1 or '1')
       delta('w', p, -1)
       delta('a', p, 1)
     end
   end
+  for j = 1, #started, 500 do
+    local chunk = {unpack(started, j, math.min(j + 499, #started))}
+    if failed(redis.pcall('SADD', active, unpack(chunk))) then
+      -- Not a set of this worker's: the worker holds nothing else.
+      redis.call('DEL', active)
+      redis.call('SADD', active, unpack(chunk))
+    end
+  end
+  local names_left = #heads / 2 - gone_names
   local taken_total = 0
   for name, ids in pairs(taken) do
     local key = K .. ':w:' .. name
@@ -429,7 +601,21 @@ if paused == 0 and max > 0 then
     if r then
       count(r[1], #ids, r[2])
     end
-    if refresh_head(name) and r and #ids >= r[4] then
+    local next_head = after_taken[name]
+    local left
+    if next_head == nil then
+      left = refresh_head(name)
+    elseif next_head then
+      redis.call('ZADD', K .. ':names', next_head, name)
+      left = true
+    else
+      redis.call('ZREM', K .. ':names', name)
+      left = false
+    end
+    if not left then
+      names_left = names_left - 1
+    end
+    if left and r and #ids >= r[4] then
       -- The limit, not the waiting jobs, ran out.
       hold(r[3])
     end
@@ -443,7 +629,7 @@ if paused == 0 and max > 0 then
     count(queue_key, taken_total, queue_rate)
   end
   -- Work is left: let another idle worker know.
-  if #jobs > 0 and redis.call('ZCARD', K .. ':names') > 0 then
+  if #jobs > 0 and names_left > 0 then
     wake()
   end
 end

@@ -3,7 +3,7 @@
 local now = now_ms()
 expect(':workers', ':seen')
 local lease = tonumber(ARGV[2])
-observe(now, lease)
+observe(now, lease, redis.call('GET', K .. ':seen'))
 if not redis.call('ZSCORE', K .. ':workers', ARGV[1]) then
   return 0
 end

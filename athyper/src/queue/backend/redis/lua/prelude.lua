@@ -52,7 +52,8 @@
 -- Redis does not roll a script back when it fails midway, so no script may
 -- fail after its first write. Every script checks the types of the queue's
 -- keys it writes before writing (a key of another type was written by
--- someone else and is named in the error), reads a job's own keys with
+-- someone else and is named in the error), by a read it needs anyway
+-- (`read`) or else by `TYPE` (`expect`), reads a job's own keys with
 -- `redis.pcall`, and takes a job whose data is damaged or missing out of
 -- the way with `quarantine`, into the failed set with the reason, rather
 -- than stopping: no bad entry stops a queue.
@@ -64,8 +65,10 @@ local PS = {[0] = '0', '1', '2', '3'}
 local EVENTS_KEPT = 10000
 
 -- Lua would print large numbers as 1.2e+15; Redis needs every digit.
+-- Every number printed this way is whole (times in ms, scores, counts),
+-- and an integer prints at half the cost of a float.
 local function num(n)
-  return string.format('%.0f', n)
+  return string.format('%d', n)
 end
 
 -- Redis's clock, read once per script: a script runs in one instant.
@@ -99,24 +102,61 @@ local function convert_names()
   end
 end
 
+-- A pcall reply is a table with `err` when the command failed.
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
+
+-- Keys of the queue whose type this script has seen right, by `expect` or
+-- by a `read` that worked: within one script only its own writes touch
+-- them.
+local typed = {}
+
+-- Fails the script with an error that names queue key `suffix`, which
+-- holds a `t`.
+local function damaged(suffix, t)
+  local key = K .. suffix
+  error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the ' .. TYPES[suffix]
+    .. ' athyper keeps there; rename or delete it'})
+end
+
 -- Fails the script, before any write, if a key of the queue holds another
--- type than the scripts give it.
+-- type than the scripts give it. Keys already typed cost nothing.
 local function expect(...)
   for _, suffix in ipairs({...}) do
-    local key = K .. suffix
-    local t = redis.call('TYPE', key).ok
-    if suffix == ':names' and t == 'set' then
-      convert_names()
-    elseif t ~= 'none' and t ~= TYPES[suffix] then
-      error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the ' .. TYPES[suffix]
-        .. ' athyper keeps there; rename or delete it'})
+    if not typed[suffix] then
+      local t = redis.call('TYPE', K .. suffix).ok
+      if suffix == ':names' and t == 'set' then
+        convert_names()
+      elseif t ~= 'none' and t ~= TYPES[suffix] then
+        damaged(suffix, t)
+      end
+      typed[suffix] = true
     end
   end
 end
 
--- A pcall reply is a table with `err` when the command failed.
-local function failed(reply)
-  return type(reply) == 'table' and reply.err ~= nil
+-- Runs read command `cmd` on queue key `suffix` and types the key with
+-- it, so that a read the script needs anyway stands in for the `TYPE`
+-- check of `expect`. Fails the script, naming the key, where it holds
+-- another type; so a script reads a key this way before its first write,
+-- or once `expect` has typed it.
+local function read(suffix, cmd, ...)
+  local key = K .. suffix
+  local reply = redis.pcall(cmd, key, ...)
+  if failed(reply) then
+    local t = redis.call('TYPE', key).ok
+    if suffix == ':names' and t == 'set' then
+      convert_names()
+      reply = redis.call(cmd, key, ...)
+    elseif t ~= 'none' and t ~= TYPES[suffix] then
+      damaged(suffix, t)
+    else
+      error(reply)
+    end
+  end
+  typed[suffix] = true
+  return reply
 end
 
 -- Jobs settled for good by this script, for the per-minute throughput.
@@ -140,15 +180,20 @@ local function tally()
     return
   end
   local key = K .. ':tput'
-  if redis.call('TYPE', key).ok ~= 'hash' then
-    redis.call('DEL', key)
-  end
   local minute = math.floor(now_ms() / 60000)
   local first = false
   for _, kind in ipairs({'c', 'f'}) do
     local n = settled[kind]
-    if n > 0 and redis.call('HINCRBY', key, kind .. minute, n) == n then
-      first = true
+    if n > 0 then
+      local total = redis.pcall('HINCRBY', key, kind .. minute, n)
+      if failed(total) then
+        -- Not a tally of ours: it is replaced.
+        redis.call('DEL', key)
+        total = redis.call('HINCRBY', key, kind .. minute, n)
+      end
+      if total == n then
+        first = true
+      end
     end
   end
   if first and redis.call('HLEN', key) > 400 then
@@ -183,11 +228,12 @@ local function flush_events()
     return
   end
   local key = K .. ':events'
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'stream' and t ~= 'none' then
+  local entry = cjson.encode(events)
+  if failed(redis.pcall('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', entry)) then
+    -- Not a stream of ours: it is replaced.
     redis.call('DEL', key)
+    redis.call('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', entry)
   end
-  redis.call('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', cjson.encode(events))
   events = {}
 end
 
@@ -297,23 +343,49 @@ end
 -- only `finish` adds to these sets.
 local last_finished = {}
 
+-- Reads the highest score of finished set `set` (`read`: it types the
+-- set), unless this script has it.
+local function finished_top(set)
+  if last_finished[set] == nil then
+    local top = read(set, 'ZRANGE', -1, -1, 'WITHSCORES')
+    last_finished[set] = tonumber(top[2]) or -1
+  end
+end
+
+-- Finished jobs not yet added to their sets: set -> {score, id, ...}.
+local finishing = {}
+
+-- Adds the finished jobs `finish` kept back to their sets.
+local function flush_finished()
+  for set, pairs_ in pairs(finishing) do
+    for j = 1, #pairs_, 500 do
+      redis.call('ZADD', K .. set, unpack(pairs_, j, math.min(j + 499, #pairs_)))
+    end
+  end
+  finishing = {}
+end
+
 -- Adds a finished job to its set, scored by finish time in ms. Jobs that
 -- finish in the same millisecond get scores 1/1024 ms apart (exact in a
 -- double), so trimming by count drops them in the order they finished,
--- not by id.
-local function finish(set, id, now)
-  local key = K .. set
+-- not by id. With `later`, the write waits for `flush_finished`, so that
+-- a step writes all its jobs of a set at once.
+local function finish(set, id, now, later)
+  finished_top(set)
   local last = last_finished[set]
-  if last == nil then
-    local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    last = tonumber(top[2]) or -1
-  end
   local score = now
   if last >= score then
     score = last + 1 / 1024
   end
   last_finished[set] = score
-  redis.call('ZADD', key, string.format('%.17g', score), id)
+  if later then
+    local list = finishing[set] or {}
+    finishing[set] = list
+    list[#list + 1] = string.format('%.17g', score)
+    list[#list + 1] = id
+  else
+    redis.call('ZADD', K .. set, string.format('%.17g', score), id)
+  end
 end
 
 -- Fails a job whose data is damaged or missing, with the reason, into the
@@ -399,6 +471,33 @@ local function drop(id, state, p, parent)
   delta(state, p, -1)
 end
 
+-- Keys of the jobs `drop_many` has dropped, deleted by `flush_dropped`.
+local dropped = {}
+
+-- Deletes the keys `drop_many` left.
+local function flush_dropped()
+  for j = 1, #dropped, 500 do
+    redis.call('DEL', unpack(dropped, j, math.min(j + 499, #dropped)))
+  end
+  dropped = {}
+end
+
+-- Removes jobs `ids` (counted in `state`) as `drop` does, with one `HDEL`
+-- for their records; their other keys go at `flush_dropped`.
+local function drop_many(ids, state)
+  for _, id in ipairs(ids) do
+    local st = state_of(id, 'p')
+    local p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
+    delta(state, p, -1)
+    for _, suffix in ipairs({':j:', ':e:', ':df:', ':kids:', ':ch:'}) do
+      dropped[#dropped + 1] = K .. suffix .. id
+    end
+  end
+  for j = 1, #ids, 500 do
+    redis.call('HDEL', K .. ':jobs', unpack(ids, j, math.min(j + 499, #ids)))
+  end
+end
+
 -- Puts a job that left `from` back to waiting without counting an attempt,
 -- in its old place when it has one, or quarantines it if its data is gone.
 -- Takes job `id` out of the set of its idle state (w d p c f k).
@@ -479,9 +578,10 @@ end
 -- when they ran; after a gap longer than half the caller's lease (live
 -- workers renew every third of theirs), every lease moves on by the gap,
 -- so that live workers get the time to renew before any is taken for dead.
-local function observe(now, lease)
+-- `seen` is what K:seen holds, read by the caller.
+local function observe(now, lease, seen)
   local key = K .. ':seen'
-  local last = tonumber(redis.call('GET', key))
+  local last = tonumber(seen)
   if last and now - last > lease / 2 then
     local leases = redis.call('ZRANGE', K .. ':workers', 0, -1, 'WITHSCORES')
     for i = 1, #leases, 2 do
@@ -522,6 +622,12 @@ local function info(id)
   return {id, record, state, fields, errors, deferrals}
 end
 
+-- The next number of K:seq; a script that takes them in a block sets its
+-- own.
+local next_seq = function()
+  return redis.call('INCR', K .. ':seq')
+end
+
 -- Stores a new job unless one with this id exists; returns whether it was
 -- made. `head` is the record up to the enqueued time; a generated id is
 -- taken from the sequence when `id` is empty. The waiting set was checked.
@@ -531,7 +637,7 @@ local function new_job(id, name, p, delay, head, payload, now, flow)
   if id ~= '' and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
     return id, 0
   end
-  local seq = redis.call('INCR', K .. ':seq')
+  local seq = next_seq()
   if id == '' then
     id = num(seq)
   else

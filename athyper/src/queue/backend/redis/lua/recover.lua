@@ -7,7 +7,7 @@ local now = now_ms()
 expect(':seq', ':jobs', ':names', ':workers', ':seen', ':failed', ':counts', ':winfo')
 local max_stalled = tonumber(ARGV[1])
 local me, lease = ARGV[3], tonumber(ARGV[4])
-observe(now, lease)
+observe(now, lease, redis.call('GET', K .. ':seen'))
 if redis.call('ZSCORE', K .. ':workers', me) then
   redis.call('ZADD', K .. ':workers', num(now + lease), me)
 end
