@@ -934,7 +934,22 @@ impl RedisBackend {
         let mut call = self.call(&ADD, queue);
         call.arg(jobs.len());
         for job in jobs {
-            call.arg(job.id.as_deref().unwrap_or(""))
+            if job.id.is_none()
+                && job.delay.is_zero()
+                && job.unique.is_none()
+                && job.parent.is_none()
+                && job.children.is_none()
+            {
+                // A plain job: what add.lua reads of one, and no more.
+                call.arg("p")
+                    .arg(&job.name)
+                    .arg(job.priority.index())
+                    .arg(codec::head(job))
+                    .arg(&*job.payload);
+                continue;
+            }
+            call.arg("f")
+                .arg(job.id.as_deref().unwrap_or(""))
                 .arg(&job.name)
                 .arg(job.priority.index())
                 .arg(duration_millis(job.delay))

@@ -1,5 +1,7 @@
--- Adds jobs. ARGV: count, then per job: id ('' = generated), name,
--- priority, delay ms, record head (up to the enqueued time), payload,
+-- Adds jobs. ARGV: count, then per job either `p` for a plain job (a
+-- generated id, no delay, unique key or flow) and its name, priority,
+-- record head (up to the enqueued time) and payload, or `f` and its id
+-- ('' = generated), name, priority, delay ms, record head, payload,
 -- unique key ('' = none), its time to live ms, 'd' to debounce, then for a
 -- flow the parent's queue, id and the child's index ('' '' 0: none), the
 -- number of children (0: none), what a child's failure does, the
@@ -7,13 +9,31 @@
 -- Returns {id, outcome} per job: 1 new, 0 a duplicate (the id or the
 -- unique key exists), 2 a debounced replacement of the waiting job.
 local now = now_ms()
-expect(':seq', ':jobs', ':names', ':delayed', ':counts', ':parents')
 local n = tonumber(ARGV[1])
-local W = 15
--- Every waiting set written below is checked before the first write.
+-- Where each job's arguments start (after its shape, `p` or `f`).
+local at = {}
+-- Every waiting set written below is checked before the first write, and
+-- the delayed set and the flows' parents where a job goes there.
 local checked = {}
-for i = 0, n - 1 do
-  local name = ARGV[2 + i * W + 1]
+local delayed, parents = false, false
+local c = 2
+for i = 1, n do
+  local b = c + 1
+  at[i] = b
+  local name = ARGV[b]
+  if ARGV[c] == 'p' then
+    c = b + 4
+  else
+    c = b + 15
+    if tonumber(ARGV[b + 3]) > 0 or ARGV[b + 6] ~= '' then
+      -- A delayed job, or one that may replace a delayed job.
+      delayed = true
+    end
+    if ARGV[b + 12] ~= '0' then
+      parents = true
+    end
+    name = ARGV[b + 1]
+  end
   if not checked[name] then
     checked[name] = true
     local key = K .. ':w:' .. name
@@ -22,6 +42,27 @@ for i = 0, n - 1 do
       error({err = 'DAMAGED key ' .. key .. ' holds a ' .. t .. ', not the zset athyper keeps there; rename or delete it'})
     end
   end
+end
+expect(':jobs', ':names', ':counts')
+if delayed then
+  expect(':delayed')
+end
+if parents then
+  expect(':parents')
+end
+-- The sequence numbers this script may use, taken at once: each job takes
+-- at most one. Those a duplicate leaves unused are skipped, which costs
+-- nothing: ids and the order of waiting jobs need them unique and rising,
+-- not dense. As the first write, it also types the key.
+local seq_next, seq_last = 1, 0
+if n > 0 then
+  seq_last = read(':seq', 'INCRBY', n)
+  seq_next = seq_last - n + 1
+end
+next_seq = function()
+  local seq = seq_next
+  seq_next = seq_next + 1
+  return seq
 end
 
 -- Gives the waiting or delayed job `id` a new payload and delay; it joins
@@ -55,7 +96,7 @@ local function replace(id, name, p, delay, head, payload)
     redis.call('HSET', jk, 'n', name, 'p', p, 'x', 'd', 'd', due)
     delta('d', p, 1)
   else
-    local score = p * PRIO + redis.call('INCR', K .. ':seq')
+    local score = p * PRIO + next_seq()
     to_waiting(id, name, score)
     redis.call('HSET', jk, 'n', name, 'p', p, 'x', 'w', 'sc', num(score), 'd', num(now))
     delta('w', p, 1)
@@ -63,41 +104,82 @@ local function replace(id, name, p, delay, head, payload)
   return true
 end
 
-local out = {}
-for i = 0, n - 1 do
-  local b = 2 + i * W
-  local id, name, p, delay = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local head, payload, ukey, ttl, mode = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
-  local outcome
-  local holder = nil
-  local uk = nil
-  if ukey ~= '' then
-    uk = K .. ':u:' .. ukey
-    local got = redis.pcall('GET', uk)
-    if not failed(got) and got then
-      holder = got
-    end
+-- Plain jobs (a generated id, no unique key, no flow, no delay) are
+-- written together: their records in one HSET, each name's jobs in one
+-- ZADD. Any other job writes them first, so that jobs are made in order.
+local now_s = num(now)
+local records, waiting, lowest = {}, {}, {}
+local function flush_plain()
+  for j = 1, #records, 1000 do
+    redis.call('HSET', K .. ':jobs', unpack(records, j, math.min(j + 999, #records)))
   end
-  if holder then
-    if mode == 'd' and replace(holder, name, p, delay, head, payload) then
-      redis.call('SET', uk, holder, 'PX', ttl)
-      emit('a', holder, name)
-      id, outcome = holder, 2
-    else
-      id, outcome = holder, 0
+  for name, list in pairs(waiting) do
+    local key = K .. ':w:' .. name
+    for j = 1, #list, 1000 do
+      redis.call('ZADD', key, unpack(list, j, math.min(j + 999, #list)))
     end
+    redis.call('ZADD', K .. ':names', 'LT', num(lowest[name]), name)
+  end
+  records, waiting, lowest = {}, {}, {}
+end
+
+local out = {}
+for i = 1, n do
+  local b = at[i]
+  local id, outcome
+  if ARGV[b - 1] == 'p' then
+    local name, p_s = ARGV[b], ARGV[b + 1]
+    local p = tonumber(p_s)
+    local seq = next_seq()
+    id, outcome = num(seq), 1
+    records[#records + 1] = id
+    records[#records + 1] = ARGV[b + 2] .. now_s .. '|' .. ARGV[b + 3]
+    local score = p * PRIO + seq
+    local list = waiting[name] or {}
+    waiting[name] = list
+    list[#list + 1] = num(score)
+    list[#list + 1] = id
+    if not lowest[name] or score < lowest[name] then
+      lowest[name] = score
+    end
+    delta('w', p, 1)
+    emit('a', id, name)
   else
+    local name, p, delay = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    local head, payload, ukey, ttl, mode = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+    local holder = nil
+    local uk = nil
     local flow = nil
+    id = ARGV[b]
     if ARGV[b + 9] ~= '' or ARGV[b + 12] ~= '0' then
       flow = {ARGV[b + 9], ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13], ARGV[b + 14]}
     end
-    id, outcome = new_job(id, name, p, delay, head, payload, now, flow)
-    if uk and outcome == 1 then
-      redis.call('SET', uk, id, 'PX', ttl)
+    flush_plain()
+    if ukey ~= '' then
+      uk = K .. ':u:' .. ukey
+      local got = redis.pcall('GET', uk)
+      if not failed(got) and got then
+        holder = got
+      end
+    end
+    if holder then
+      if mode == 'd' and replace(holder, name, p, delay, head, payload) then
+        redis.call('SET', uk, holder, 'PX', ttl)
+        emit('a', holder, name)
+        id, outcome = holder, 2
+      else
+        id, outcome = holder, 0
+      end
+    else
+      id, outcome = new_job(id, name, p, delay, head, payload, now, flow)
+      if uk and outcome == 1 then
+        redis.call('SET', uk, id, 'PX', ttl)
+      end
     end
   end
   out[#out + 1] = {id, outcome}
 end
+flush_plain()
 flush_counts()
 if n > 0 then
   wake()
