@@ -64,12 +64,16 @@ local heads = fetching and read(':names', 'ZRANGE', 0, -1, 'WITHSCORES') or nil
 -- A flow's child reports how it ended (read before a completion that
 -- keeps nothing drops its keys).
 local states = {}
+local KJ = K .. ':j:'
 for k, id in ipairs(ack_ids) do
-  local st = state_of(id, 'p', 'n', 'k', 'o', 't', 'cx', 'uq', 'pc')
-  states[k] = st or false
-  if st and st[6] == '1' then
+  -- The fields each ack needs; a hash of another type reads as none.
+  local st = redis.pcall('HMGET', KJ .. id, 'p', 'n', 't', 'cx', 'uq', 'pc')
+  if failed(st) then
+    st = false
+  elseif st[4] == '1' then
     finished_top(':cancelled')
   end
+  states[k] = st
 end
 if completions and keep_c ~= 0 then
   finished_top(':completed')
@@ -139,6 +143,7 @@ local function delay(id, due)
     delayed_at = at
   end
 end
+local KE, KDF = K .. ':e:', K .. ':df:'
 -- Ids settled by an ack of this step: another ack of one is a repeat.
 local settled_here = {}
 for k, at in ipairs(acks) do
@@ -146,14 +151,15 @@ for k, at in ipairs(acks) do
   -- read where a branch needs them.
   local id, kind, attempt_s, err = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 5]
   local st = states[k] or nil
-  local child = st and st[7]
+  local child = st and st[5]
   if settled_here[id] then
     -- Sent twice in one step: settled by the first.
   elseif not holds[k] then
     -- Not this worker's: it settled this very attempt before (the reply
     -- was lost and the ack is sent again), the job is gone, or recovery
     -- took it back and it runs elsewhere.
-    local repeated = st and st[4] == worker and tonumber(st[3]) == tonumber(attempt_s)
+    local settled_by = st and state_of(id, 'o', 'k')
+    local repeated = settled_by and settled_by[1] == worker and tonumber(settled_by[2]) == tonumber(attempt_s)
     if not repeated and redis.call('HEXISTS', K .. ':jobs', id) == 1 then
       lost[#lost + 1] = id
     end
@@ -161,7 +167,7 @@ for k, at in ipairs(acks) do
     settled_here[id] = true
     local p = st and tonumber(st[1])
     local name = st and st[2]
-    local cancelled = st and st[6] == '1'
+    local cancelled = st and st[4] == '1'
     local record, allowed
     if kind == 'c' and p and name and not cancelled and keep_c == 0 then
       -- Dropped at once: the record's removal says whether it was there.
@@ -191,10 +197,10 @@ for k, at in ipairs(acks) do
       end
       if keep_c == 0 then
         -- Its record went above; its other keys go with the step's.
-        dropped[#dropped + 1] = K .. ':j:' .. id
-        dropped[#dropped + 1] = K .. ':e:' .. id
-        dropped[#dropped + 1] = K .. ':df:' .. id
-        if not st or st[8] ~= false then
+        dropped[#dropped + 1] = KJ .. id
+        dropped[#dropped + 1] = KE .. id
+        dropped[#dropped + 1] = KDF .. id
+        if not st or st[6] ~= false then
           dropped[#dropped + 1] = K .. ':kids:' .. id
           dropped[#dropped + 1] = K .. ':ch:' .. id
         end
@@ -214,7 +220,7 @@ for k, at in ipairs(acks) do
         delta('c', p, 1)
         trim_c = true
       end
-      local started = st and tonumber(st[5])
+      local started = st and tonumber(st[3])
       emit('c', id, name, attempt_s, started and math.max(0, now - started) or 0)
       settled.c = settled.c + 1
     elseif kind == 'r' then
@@ -477,19 +483,21 @@ if fetching then
   -- and so on. Each step reads only what it takes, and then the one job
   -- after (to know where the name goes on), so a fetch costs what it
   -- takes, not what waits under other names.
-  local candidates = {}
+  -- The jobs to take, in order: their ids, names and scores (as text).
+  local c_id, c_name, c_score = {}, {}, {}
+  local candidates = 0
   -- Per name, the score (as text) of the first job after those taken,
   -- false if none is left, where a read saw it: its head once they go.
   local after_taken = {}
   -- Names this step took out of K:names.
   local gone_names = 0
   local steps = 0
-  while #candidates < max and #lines > 0 and steps < max + #heads do
+  while candidates < max and #lines > 0 and steps < max + #heads do
     steps = steps + 1
     local line = table.remove(lines, 1)
     local name, offset = line[2], line[4]
     local key = K .. ':w:' .. name
-    local want = math.min(max - #candidates, line[3])
+    local want = math.min(max - candidates, line[3])
     local bound = lines[1] and lines[1][1]
     local r
     if bound then
@@ -505,7 +513,8 @@ if fetching then
     else
       local took = math.min(#r / 2, want)
       for j = 1, took * 2, 2 do
-        candidates[#candidates + 1] = {tonumber(r[j + 1]), r[j], name, r[j + 1]}
+        candidates = candidates + 1
+        c_id[candidates], c_name[candidates], c_score[candidates] = r[j], name, r[j + 1]
       end
       line[3], line[4] = line[3] - took, offset + took
       if not bound then
@@ -528,13 +537,13 @@ if fetching then
   end
   local taken = {}
   local started = {}
-  local count_taken = math.min(max, #candidates)
+  local count_taken = math.min(max, candidates)
   -- The records of the jobs taken, read at once.
   local records = {}
   for j = 1, count_taken, 500 do
     local ids = {}
     for c = j, math.min(j + 499, count_taken) do
-      ids[#ids + 1] = candidates[c][2]
+      ids[#ids + 1] = c_id[c]
     end
     local r = redis.call('HMGET', K .. ':jobs', unpack(ids))
     for c = 1, #r do
@@ -547,7 +556,8 @@ if fetching then
     return redis.pcall('HSET', jk, 'n', name, 'p', p_s, 'sc', score_s, 'x', 'a', 't', now_s, 'w', worker)
   end
   for j = 1, count_taken do
-    local score, id, name, score_s = candidates[j][1], candidates[j][2], candidates[j][3], candidates[j][4]
+    local id, name, score_s = c_id[j], c_name[j], c_score[j]
+    local score = tonumber(score_s)
     local p = math.floor(score / PRIO)
     taken[name] = taken[name] or {}
     local list = taken[name]
@@ -556,7 +566,7 @@ if fetching then
     if not record then
       quarantine(id, 'its record is missing', 'w', now, p)
     else
-      local jk = K .. ':j:' .. id
+      local jk = KJ .. id
       local p_s = PS[p] or num(p)
       local made = mark(jk, name, p_s, score_s)
       local st

@@ -162,14 +162,20 @@ end
 -- Jobs settled for good by this script, for the per-minute throughput.
 local settled = {c = 0, f = 0}
 
--- Count changes are summed here and written once per script.
+-- Count changes are summed here, by state and then priority, and written
+-- once per script.
 local deltas = {}
 local function delta(state, p, d)
   if state == nil or p == nil then
     return
   end
-  local key = state .. (PS[p] or p)
-  deltas[key] = (deltas[key] or 0) + d
+  local by_p = deltas[state]
+  if by_p == nil then
+    by_p = {}
+    deltas[state] = by_p
+  end
+  p = tonumber(p) or p
+  by_p[p] = (by_p[p] or 0) + d
 end
 
 -- Adds this script's settled jobs to the current minute, once per
@@ -238,9 +244,11 @@ local function flush_events()
 end
 
 local function flush_counts()
-  for key, d in pairs(deltas) do
-    if d ~= 0 then
-      redis.call('HINCRBY', K .. ':counts', key, d)
+  for state, by_p in pairs(deltas) do
+    for p, d in pairs(by_p) do
+      if d ~= 0 then
+        redis.call('HINCRBY', K .. ':counts', state .. (PS[p] or p), d)
+      end
     end
   end
   deltas = {}
@@ -403,7 +411,8 @@ local function quarantine(id, reason, from, now, known_p)
     -- still counts one in `from`, so that the totals stay right.
     for q = 0, 3 do
       local key = from .. q
-      if p == nil and (tonumber(redis.call('HGET', K .. ':counts', key)) or 0) + (deltas[key] or 0) > 0 then
+      local pending = (deltas[from] and deltas[from][q]) or 0
+      if p == nil and (tonumber(redis.call('HGET', K .. ':counts', key)) or 0) + pending > 0 then
         p = q
       end
     end
