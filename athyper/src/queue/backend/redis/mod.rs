@@ -183,12 +183,10 @@
 //! nothing here, since the bench's workers have no event hook (`Runtime`'s
 //! Prometheus hook is not measured).
 //!
-//! Redis spends 14.2 µs per job in `EVALSHA`, of which the 9.7 commands the
-//! scripts call (HSET, 2 HGET, 2 HMGET, DEL, HDEL, SREM, SADD) take 3.7 µs
-//! (`INFO commandstats`): three quarters is the Lua interpreter and the
-//! conversion of arguments and replies. `perf` puts 13% of Redis's samples
-//! in libc's float printing and parsing, from `num()`'s `string.format` and
-//! Lua numbers given to `redis.call` (which Redis prints with `%.17g`).
+//! Redis's side, first measured there: 14.2 µs per job in `EVALSHA`, of
+//! which the 9.7 commands the scripts called took 3.7 µs (`INFO
+//! commandstats`); three quarters was the Lua interpreter and the
+//! conversion of arguments and replies.
 //!
 //! Job names: every fetch once ranged up to `max` jobs of every name and
 //! sorted them all, so that with 1, 10 and 100 names in one queue (jobs
@@ -205,40 +203,88 @@
 //! step) a step ran 44 commands, and `EVALSHA` took 186 µs a call against
 //! 39 µs in the commands themselves (`INFO commandstats`, on the same
 //! machine while it ran about 2.5 times slower than for the figures
-//! above). Most of it is the calls' overhead, not their work: the ten
-//! `TYPE` checks before the first write, the lease, the schedules', delayed
-//! jobs' and names' first entries, the counts, the throughput minute and
-//! the event entry. Measured alone with `redis-benchmark` (`EVALSHA` at
-//! one connection, `usec_per_call`): an empty script 3.4 µs, the prelude
-//! alone 10.9 µs, the prelude and the ten `TYPE` checks 32.4 µs. The clock
-//! is now read once a script, and the delayed and scheduled sets are
-//! ranged over only when their first entry is due: 41 commands a step.
+//! above). Measured alone with `redis-benchmark` (`EVALSHA` at one
+//! connection, `usec_per_call`): an empty script 3.4 µs, the prelude alone
+//! 10.9 µs, the prelude and the ten `TYPE` checks of the keys it writes
+//! 32.4 µs.
 //!
 //! Steps in flight: with one step at a time, Redis waited while the worker
 //! ran a batch, and the worker while Redis ran its step. At concurrency 10
 //! Redis was busy 63 % of the time (20.3 µs × 31,066 jobs/s). A worker
 //! now keeps a second step on its way, each asking for at most half of the
-//! slots (see the worker's module docs), and Redis is what limits: in
-//! the README's sitting it was busy 99 % at concurrency 10 and 98 % at
-//! 100.
+//! slots (see the worker's module docs), and Redis is what limits: busy
+//! 97–99 % of a core at concurrency 10 and 100 in the README's sittings.
+//! From there only less Redis CPU per job helps.
+//!
+//! Commands per job: a step now types the keys it writes by the reads it
+//! makes anyway (`read` in the prelude: the lease, `K:seen`, the first
+//! entries of the delayed and scheduled sets, the names' heads, the top of
+//! a finished set it adds to), before its first write, and checks with
+//! `TYPE` only `K:jobs`, `K:failed` and `K:counts`, and the sequence and
+//! the names where something falls due. It asks the active set about all
+//! its acks at once (`SMISMEMBER`, one `SREM`), drops completed jobs'
+//! keys with one `DEL`, reads the jobs it takes with one `HMGET` and adds
+//! them to the active set with one `SADD`. A job's state hash is read
+//! only when the `HSET` that marks it running finds fields there (a job
+//! that never ran has none), and a name's next head comes from the same
+//! read that took its jobs. Per step at concurrency 1: 41 → 27 commands;
+//! per job at concurrency 10: 15.4 → 8.0; at 100: 9.6 → 3.5.
+//!
+//! Fewer commands cut less than their count says, since most of the time
+//! is the interpreter's. With `TIME` marks through `fetch.lua`
+//! (instrumented build, concurrency 100, 30,000 jobs), a job cost: 9.4 µs
+//! taking it (the record, the `HSET` that marks it running, its reply
+//! entry and event), 6.0 µs reading the step's keys and each ack's state
+//! (`HMGET`), 5.6 µs settling its ack, 2.6 µs parsing the acks'
+//! arguments (since read in place, with no table per ack), 2.4 µs the
+//! counts and the event entry, 2.2 µs the merge of the names' waiting
+//! sets, 1.6 µs the active set, 1.2 µs the names' heads, 0.8 µs the
+//! batched `DEL`. Instruction counts under callgrind, which a noisy
+//! machine does not move (Redis's instructions per job, the slope between
+//! a 2,000- and a 4,000-job run of the bench's concurrency-100 scenario,
+//! its bulk enqueue included): 234,900 before these changes, 165,300
+//! after. Of what is left, by callee: the `HSET` of the running job's six
+//! state fields 16,000 per job (`hsetCommand`, a new hash each), the
+//! events' JSON about 2,900 per event, and `redis.call` and `redis.pcall`
+//! 17,000–19,000 a call on average, the command included.
+//!
+//! The prelude's cost a call: an empty script is 7,300 instructions, the
+//! prelude alone 70,500, of which the garbage collector's steps are
+//! 21,400: its fifty-odd functions and tables are made anew by every
+//! call, and collected. That is a quarter of a single add (261,700 a call)
+//! and most of what separates a concurrency-1 step from BullMQ's. Redis
+//! 7's functions (`FUNCTION LOAD`) would make them once; they also keep
+//! their state between calls, which the scripts' do not expect.
+//!
+//! Adds: plain jobs (a generated id, no delay, unique key or flow) go in
+//! five arguments rather than fifteen, take their sequence numbers in one
+//! `INCRBY`, and are written with one `HSET` for their records and one
+//! `ZADD` per name: a bulk-added job costs Redis 39,000 instructions
+//! instead of 80,200. `num()` prints integers with `%d`, at about half the
+//! cost of `%.0f`.
 //!
 //! Finished sets: a completion kept in `K:completed` read the set's
 //! highest score once a job (a `ZRANGE` per job) to keep scores rising;
-//! it now reads it once a step, and writes only the state fields that
-//! change. At concurrency 100 with completed jobs kept that is 9.7
-//! commands a job instead of 10.7, as with completed jobs removed. Side
-//! by side (3 rounds each), Redis CPU per job went from 50.5 to 46.9 µs;
-//! between two sittings on the same machine, from 57.6 to 34.3 µs (36.1
-//! with completed jobs removed in the second).
+//! it now reads it once a step, adds the step's jobs with one `ZADD`, and
+//! writes only the state fields that change; trimming drops the oldest
+//! with one `HDEL` and one `DEL`.
+//!
+//! Memory per waiting job, 100-byte payload, 100,000 jobs (`MEMORY USAGE`):
+//! 202.5 bytes in `K:jobs` (the 140-byte record in a 160-byte allocation,
+//! its field, its hash entry), 95.8 bytes in the name's waiting set (a
+//! skiplist node and a hash entry for ordering by priority), 24.7 bytes
+//! of `a` events in `K:events`: 342 in all. BullMQ keeps a waiting job
+//! without a priority in a list.
 //!
 //! Candidates to cut, largest first:
 //!
-//! - Lua number conversions: `num(now)` per job, and numbers made with
-//!   `tonumber` and turned back into strings, where the ARGV string would do;
-//! - fewer fields per fetched job (5 `Value`s each) and ack arguments
-//!   written into the `Cmd` directly, fewer allocations on both paths;
-//! - `parse_record`: it splits the record twice, on `char`s, with UTF-8
-//!   checks (3,250).
+//! - the prelude made once (above);
+//! - a smaller state hash for a running job (name and priority are in its
+//!   record; the acks could carry them), and the events' JSON built without
+//!   `cjson`;
+//! - on the client: fewer fields per fetched job (5 `Value`s each) and ack
+//!   arguments written into the `Cmd` directly; `parse_record` splits the
+//!   record twice, on `char`s, with UTF-8 checks (3,250).
 //!
 //! Not candidates: queue depth (the same per job with 10,000 or 1,000,000
 //! waiting), `counts` and the health check (the same with 100,000 failed
