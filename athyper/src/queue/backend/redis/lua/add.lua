@@ -110,14 +110,10 @@ end
 local now_s = num(now)
 local records, waiting, lowest = {}, {}, {}
 local function flush_plain()
-  for j = 1, #records, 1000 do
-    redis.call('HSET', K .. ':jobs', unpack(records, j, math.min(j + 999, #records)))
-  end
+  in_chunks('HSET', K .. ':jobs', records)
   for name, list in pairs(waiting) do
     local key = K .. ':w:' .. name
-    for j = 1, #list, 1000 do
-      redis.call('ZADD', key, unpack(list, j, math.min(j + 999, #list)))
-    end
+    in_chunks('ZADD', key, list)
     redis.call('ZADD', K .. ':names', 'LT', num(lowest[name]), name)
   end
   records, waiting, lowest = {}, {}, {}

@@ -127,9 +127,7 @@ elseif #acks > 1 then
       gone[#gone + 1] = id
     end
   end
-  for j = 1, #gone, 500 do
-    redis.call('SREM', active, unpack(gone, j, math.min(j + 499, #gone)))
-  end
+  in_chunks('SREM', active, gone)
 end
 
 local lost = {}
@@ -304,7 +302,7 @@ local function trim(state, set, keep_count, keep_age)
   if keep_age >= 0 then
     local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num(now - keep_age), 'LIMIT', 0, 1000)
     if #old > 0 then
-      redis.call('ZREM', key, unpack(old))
+      in_chunks('ZREM', key, old)
       drop_many(old, state)
     end
   end
@@ -394,9 +392,7 @@ end
 -- Due jobs join the back of their priority; at most 1,000 a step keeps
 -- the script short, the next step promotes the rest.
 local due = due_in(':delayed', 1000, first)
-if #due > 0 then
-  redis.call('ZREM', K .. ':delayed', unpack(due))
-end
+in_chunks('ZREM', K .. ':delayed', due)
 for _, id in ipairs(due) do
   local st = state_of(id, 'n', 'p')
   local record = redis.call('HGET', K .. ':jobs', id)
@@ -603,9 +599,7 @@ if fetching then
   local taken_total = 0
   for name, ids in pairs(taken) do
     local key = K .. ':w:' .. name
-    for j = 1, #ids, 500 do
-      redis.call('ZREM', key, unpack(ids, j, math.min(j + 499, #ids)))
-    end
+    in_chunks('ZREM', key, ids)
     taken_total = taken_total + #ids
     local r = rated[name]
     if r then

@@ -107,6 +107,19 @@ local function failed(reply)
   return type(reply) == 'table' and reply.err ~= nil
 end
 
+-- Runs `cmd` on `first` (a key, or nil for none) and the items of `list`,
+-- 500 at a time: Lua's `unpack` stops at the size of its stack. 500 is
+-- even, so that scores and members stay in pairs.
+local function in_chunks(cmd, first, list)
+  for j = 1, #list, 500 do
+    if first then
+      redis.call(cmd, first, unpack(list, j, math.min(j + 499, #list)))
+    else
+      redis.call(cmd, unpack(list, j, math.min(j + 499, #list)))
+    end
+  end
+end
+
 -- Keys of the queue whose type this script has seen right, by `expect` or
 -- by a `read` that worked: within one script only its own writes touch
 -- them.
@@ -209,9 +222,7 @@ local function tally()
         stale[#stale + 1] = field
       end
     end
-    for i = 1, #stale, 500 do
-      redis.call('HDEL', key, unpack(stale, i, math.min(i + 499, #stale)))
-    end
+    in_chunks('HDEL', key, stale)
   end
   settled = {c = 0, f = 0}
 end
@@ -365,10 +376,8 @@ local finishing = {}
 
 -- Adds the finished jobs `finish` kept back to their sets.
 local function flush_finished()
-  for set, pairs_ in pairs(finishing) do
-    for j = 1, #pairs_, 500 do
-      redis.call('ZADD', K .. set, unpack(pairs_, j, math.min(j + 499, #pairs_)))
-    end
+  for set, scored in pairs(finishing) do
+    in_chunks('ZADD', K .. set, scored)
   end
   finishing = {}
 end
@@ -485,9 +494,7 @@ local dropped = {}
 
 -- Deletes the keys `drop_many` left.
 local function flush_dropped()
-  for j = 1, #dropped, 500 do
-    redis.call('DEL', unpack(dropped, j, math.min(j + 499, #dropped)))
-  end
+  in_chunks('DEL', nil, dropped)
   dropped = {}
 end
 
@@ -502,9 +509,7 @@ local function drop_many(ids, state)
       dropped[#dropped + 1] = K .. suffix .. id
     end
   end
-  for j = 1, #ids, 500 do
-    redis.call('HDEL', K .. ':jobs', unpack(ids, j, math.min(j + 499, #ids)))
-  end
+  in_chunks('HDEL', K .. ':jobs', ids)
 end
 
 -- Puts a job that left `from` back to waiting without counting an attempt,
