@@ -260,8 +260,8 @@
 //! five arguments rather than fifteen, take their sequence numbers in one
 //! `INCRBY`, and are written with one `HSET` for their records and one
 //! `ZADD` per name: a bulk-added job costs Redis 39,000 instructions
-//! instead of 80,200. `num()` prints integers with `%d`, at about half the
-//! cost of `%.0f`.
+//! instead of 80,200. `num()` prints integers with `%d`: 0.76 µs a call in
+//! Redis, against 1.20 µs with `%.0f`.
 //!
 //! Finished sets: a completion kept in `K:completed` read the set's
 //! highest score once a job (a `ZRANGE` per job) to keep scores rising;
