@@ -61,19 +61,15 @@ local fetching = paused == 0 and max > 0
 -- Names with waiting jobs, by the score of each one's first job; read
 -- again below if this step makes jobs wait.
 local heads = fetching and read(':names', 'ZRANGE', 0, -1, 'WITHSCORES') or nil
--- A flow's child reports how it ended (read before a completion that
--- keeps nothing drops its keys).
+-- Each ack's state, read before a completion that keeps nothing drops its
+-- keys (a flow's child reports from it how it ended).
 local states = {}
-local KJ = K .. ':j:'
 for k, id in ipairs(ack_ids) do
-  -- The fields each ack needs; a hash of another type reads as none.
-  local st = redis.pcall('HMGET', KJ .. id, 'p', 'n', 't', 'cx', 'uq', 'pc')
-  if failed(st) then
-    st = false
-  elseif st[4] == '1' then
+  local st = state_of(id, 'p', 'n', 't', 'cx', 'uq', 'pc')
+  if st and st[4] == '1' then
     finished_top(':cancelled')
   end
-  states[k] = st
+  states[k] = st or false
 end
 if completions and keep_c ~= 0 then
   finished_top(':completed')
@@ -96,35 +92,18 @@ observe(now, lease, seen)
 -- at once (a set of another type is dropped: the worker holds nothing).
 local active = K .. ':active:' .. worker
 local holds = {}
+-- One ack (as at concurrency 1) is one command.
 if #acks == 1 then
-  local gone = redis.pcall('SREM', active, ack_ids[1])
-  if failed(gone) then
-    redis.call('DEL', active)
-    gone = 0
-  end
-  holds[1] = gone == 1
+  holds[1] = replacing('SREM', active, ack_ids[1]) == 1
 elseif #acks > 1 then
-  local ids = ack_ids
-  local member = {}
-  for j = 1, #ids, 500 do
-    local r = redis.pcall('SMISMEMBER', active, unpack(ids, j, math.min(j + 499, #ids)))
-    if failed(r) then
-      redis.call('DEL', active)
-      member = {}
-      break
-    end
-    for k = 1, #r do
-      member[j + k - 1] = r[k] == 1
-    end
-  end
-  -- An id acked twice in one step is settled once.
-  local taken_back = {}
   local gone = {}
-  for k, id in ipairs(ids) do
-    holds[k] = member[k] == true and not taken_back[id]
-    if holds[k] then
-      taken_back[id] = true
-      gone[#gone + 1] = id
+  for j = 1, #ack_ids, 500 do
+    local member = replacing('SMISMEMBER', active, unpack(ack_ids, j, math.min(j + 499, #ack_ids)))
+    for k = 1, #member do
+      holds[j + k - 1] = member[k] == 1
+      if member[k] == 1 then
+        gone[#gone + 1] = ack_ids[j + k - 1]
+      end
     end
   end
   in_chunks('SREM', active, gone)
@@ -141,7 +120,6 @@ local function delay(id, due)
     delayed_at = at
   end
 end
-local KE, KDF = K .. ':e:', K .. ':df:'
 -- Ids settled by an ack of this step: another ack of one is a repeat.
 local settled_here = {}
 for k, at in ipairs(acks) do
@@ -194,14 +172,9 @@ for k, at in ipairs(acks) do
         report_up(id, has_result and ('c|' .. err) or 'c')
       end
       if keep_c == 0 then
-        -- Its record went above; its other keys go with the step's.
-        dropped[#dropped + 1] = KJ .. id
-        dropped[#dropped + 1] = KE .. id
-        dropped[#dropped + 1] = KDF .. id
-        if not st or st[6] ~= false then
-          dropped[#dropped + 1] = K .. ':kids:' .. id
-          dropped[#dropped + 1] = K .. ':ch:' .. id
-        end
+        -- Its record went above; its other keys go with the step's
+        -- (no flow's children to drop unless it waited for some).
+        drop_keys(id, not st or st[6] ~= false)
       else
         local jk = state_key(id, st)
         local fields = {'a', attempt_s, 'k', attempt_s, 'o', worker, 'x', 'c', 'f', now_s}
@@ -546,11 +519,6 @@ if fetching then
       records[j + c - 1] = r[c]
     end
   end
-  -- Marks job `id` running here; false if its state hash was of another
-  -- type (the caller replaces it).
-  local function mark(jk, name, p_s, score_s)
-    return redis.pcall('HSET', jk, 'n', name, 'p', p_s, 'sc', score_s, 'x', 'a', 't', now_s, 'w', worker)
-  end
   for j = 1, count_taken do
     local id, name, score_s = c_id[j], c_name[j], c_score[j]
     local score = tonumber(score_s)
@@ -562,21 +530,14 @@ if fetching then
     if not record then
       quarantine(id, 'its record is missing', 'w', now, p)
     else
-      local jk = KJ .. id
-      local p_s = PS[p] or num(p)
-      local made = mark(jk, name, p_s, score_s)
-      local st
-      if failed(made) then
-        -- Not a state hash of ours: it is replaced.
-        redis.call('DEL', jk)
-        mark(jk, name, p_s, score_s)
-        st = {}
-      elseif made == 6 then
-        -- Every field is new, so the job never ran nor waited delayed:
-        -- each write of its attempts, stalls or due time also writes its
-        -- state `x`.
-        st = {}
-      else
+      local jk = K .. ':j:' .. id
+      local made, replaced = replacing('HSET', jk, 'n', name, 'p', PS[p] or num(p), 'sc', score_s, 'x', 'a',
+        't', now_s, 'w', worker)
+      local st = {}
+      if not replaced and made < 6 then
+        -- Fields were there. Where all six are new, the job never ran nor
+        -- waited delayed: each write of its attempts, stalls or due time
+        -- also writes its state `x`.
         st = redis.call('HMGET', jk, 'a', 's', 'd')
       end
       started[#started + 1] = id
@@ -587,13 +548,9 @@ if fetching then
       delta('a', p, 1)
     end
   end
+  -- An active set of another type is replaced: the worker held nothing.
   for j = 1, #started, 500 do
-    local chunk = {unpack(started, j, math.min(j + 499, #started))}
-    if failed(redis.pcall('SADD', active, unpack(chunk))) then
-      -- Not a set of this worker's: the worker holds nothing else.
-      redis.call('DEL', active)
-      redis.call('SADD', active, unpack(chunk))
-    end
+    replacing('SADD', active, unpack(started, j, math.min(j + 499, #started)))
   end
   local names_left = #heads / 2 - gone_names
   local taken_total = 0

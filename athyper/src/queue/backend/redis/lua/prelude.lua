@@ -107,6 +107,18 @@ local function failed(reply)
   return type(reply) == 'table' and reply.err ~= nil
 end
 
+-- Runs `cmd` on `key`, a key the scripts keep for themselves: one of
+-- another type is deleted and the command runs again. Returns the reply
+-- and whether the key was replaced.
+local function replacing(cmd, key, ...)
+  local reply = redis.pcall(cmd, key, ...)
+  if failed(reply) then
+    redis.call('DEL', key)
+    return redis.call(cmd, key, ...), true
+  end
+  return reply, false
+end
+
 -- Runs `cmd` on `first` (a key, or nil for none) and the items of `list`,
 -- 500 at a time: Lua's `unpack` stops at the size of its stack. 500 is
 -- even, so that scores and members stay in pairs.
@@ -204,13 +216,7 @@ local function tally()
   for _, kind in ipairs({'c', 'f'}) do
     local n = settled[kind]
     if n > 0 then
-      local total = redis.pcall('HINCRBY', key, kind .. minute, n)
-      if failed(total) then
-        -- Not a tally of ours: it is replaced.
-        redis.call('DEL', key)
-        total = redis.call('HINCRBY', key, kind .. minute, n)
-      end
-      if total == n then
+      if replacing('HINCRBY', key, kind .. minute, n) == n then
         first = true
       end
     end
@@ -245,12 +251,7 @@ local function flush_events()
     return
   end
   local key = K .. ':events'
-  local entry = cjson.encode(events)
-  if failed(redis.pcall('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', entry)) then
-    -- Not a stream of ours: it is replaced.
-    redis.call('DEL', key)
-    redis.call('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', entry)
-  end
+  replacing('XADD', key, 'MAXLEN', '~', EVENTS_KEPT, '*', 'e', cjson.encode(events))
   events = {}
 end
 
@@ -351,11 +352,7 @@ end
 
 -- Appends to a job's error list, replacing one of another type.
 local function push_error(id, entry)
-  local ek = K .. ':e:' .. id
-  if failed(redis.pcall('RPUSH', ek, entry)) then
-    redis.call('DEL', ek)
-    redis.call('RPUSH', ek, entry)
-  end
+  replacing('RPUSH', K .. ':e:' .. id, entry)
 end
 
 -- The highest score of each finished set, read from Redis once a script:
@@ -475,39 +472,46 @@ end
 -- `parent` false says it is known to have no children (a flow's parent
 -- keeps them in K:kids and K:ch), which saves deleting keys that are not
 -- there.
-local function drop(id, state, p, parent)
-  if p == nil then
-    local st = state_of(id, 'p')
-    p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
-  end
-  redis.call('HDEL', K .. ':jobs', id)
-  if parent == false then
-    redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id)
-  else
-    redis.call('DEL', K .. ':j:' .. id, K .. ':e:' .. id, K .. ':df:' .. id, K .. ':kids:' .. id, K .. ':ch:' .. id)
-  end
-  delta(state, p, -1)
-end
-
--- Keys of the jobs `drop_many` has dropped, deleted by `flush_dropped`.
+-- Keys of dropped jobs, deleted together by `flush_dropped`.
 local dropped = {}
 
--- Deletes the keys `drop_many` left.
+-- Deletes the keys `drop_keys` noted.
 local function flush_dropped()
   in_chunks('DEL', nil, dropped)
   dropped = {}
+end
+
+-- Notes the keys of job `id` but its record for `flush_dropped`.
+local function drop_keys(id, parent)
+  dropped[#dropped + 1] = K .. ':j:' .. id
+  dropped[#dropped + 1] = K .. ':e:' .. id
+  dropped[#dropped + 1] = K .. ':df:' .. id
+  if parent ~= false then
+    dropped[#dropped + 1] = K .. ':kids:' .. id
+    dropped[#dropped + 1] = K .. ':ch:' .. id
+  end
+end
+
+-- The priority a job is counted at, from its state or else its record.
+local function priority_of(id)
+  local st = state_of(id, 'p')
+  return (st and tonumber(st[1])) or (header(redis.call('HGET', K .. ':jobs', id)))
+end
+
+local function drop(id, state, p, parent)
+  p = p or priority_of(id)
+  redis.call('HDEL', K .. ':jobs', id)
+  drop_keys(id, parent)
+  flush_dropped()
+  delta(state, p, -1)
 end
 
 -- Removes jobs `ids` (counted in `state`) as `drop` does, with one `HDEL`
 -- for their records; their other keys go at `flush_dropped`.
 local function drop_many(ids, state)
   for _, id in ipairs(ids) do
-    local st = state_of(id, 'p')
-    local p = (st and tonumber(st[1])) or header(redis.call('HGET', K .. ':jobs', id))
-    delta(state, p, -1)
-    for _, suffix in ipairs({':j:', ':e:', ':df:', ':kids:', ':ch:'}) do
-      dropped[#dropped + 1] = K .. suffix .. id
-    end
+    delta(state, priority_of(id), -1)
+    drop_keys(id)
   end
   in_chunks('HDEL', K .. ':jobs', ids)
 end
