@@ -492,13 +492,42 @@ pub async fn a_panicking_loop_lets_its_lease_expire(backend: SharedBackend) {
 }
 
 pub async fn overlapping_steps_stay_within_the_concurrency(backend: SharedBackend) {
+    // Taking nothing ahead, steps on their way ask for the free slots at
+    // most; taking 4 ahead, for the slots and those 4.
+    for (prefetch, most) in [(0, 8), (4, 12)] {
+        let steps = overlapping_steps(backend.clone(), prefetch).await;
+        assert_eq!(
+            steps.peak_fetches, 2,
+            "the worker keeps a second step on its way while the first one's jobs run"
+        );
+        assert!(
+            steps.peak_asked <= most,
+            "steps on their way asked for {} jobs together, past the 8 slots and {prefetch} ahead",
+            steps.peak_asked
+        );
+        if prefetch > 0 {
+            assert!(
+                steps.peak_asked > 8,
+                "steps on their way asked for {} jobs together: none ahead of the 8 slots",
+                steps.peak_asked
+            );
+        }
+    }
+}
+
+/// Runs 100 jobs through a worker of 8 slots taking `prefetch` ahead whose
+/// steps take 5 ms, checks that each ran once within the limits, and says
+/// what the steps asked for.
+async fn overlapping_steps(backend: SharedBackend, prefetch: usize) -> Steps {
     let faulty = Arc::new(Faulty::new(backend));
     faulty.plan(|p| p.fetch_delay = Duration::from_millis(5));
     let shared: SharedBackend = faulty.clone();
     let q = queue(&shared);
     let probe = Probe::default();
     q.pause().await.unwrap();
-    let worker = start_worker(&shared, &probe, 8);
+    let completed = q.counts().await.unwrap().completed();
+    let config = WorkerConfig::default().concurrency(8).prefetch(prefetch);
+    let worker = start_worker_with(&shared, &probe, config);
     let labels: Vec<String> = (0..60).map(|i| format!("job-{i}")).collect();
     q.add_bulk(&record, labels.clone()).await.unwrap();
     q.add_bulk(&limited, vec![5; 20]).await.unwrap();
@@ -506,17 +535,7 @@ pub async fn overlapping_steps_stay_within_the_concurrency(backend: SharedBacken
     q.resume().await.unwrap();
     wait_until_settled(&q).await;
     worker.shutdown(PATIENCE).await;
-    let steps = faulty.steps();
-    assert_eq!(
-        steps.peak_fetches, 2,
-        "the worker keeps a second step on its way while the first one's jobs run"
-    );
-    assert!(
-        steps.peak_asked <= 8,
-        "steps on their way asked for {} jobs together, past the 8 slots",
-        steps.peak_asked
-    );
-    assert_eq!(q.counts().await.unwrap().completed(), 100);
+    assert_eq!(q.counts().await.unwrap().completed() - completed, 100);
     assert_each_once(probe.entries(), &labels);
     assert!(probe.total_peak() <= 8, "peak {}", probe.total_peak());
     assert!(
@@ -524,6 +543,7 @@ pub async fn overlapping_steps_stay_within_the_concurrency(backend: SharedBacken
         "limited peaked at {}",
         probe.peak("limited")
     );
+    faulty.steps()
 }
 
 pub async fn a_job_cancelled_on_its_way_to_the_worker_is_cancelled(backend: SharedBackend) {

@@ -95,6 +95,8 @@ macro_rules! __cases {
             worker_runs_delayed_job_when_due,
             drain_lets_running_jobs_finish,
             drain_deadline_puts_jobs_back,
+            jobs_taken_ahead_wait_their_turn_and_go_back_on_drain,
+            a_job_cancelled_while_taken_ahead_is_cancelled,
             shutdown_interruption_spends_no_attempt,
             lost_fetch_replies_run_nothing_twice,
             release_is_retried_at_shutdown,

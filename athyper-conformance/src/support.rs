@@ -199,6 +199,16 @@ struct ProbeInner {
     total_peak: AtomicUsize,
     runs: Mutex<HashMap<String, u32>>,
     cancelled: Mutex<Vec<String>>,
+    /// Closed until `open_gate`: `gated` jobs wait at it.
+    gate: Gate,
+}
+
+struct Gate(tokio::sync::Semaphore);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(tokio::sync::Semaphore::new(0))
+    }
 }
 
 impl Probe {
@@ -260,6 +270,14 @@ impl Probe {
 
     pub(crate) fn cancelled(&self) -> Vec<String> {
         self.inner.cancelled.lock().unwrap().clone()
+    }
+
+    /// Lets every `gated` job through, now and later.
+    pub(crate) fn open_gate(&self) {
+        self.inner
+            .gate
+            .0
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 }
 
@@ -334,6 +352,15 @@ pub(crate) async fn slow(ctx: JobContext, ms: u64) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     probe.log(format!("finished {}", ctx.id()));
+    Ok(())
+}
+
+/// Waits until the case opens the probe's gate, then logs its label.
+#[job(queue = "conformance", retry = "none")]
+pub(crate) async fn gated(ctx: JobContext, label: String) -> Result<(), String> {
+    let probe = probe(&ctx);
+    drop(probe.inner.gate.0.acquire().await);
+    probe.log(label);
     Ok(())
 }
 

@@ -281,6 +281,98 @@ pub async fn drain_deadline_puts_jobs_back(backend: SharedBackend) {
     assert_eq!(probe.entries(), [format!("finished {id}")]);
 }
 
+/// A worker of one slot that takes jobs ahead runs them one at a time, in
+/// the order they were taken; a drain puts those not started back at once,
+/// in their old place and with no attempt spent, while the running one
+/// finishes.
+pub async fn jobs_taken_ahead_wait_their_turn_and_go_back_on_drain(backend: SharedBackend) {
+    let q = queue(&backend);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    let first = q.add(&gated, "first".into()).await.unwrap().into_id();
+    let mut ahead = Vec::new();
+    for label in ["second", "third", "fourth"] {
+        ahead.push(q.add(&record, label.into()).await.unwrap().into_id());
+    }
+    let config = WorkerConfig::default().concurrency(1).prefetch(3);
+    let worker = start_worker_with(&backend, &probe, config);
+    q.resume().await.unwrap();
+    eventually(
+        "the worker to take every job, three of them ahead",
+        || async {
+            let counts = q.counts().await.unwrap();
+            (counts.active(), counts.waiting()) == (4, 0)
+        },
+    )
+    .await;
+    assert!(
+        probe.entries().is_empty(),
+        "one slot: the jobs taken ahead wait for the first"
+    );
+
+    let drain = tokio::spawn(worker.shutdown(PATIENCE));
+    eventually(
+        "the jobs taken ahead to go back while the first runs",
+        || async {
+            let counts = q.counts().await.unwrap();
+            (counts.active(), counts.waiting()) == (1, 3)
+        },
+    )
+    .await;
+    assert!(probe.entries().is_empty());
+    probe.open_gate();
+    let report = drain.await.unwrap();
+    assert_eq!(report.finished, 1);
+    assert!(report.released.is_empty(), "{report:?}");
+    assert_eq!(probe.entries(), ["first"]);
+    assert_eq!(
+        get(&backend, &first).await.unwrap().state,
+        JobState::Completed
+    );
+    for id in &ahead {
+        let info = get(&backend, id).await.unwrap();
+        assert_eq!((info.state, info.attempts_made), (JobState::Waiting, 0));
+    }
+
+    // Back in their old place: the next worker runs them in order.
+    let worker = start_worker(&backend, &probe, 1);
+    wait_until_settled(&q).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.entries(), ["first", "second", "third", "fourth"]);
+}
+
+/// A job cancelled while it waits, taken ahead, for a slot starts with its
+/// token fired and ends cancelled, not retried; the jobs around it run.
+pub async fn a_job_cancelled_while_taken_ahead_is_cancelled(backend: SharedBackend) {
+    use athyper::queue::Cancel;
+
+    let q = queue(&backend);
+    let probe = Probe::default();
+    q.pause().await.unwrap();
+    q.add(&gated, "first".into()).await.unwrap();
+    let id = q.add(&patient, 1).await.unwrap().into_id();
+    let last = q.add(&record, "last".into()).await.unwrap().into_id();
+    let config = WorkerConfig::default().concurrency(1).prefetch(2);
+    let worker = start_worker_with(&backend, &probe, config);
+    q.resume().await.unwrap();
+    eventually(
+        "the worker to take every job, two of them ahead",
+        || async { q.counts().await.unwrap().active() == 3 },
+    )
+    .await;
+    assert_eq!(q.cancel(&id).await.unwrap(), Cancel::Requested);
+    // Time for the cancellation to reach the worker before the job can
+    // start (were it to come later, the running job would stop the same).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    probe.open_gate();
+    let info = wait_for_state(&backend, &id, JobState::Cancelled).await;
+    wait_for_state(&backend, &last, JobState::Completed).await;
+    worker.shutdown(PATIENCE).await;
+    assert_eq!(probe.cancelled(), [id.to_string()]);
+    assert_eq!(info.attempts_made, 1);
+    assert_eq!(probe.entries(), ["first", "last"]);
+}
+
 pub async fn shutdown_interruption_spends_no_attempt(backend: SharedBackend) {
     let q = queue(&backend);
     let probe = Probe::default();

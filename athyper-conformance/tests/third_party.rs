@@ -278,7 +278,7 @@ async fn the_suite_uses_the_given_backend() {
     assert_eq!(calls.get("add"), Some(&8), "{calls:?}");
     assert!(calls.get("fetch").copied().unwrap_or(0) >= 9, "{calls:?}");
     assert!(athyper_conformance::CASES.contains(&"priority_then_fifo"));
-    assert_eq!(athyper_conformance::CASES.len(), 76);
+    assert_eq!(athyper_conformance::CASES.len(), 78);
 }
 
 /// What a backend records on add comes from the public constructor.

@@ -2,16 +2,19 @@
 //!
 //! One worker consumes one queue. A single loop task owns its state: it
 //! settles finished attempts and takes new jobs in one backend step
-//! ([`Backend::fetch`](crate::queue::backend::Backend::fetch)), never taking
-//! more than it has free slots for, worker-wide and per handler; each
+//! ([`Backend::fetch`](crate::queue::backend::Backend::fetch)), never running
+//! more attempts than it has slots, worker-wide and per handler; each
 //! attempt runs in a task of its own, so a slow or panicking handler holds
 //! only its slot. Up to two steps are on their way at once, each asking for
-//! at most half of the slots: while the jobs one brought run, the next
-//! already settles those that ended and takes more, so that the backend
-//! does not sit idle while the worker runs jobs, nor the worker while the
-//! backend answers. The slots a step asked for are held for it until it
-//! returns, and its jobs start in the order the steps were sent. With
-//! nothing to do the loop parks on the backend's
+//! at most half of what the worker can take: while the jobs one brought
+//! run, the next already settles those that ended and takes more, so that
+//! the backend does not sit idle while the worker runs jobs, nor the worker
+//! while the backend answers. What it can take is its slots and, where
+//! attempts end faster than a round trip, as many jobs ahead of them as
+//! end during one ([`WorkerConfig::prefetch`]): a step then settles and
+//! takes many jobs however few slots there are. The room a step asked for
+//! is held for it until it returns, and jobs start in the order they were
+//! taken. With nothing to do the loop parks on the backend's
 //! [`wait`](crate::queue::backend::Backend::wait) and on its own running
 //! attempts, whichever comes first.
 //!
@@ -19,7 +22,7 @@
 //! workers that died (stalled-job recovery).
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -85,6 +88,9 @@ pub struct WorkerConfig {
     /// How long a freed slot may wait for other running attempts to end
     /// too, so that one backend step settles and refills several.
     pub ack_linger: Duration,
+    /// The most jobs taken ahead of free slots whatever the pace (`None`:
+    /// as many as end during a round trip, up to the concurrency or 16).
+    pub prefetch: Option<usize>,
 }
 
 impl Default for WorkerConfig {
@@ -100,6 +106,7 @@ impl Default for WorkerConfig {
             rate_limit: None,
             max_result: crate::queue::Queue::DEFAULT_MAX_PAYLOAD,
             ack_linger: Duration::from_micros(500),
+            prefetch: None,
         }
     }
 }
@@ -154,6 +161,31 @@ impl WorkerConfig {
     #[must_use]
     pub fn ack_linger(mut self, linger: Duration) -> Self {
         self.ack_linger = linger;
+        self
+    }
+
+    /// The most jobs the worker takes ahead of its free slots, whatever
+    /// the pace; 0 takes none ahead.
+    ///
+    /// Jobs taken ahead wait under the worker's lease, in the order they
+    /// were taken, and start as slots free, so that one step settles and
+    /// takes many jobs however few slots there are. Unset (the default),
+    /// the worker takes as many ahead as its running attempts end during
+    /// one round trip to the backend, measured as it runs, up to its
+    /// concurrency or 16, whichever is more: none while attempts take
+    /// longer than a round trip each, so slow jobs are not held back from
+    /// other workers. A handler's concurrency limit counts its jobs from
+    /// when they are taken. Under a rate limit, a handler's or the queue's
+    /// (they count jobs as they are taken), the worker takes none ahead,
+    /// and a handler that gets throttled has its jobs put back. A drain or
+    /// shutdown puts the jobs taken ahead back at once, in their old place
+    /// and without counting an attempt; if the worker dies, they are
+    /// recovered with its running jobs, and count as stalled as those do
+    /// (see [`max_stalled`](Self::max_stalled)). A job added meanwhile waits
+    /// behind them, however urgent.
+    #[must_use]
+    pub fn prefetch(mut self, jobs: usize) -> Self {
+        self.prefetch = Some(jobs);
         self
     }
 
@@ -302,6 +334,14 @@ impl WorkerBuilder {
             .filter_map(|d| Some((d.name, d.defaults.rate?)))
             .collect();
         rates.sort_by_key(|(name, _)| *name);
+        // Rate limits count jobs as they are taken, not as they start.
+        let limited = !rates.is_empty() || self.config.rate_limit.is_some();
+        let ahead_always = self.config.prefetch.is_some();
+        let ahead = match self.config.prefetch {
+            _ if limited => 0,
+            Some(jobs) => jobs,
+            None => self.config.concurrency.max(16),
+        };
         Ok(Worker {
             shared: Arc::new(Shared {
                 id: worker_id(),
@@ -313,6 +353,8 @@ impl WorkerBuilder {
                 events: self.events,
                 lease: Arc::default(),
                 rates,
+                ahead,
+                ahead_always,
             }),
         })
     }
@@ -339,6 +381,11 @@ struct Shared {
     lease: Arc<LeaseState>,
     /// The handlers' rate limits.
     rates: Vec<(&'static str, RateLimit)>,
+    /// The most jobs taken ahead of free slots (none under a rate limit),
+    /// and whether that many always (`prefetch` set) or as many as end
+    /// during a round trip.
+    ahead: usize,
+    ahead_always: bool,
 }
 
 impl fmt::Debug for Shared {
@@ -390,6 +437,8 @@ impl Worker {
             park: self.shared.config.idle_wait,
             not_before: None,
             cancel_on_start: Vec::new(),
+            taken: VecDeque::new(),
+            pace: Pace::default(),
             lease: self.shared.lease.clone(),
             outage: Outage::default(),
             announced: false,
@@ -629,8 +678,45 @@ struct Loop {
     park: Duration,
     /// No step goes before then: the backend did not answer.
     not_before: Option<tokio::time::Instant>,
-    /// Jobs cancelled while a step that may bring them was on its way.
+    /// Jobs cancelled while a step that may bring them was on its way, or
+    /// while they waited in `taken`.
     cancel_on_start: Vec<JobId>,
+    /// Jobs taken ahead of free slots, in the order they were taken, with
+    /// the lease they were taken under.
+    taken: VecDeque<(JobInfo, u64)>,
+    /// How long steps and attempts take, for how many jobs to take ahead.
+    pace: Pace,
+}
+
+/// Running averages of a step's round trip and an attempt's run, in
+/// seconds (`None`: none measured yet).
+#[derive(Debug, Default)]
+struct Pace {
+    round_trip: Option<f64>,
+    attempt: Option<f64>,
+}
+
+impl Pace {
+    fn note(average: &mut Option<f64>, sample: Duration) {
+        let sample = sample.as_secs_f64();
+        *average = Some(match *average {
+            None => sample,
+            Some(average) => average + (sample - average) / 8.0,
+        });
+    }
+
+    /// How many attempts end during one round trip with `concurrency`
+    /// running, up to `cap`: the jobs worth taking ahead.
+    fn ahead(&self, concurrency: usize, cap: usize) -> usize {
+        match (self.round_trip, self.attempt) {
+            (Some(round_trip), Some(attempt)) => {
+                let ending = concurrency as f64 * round_trip / attempt.max(1e-7);
+                // `as` saturates: a huge ratio is `cap`.
+                (ending.floor() as usize).min(cap)
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// A backend step on its way: what it carries.
@@ -645,6 +731,7 @@ struct Step {
     /// The lease epoch when it was sent, and whether a lease was held.
     epoch: u64,
     held: bool,
+    sent: std::time::Instant,
 }
 
 impl Loop {
@@ -680,7 +767,8 @@ impl Loop {
             while let Some(result) = self.tasks.try_join_next_with_id() {
                 self.settle(result, draining);
             }
-            if draining && self.tasks.is_empty() && self.steps.is_empty() {
+            self.start_taken(&stop);
+            if draining && self.tasks.is_empty() && self.steps.is_empty() && !self.reclaim {
                 break;
             }
             let now = tokio::time::Instant::now();
@@ -688,19 +776,22 @@ impl Loop {
             if !held_back {
                 self.not_before = None;
             }
+            let capacity = if draining {
+                config.concurrency
+            } else {
+                config.concurrency + self.ahead()
+            };
             let free = if draining {
                 0
             } else {
-                config
-                    .concurrency
-                    .saturating_sub(self.tasks.len() + self.reserved)
+                capacity.saturating_sub(self.tasks.len() + self.taken.len() + self.reserved)
             };
             if !held_back && self.steps.is_empty() {
                 // A few slots free while others run: give those a moment
                 // to end too, so that one step settles and refills several.
                 if free > 0
                     && config.concurrency < LINGER_UP_TO
-                    && free * 2 < config.concurrency
+                    && free * 2 < capacity
                     && !self.reclaim
                     && !config.ack_linger.is_zero()
                 {
@@ -718,13 +809,13 @@ impl Loop {
                 }
                 freed_at = None;
                 if self.reclaim {
-                    self.put_back_unreceived().await;
+                    self.put_back_unreceived(draining).await;
                     continue;
                 }
             }
             if !held_back
                 && !self.reclaim
-                && let Some(ask) = self.next_ask(free)
+                && let Some(ask) = self.next_ask(free, capacity)
             {
                 self.send(ask);
                 continue;
@@ -739,10 +830,13 @@ impl Loop {
                     aborted = true;
                     draining = true;
                     self.tasks.abort_all();
+                    // Still under the lease: the hand-back puts them back.
+                    self.drop_taken(|_, _| false);
                 }
                 () = stop.drain.cancelled(), if !draining => {
                     draining = true;
                     tracing::info!(running = self.tasks.len(), "worker draining");
+                    self.put_back_taken(None);
                 }
                 () = self.lease.lost_notify.notified() => {}
                 Some(ids) = cancelled.recv() => self.cancel_running(&ids),
@@ -783,10 +877,11 @@ impl Loop {
     /// How many jobs the next step should ask for, if one should go now:
     /// with no step on its way, as soon as a slot is free (the queue had
     /// jobs at the last look) or a result waits; with one on its way, once
-    /// a full step's share of the slots is free. A step asks for at most
-    /// that share, so that the next one can go while its jobs run.
-    fn next_ask(&self, free: usize) -> Option<usize> {
-        let share = self.shared.config.concurrency.div_ceil(STEPS_IN_FLIGHT);
+    /// a full step's share of the `capacity` (the slots and the jobs taken
+    /// ahead) is free. A step asks for at most that share, so that the next
+    /// one can go while its jobs run.
+    fn next_ask(&self, free: usize, capacity: usize) -> Option<usize> {
+        let share = capacity.div_ceil(STEPS_IN_FLIGHT);
         let ask = free.min(share);
         let send = match self.steps.len() {
             0 => (free > 0 && !self.short) || !self.acks.is_empty(),
@@ -813,6 +908,7 @@ impl Loop {
             epochs,
             epoch: self.lease.epoch(),
             held: self.lease.held.load(Ordering::SeqCst),
+            sent: std::time::Instant::now(),
         };
         self.steps.push_back(Box::pin(async move {
             let mut request = FetchRequest::new(&shared.id, step.asked);
@@ -838,6 +934,7 @@ impl Loop {
         aborted: bool,
     ) {
         self.reserved -= step.asked;
+        Pace::note(&mut self.pace.round_trip, step.sent.elapsed());
         for (name, cap) in &step.limits {
             if let Some(held) = self.reserved_per_handler.get_mut(name) {
                 *held = held.saturating_sub((*cap).min(step.asked));
@@ -878,20 +975,27 @@ impl Loop {
         if !aborted {
             // Aborted: the jobs stay under the lease, and the hand-back
             // puts them back unstarted.
+            let epoch = self.lease.epoch();
             for job in fetched.jobs.into_iter().take(step.asked) {
-                self.start_attempt(job, stop);
+                // A handler's limit counts its jobs from when they are
+                // taken: one taken ahead always finds room when it starts.
+                if let Some(d) = self.shared.handlers.get(job.name.as_str())
+                    && d.defaults.concurrency.is_some()
+                {
+                    *self.per_handler.entry(d.name).or_default() += 1;
+                }
+                self.taken.push_back((job, epoch));
+            }
+            self.start_taken(stop);
+            if stop.drain.is_cancelled() {
+                self.put_back_taken(None);
             }
             if self.steps.is_empty() {
-                // Every step has returned: a cancelled job not started by
-                // now is not this worker's.
-                self.cancel_on_start.clear();
-            }
-            if got > 1 {
-                // Tokio runs the task spawned last before the others (its
-                // "LIFO slot"), which would start the least urgent job of
-                // the batch first. A task spawned after them takes that
-                // place, so the batch starts in the order it was taken.
-                tokio::spawn(async {});
+                // Every step has returned: a cancelled job neither started
+                // nor taken ahead by now is not this worker's.
+                let taken = &self.taken;
+                self.cancel_on_start
+                    .retain(|id| taken.iter().any(|(job, _)| job.id == *id));
             }
         }
         if got > step.asked {
@@ -927,9 +1031,76 @@ impl Loop {
         }
     }
 
-    /// After a failed step, with no other on its way: puts back the jobs
-    /// the backend holds for this worker that it never received.
-    async fn put_back_unreceived(&mut self) {
+    /// Starts jobs taken ahead while slots are free, in the order they were
+    /// taken.
+    fn start_taken(&mut self, stop: &Stop) {
+        let epoch = self.lease.epoch();
+        let mut started = 0;
+        while self.tasks.len() < self.shared.config.concurrency {
+            let Some((job, taken_under)) = self.taken.pop_front() else {
+                break;
+            };
+            if taken_under == epoch {
+                self.start_attempt(job, stop);
+                started += 1;
+            } else {
+                self.untake(&job);
+            }
+        }
+        if started > 0 {
+            // Tokio runs the task spawned last before the others (its
+            // "LIFO slot"), which would start the least urgent job of the
+            // batch, or one started after it without a yield between, first.
+            // A task spawned after them takes that place, so the jobs start
+            // in the order they were taken.
+            tokio::spawn(async {});
+        }
+    }
+
+    /// Gives up the jobs taken ahead (those of handler `name`, or all):
+    /// with no step on its way, `put_back_unreceived` puts them back.
+    fn put_back_taken(&mut self, name: Option<&str>) {
+        if self.drop_taken(|job, _| name.is_some_and(|name| job.name != name)) {
+            self.reclaim = true;
+        }
+    }
+
+    /// Drops the jobs taken ahead that `keep` does not keep; says whether
+    /// any were dropped.
+    fn drop_taken(&mut self, keep: impl Fn(&JobInfo, u64) -> bool) -> bool {
+        let (kept, dropped): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.taken)
+            .into_iter()
+            .partition(|(job, epoch)| keep(job, *epoch));
+        self.taken = kept;
+        for (job, _) in &dropped {
+            self.untake(job);
+        }
+        !dropped.is_empty()
+    }
+
+    /// A job taken ahead leaves without starting: its handler's limit no
+    /// longer counts it.
+    fn untake(&mut self, job: &JobInfo) {
+        if let Some(count) = self.per_handler.get_mut(job.name.as_str()) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// How many jobs to take ahead of free slots now.
+    fn ahead(&self) -> usize {
+        let shared = &self.shared;
+        if shared.ahead_always {
+            shared.ahead
+        } else {
+            self.pace.ahead(shared.config.concurrency, shared.ahead)
+        }
+    }
+
+    /// After a failed step, or once jobs taken ahead were given up, with no
+    /// step on its way: puts back the jobs the backend holds for this
+    /// worker that it does not run. While draining, a failure leaves them
+    /// to the hand-back.
+    async fn put_back_unreceived(&mut self, draining: bool) {
         let shared = self.shared.clone();
         let known = self.known();
         match shared
@@ -946,6 +1117,9 @@ impl Loop {
             Err(error) => {
                 let wait = self.outage.failed("putting back unreceived jobs", &error);
                 self.not_before = Some(tokio::time::Instant::now() + wait);
+                if draining {
+                    self.reclaim = false;
+                }
             }
         }
     }
@@ -995,13 +1169,14 @@ impl Loop {
         }
     }
 
-    /// The jobs this worker knows: those it runs and those whose results
-    /// it has yet to send.
+    /// The jobs this worker knows: those it runs, those taken ahead and
+    /// those whose results it has yet to send.
     fn known(&self) -> Vec<JobId> {
         self.slots
             .iter()
             .flatten()
             .map(|slot| slot.id.clone())
+            .chain(self.taken.iter().map(|(job, _)| job.id.clone()))
             .chain(self.acks.iter().map(|(ack, _)| ack.id().clone()))
             .collect()
     }
@@ -1052,8 +1227,8 @@ impl Loop {
     }
 
     /// Fires the tokens of running jobs `ids` that were cancelled. A job
-    /// not running here yet may be on its way in a step: its token fires as
-    /// it starts.
+    /// not running here yet may be taken ahead or on its way in a step: its
+    /// token fires as it starts.
     fn cancel_running(&mut self, ids: &[JobId]) {
         for id in ids {
             match self.slots.iter_mut().flatten().find(|slot| &slot.id == id) {
@@ -1062,7 +1237,11 @@ impl Loop {
                     slot.user_cancelled = true;
                     slot.cancel.cancel();
                 }
-                None if !self.steps.is_empty() => self.cancel_on_start.push(id.clone()),
+                None if !self.steps.is_empty()
+                    || self.taken.iter().any(|(job, _)| job.id == *id) =>
+                {
+                    self.cancel_on_start.push(id.clone());
+                }
                 None => {}
             }
         }
@@ -1082,6 +1261,7 @@ impl Loop {
                 stopped.push(slot.id.clone());
             }
         }
+        self.drop_taken(|_, e| e > epoch);
         let before = self.acks.len();
         self.acks.retain(|(_, e)| *e > epoch);
         tracing::error!(
@@ -1154,9 +1334,6 @@ impl Loop {
             ));
             return;
         };
-        if descriptor.defaults.concurrency.is_some() {
-            *self.per_handler.entry(descriptor.name).or_default() += 1;
-        }
         let waited = std::time::SystemTime::now()
             .duration_since(job.due_at)
             .unwrap_or(Duration::ZERO);
@@ -1241,7 +1418,10 @@ impl Loop {
                     retry_in: None,
                 },
             },
-            Ok(done) => done,
+            Ok(done) => {
+                Pace::note(&mut self.pace.attempt, done.elapsed);
+                done
+            }
             // Aborted at the shutdown deadline: the job stays under the
             // lease and `release` puts it back.
             Err(error) if error.is_cancelled() => return,
@@ -1302,6 +1482,7 @@ impl Loop {
                 if let Some(pause) = throttle {
                     self.throttled
                         .insert(slot.name, tokio::time::Instant::now() + pause);
+                    self.put_back_taken(Some(slot.name));
                 }
                 Ack::Deferred {
                     id: slot.id,
@@ -1580,4 +1761,41 @@ fn worker_id() -> String {
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pace(round_trip_us: u64, attempt_us: u64) -> Pace {
+        let mut pace = Pace::default();
+        Pace::note(&mut pace.round_trip, Duration::from_micros(round_trip_us));
+        Pace::note(&mut pace.attempt, Duration::from_micros(attempt_us));
+        pace
+    }
+
+    #[test]
+    fn jobs_are_taken_ahead_as_many_as_end_during_a_round_trip() {
+        // Nothing measured yet: nothing ahead.
+        assert_eq!(Pace::default().ahead(10, 16), 0);
+        // 200 µs round trips, 50 µs attempts, 2 slots: 8 end meanwhile.
+        assert_eq!(pace(200, 50).ahead(2, 16), 8);
+        // Attempts longer than a round trip: none ahead at one slot.
+        assert_eq!(pace(200, 5_000).ahead(1, 16), 0);
+        // Instant attempts: the cap.
+        assert_eq!(pace(200, 0).ahead(1, 16), 16);
+        assert_eq!(pace(200, 1).ahead(100, 100), 100);
+    }
+
+    #[test]
+    fn the_averages_follow_the_samples() {
+        let mut average = None;
+        Pace::note(&mut average, Duration::from_millis(8));
+        assert_eq!(average, Some(0.008));
+        for _ in 0..200 {
+            Pace::note(&mut average, Duration::from_millis(1));
+        }
+        let average = average.unwrap();
+        assert!((average - 0.001).abs() < 1e-6, "{average}");
+    }
 }
