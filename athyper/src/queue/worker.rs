@@ -89,7 +89,8 @@ pub struct WorkerConfig {
     /// too, so that one backend step settles and refills several.
     pub ack_linger: Duration,
     /// The most jobs taken ahead of free slots whatever the pace (`None`:
-    /// as many as end during a round trip, up to the concurrency or 16).
+    /// as many as end during a round trip, up to four times the concurrency
+    /// or 64).
     pub prefetch: Option<usize>,
 }
 
@@ -171,10 +172,11 @@ impl WorkerConfig {
     /// were taken, and start as slots free, so that one step settles and
     /// takes many jobs however few slots there are. Unset (the default),
     /// the worker takes as many ahead as its running attempts end during
-    /// one round trip to the backend, measured as it runs, up to its
-    /// concurrency or 16, whichever is more: none while attempts take
-    /// longer than a round trip each, so slow jobs are not held back from
-    /// other workers. A handler's concurrency limit counts its jobs from
+    /// one round trip to the backend, measured as it runs, up to four times
+    /// its concurrency or 64, whichever is more: none while attempts take
+    /// longer than a round trip each, so that slow jobs are not held back
+    /// from other workers, and a job taken ahead starts within about one
+    /// round trip. A handler's concurrency limit counts its jobs from
     /// when they are taken. Under a rate limit, a handler's or the queue's
     /// (they count jobs as they are taken), the worker takes none ahead,
     /// and a handler that gets throttled has its jobs put back. A drain or
@@ -340,7 +342,7 @@ impl WorkerBuilder {
         let ahead = match self.config.prefetch {
             _ if limited => 0,
             Some(jobs) => jobs,
-            None => self.config.concurrency.max(16),
+            None => (self.config.concurrency * 4).max(64),
         };
         Ok(Worker {
             shared: Arc::new(Shared {

@@ -122,6 +122,8 @@ local function delay(id, due)
 end
 -- Ids settled by an ack of this step: another ack of one is a repeat.
 local settled_here = {}
+-- Records of completed jobs that keep nothing.
+local completed_records = {}
 for k, at in ipairs(acks) do
   -- id, kind c|f|r, attempt, ms, text, number (see the top); numbers are
   -- read where a branch needs them.
@@ -146,8 +148,11 @@ for k, at in ipairs(acks) do
     local cancelled = st and st[4] == '1'
     local record, allowed
     if kind == 'c' and p and name and not cancelled and keep_c == 0 then
-      -- Dropped at once: the record's removal says whether it was there.
-      record = redis.call('HDEL', K .. ':jobs', id) == 1
+      -- Dropped with the step's others in one `HDEL` below. The step that
+      -- took the job read its record, and no script removes a running
+      -- job's; were one missing, the job completed all the same.
+      completed_records[#completed_records + 1] = id
+      record = true
     elseif kind == 'c' and p and name then
       -- A completion needs no more of the record than that it is there.
       record = redis.call('HEXISTS', K .. ':jobs', id) == 1
@@ -251,6 +256,7 @@ for k, at in ipairs(acks) do
     end
   end
 end
+in_chunks('HDEL', K .. ':jobs', completed_records)
 flush_dropped()
 flush_finished()
 if delayed_at and (not first[2] or delayed_at < tonumber(first[2])) then
