@@ -297,12 +297,11 @@ pub async fn jobs_taken_ahead_wait_their_turn_and_go_back_on_drain(backend: Shar
     let config = WorkerConfig::default().concurrency(1).prefetch(3);
     let worker = start_worker_with(&backend, &probe, config);
     q.resume().await.unwrap();
-    eventually(
+    until_counted(
+        &q,
         "the worker to take every job, three of them ahead",
-        || async {
-            let counts = q.counts().await.unwrap();
-            (counts.active(), counts.waiting()) == (4, 0)
-        },
+        4,
+        0,
     )
     .await;
     assert!(
@@ -311,12 +310,11 @@ pub async fn jobs_taken_ahead_wait_their_turn_and_go_back_on_drain(backend: Shar
     );
 
     let drain = tokio::spawn(worker.shutdown(PATIENCE));
-    eventually(
+    until_counted(
+        &q,
         "the jobs taken ahead to go back while the first runs",
-        || async {
-            let counts = q.counts().await.unwrap();
-            (counts.active(), counts.waiting()) == (1, 3)
-        },
+        1,
+        3,
     )
     .await;
     assert!(probe.entries().is_empty());
@@ -341,6 +339,15 @@ pub async fn jobs_taken_ahead_wait_their_turn_and_go_back_on_drain(backend: Shar
     assert_eq!(probe.entries(), ["first", "second", "third", "fourth"]);
 }
 
+/// Waits until `q` counts `active` running jobs and `waiting` ones.
+async fn until_counted(q: &Queue, what: &str, active: u64, waiting: u64) {
+    eventually(what, || async {
+        let counts = q.counts().await.unwrap();
+        (counts.active(), counts.waiting()) == (active, waiting)
+    })
+    .await;
+}
+
 /// A job cancelled while it waits, taken ahead, for a slot starts with its
 /// token fired and ends cancelled, not retried; the jobs around it run.
 pub async fn a_job_cancelled_while_taken_ahead_is_cancelled(backend: SharedBackend) {
@@ -355,11 +362,7 @@ pub async fn a_job_cancelled_while_taken_ahead_is_cancelled(backend: SharedBacke
     let config = WorkerConfig::default().concurrency(1).prefetch(2);
     let worker = start_worker_with(&backend, &probe, config);
     q.resume().await.unwrap();
-    eventually(
-        "the worker to take every job, two of them ahead",
-        || async { q.counts().await.unwrap().active() == 3 },
-    )
-    .await;
+    until_counted(&q, "the worker to take every job, two of them ahead", 3, 0).await;
     assert_eq!(q.cancel(&id).await.unwrap(), Cancel::Requested);
     // Time for the cancellation to reach the worker before the job can
     // start (were it to come later, the running job would stop the same).
