@@ -936,7 +936,6 @@ impl Loop {
         aborted: bool,
     ) {
         self.reserved -= step.asked;
-        Pace::note(&mut self.pace.round_trip, step.sent.elapsed());
         for (name, cap) in &step.limits {
             if let Some(held) = self.reserved_per_handler.get_mut(name) {
                 *held = held.saturating_sub((*cap).min(step.asked));
@@ -962,6 +961,8 @@ impl Loop {
                 return;
             }
         };
+        // Only steps that went through say how long a round trip takes.
+        Pace::note(&mut self.pace.round_trip, step.sent.elapsed());
         self.outage.recovered();
         if !self.announced {
             self.announce().await;
