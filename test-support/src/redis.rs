@@ -103,16 +103,18 @@ fn scratch_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// Kills `pid` once this test process exits, so a server kept in a static
-/// (which is never dropped) does not outlive the tests. A server that ends
-/// first is left alone: its pid may belong to another process by then.
-fn reap_with_this_process(pid: u32) {
+/// Kills `pid` once this test process exits, and removes the server's
+/// `dir`, so that a server kept in a static (which is never dropped)
+/// outlives neither the tests nor their files. A server that ends first is
+/// left alone: its pid may belong to another process by then.
+fn reap_with_this_process(pid: u32, dir: &Path) {
     let me = std::process::id();
     let script = format!(
-        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill -0 {me} 2>/dev/null || kill -9 {pid} 2>/dev/null"
+        "while kill -0 {me} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill -0 {me} 2>/dev/null || {{ kill -9 {pid} 2>/dev/null; rm -rf -- \"$0\"; }}"
     );
     let _ = Command::new("sh")
         .args(["-c", &script])
+        .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -349,7 +351,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
-        reap_with_this_process(child.id());
+        reap_with_this_process(child.id(), &self.dir);
         let give_up = Instant::now() + START_DEADLINE;
         loop {
             if let Some(status) = child.try_wait().expect("try_wait on redis-server") {
