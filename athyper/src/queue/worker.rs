@@ -338,11 +338,10 @@ impl WorkerBuilder {
         rates.sort_by_key(|(name, _)| *name);
         // Rate limits count jobs as they are taken, not as they start.
         let limited = !rates.is_empty() || self.config.rate_limit.is_some();
-        let ahead_always = self.config.prefetch.is_some();
         let ahead = match self.config.prefetch {
-            _ if limited => 0,
-            Some(jobs) => jobs,
-            None => (self.config.concurrency * 4).max(64),
+            _ if limited => Ahead::Fixed(0),
+            Some(jobs) => Ahead::Fixed(jobs),
+            None => Ahead::Paced((self.config.concurrency * 4).max(64)),
         };
         Ok(Worker {
             shared: Arc::new(Shared {
@@ -356,7 +355,6 @@ impl WorkerBuilder {
                 lease: Arc::default(),
                 rates,
                 ahead,
-                ahead_always,
             }),
         })
     }
@@ -383,11 +381,17 @@ struct Shared {
     lease: Arc<LeaseState>,
     /// The handlers' rate limits.
     rates: Vec<(&'static str, RateLimit)>,
-    /// The most jobs taken ahead of free slots (none under a rate limit),
-    /// and whether that many always (`prefetch` set) or as many as end
-    /// during a round trip.
-    ahead: usize,
-    ahead_always: bool,
+    /// How many jobs to take ahead of free slots.
+    ahead: Ahead,
+}
+
+/// How many jobs a worker takes ahead of its free slots.
+#[derive(Clone, Copy, Debug)]
+enum Ahead {
+    /// That many (`prefetch` set, or none under a rate limit).
+    Fixed(usize),
+    /// As many as end during a round trip, up to that many.
+    Paced(usize),
 }
 
 impl fmt::Debug for Shared {
@@ -778,11 +782,8 @@ impl Loop {
             if !held_back {
                 self.not_before = None;
             }
-            let capacity = if draining {
-                config.concurrency
-            } else {
-                config.concurrency + self.ahead()
-            };
+            // The slots and the jobs worth taking ahead of them.
+            let capacity = config.concurrency + self.ahead();
             let free = if draining {
                 0
             } else {
@@ -1091,11 +1092,9 @@ impl Loop {
 
     /// How many jobs to take ahead of free slots now.
     fn ahead(&self) -> usize {
-        let shared = &self.shared;
-        if shared.ahead_always {
-            shared.ahead
-        } else {
-            self.pace.ahead(shared.config.concurrency, shared.ahead)
+        match self.shared.ahead {
+            Ahead::Fixed(jobs) => jobs,
+            Ahead::Paced(cap) => self.pace.ahead(self.shared.config.concurrency, cap),
         }
     }
 

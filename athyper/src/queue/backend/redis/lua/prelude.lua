@@ -468,10 +468,6 @@ local function to_waiting_ok(name)
   return t == 'none' or t == 'zset'
 end
 
--- Removes a job and its keys; `state` is where it was counted.
--- `parent` false says it is known to have no children (a flow's parent
--- keeps them in K:kids and K:ch), which saves deleting keys that are not
--- there.
 -- Keys of dropped jobs, deleted together by `flush_dropped`.
 local dropped = {}
 
@@ -482,6 +478,9 @@ local function flush_dropped()
 end
 
 -- Notes the keys of job `id` but its record for `flush_dropped`.
+-- `parent` false says it is known to have no children (a flow's parent
+-- keeps them in K:kids and K:ch), which saves deleting keys that are not
+-- there.
 local function drop_keys(id, parent)
   dropped[#dropped + 1] = K .. ':j:' .. id
   dropped[#dropped + 1] = K .. ':e:' .. id
@@ -498,6 +497,8 @@ local function priority_of(id)
   return (st and tonumber(st[1])) or (header(redis.call('HGET', K .. ':jobs', id)))
 end
 
+-- Removes a job and its keys; `state` is where it was counted, at
+-- priority `p` where the caller knows it.
 local function drop(id, state, p, parent)
   p = p or priority_of(id)
   redis.call('HDEL', K .. ':jobs', id)
